@@ -1,0 +1,47 @@
+# Two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# A fresh MariaDB database per test run, dropped afterwards (see tests/conftest.py).
+TEST_MYSQL_URL ?= mysql://root:@127.0.0.1:3306
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+
+.PHONY: run test lint typecheck pytest pytest-sqlite install install-test clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+run: install
+	$(BIN)/fitnus up
+
+test: install-test lint typecheck pytest pytest-sqlite
+
+lint: install-test
+	$(BIN)/ruff check .
+
+typecheck: install-test
+	$(BIN)/mypy
+
+pytest: install-test
+	FITNUS_TEST_DATABASE=mysql FITNUS_TEST_MYSQL_URL=$(TEST_MYSQL_URL) \
+	FITNUS_TEST_REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest -q
+
+# The embedded default must stay honest: the portable subset again, on SQLite.
+pytest-sqlite: install-test
+	FITNUS_TEST_DATABASE=sqlite FITNUS_TEST_REDIS_URL=$(TEST_REDIS_URL) \
+	$(BIN)/pytest -q -m portable
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,1 @@
+"""FitNus domain: plain async Python, no web or queue imports."""

@@ -1,0 +1,3 @@
+from fitnus.cli import main
+
+main()

@@ -1,0 +1,72 @@
+"""Access tokens (JWT) and refresh tokens (opaque, stored hashed).
+
+Only the configured algorithm is accepted when decoding: ``alg: none``, another
+algorithm, another key, a tampered or expired token all fail the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import jwt
+
+from fitnus.accounts.models import Role
+from fitnus.errors import NotAuthenticated
+
+REFRESH_TOKEN_BYTES = 32
+REQUIRED_CLAIMS = ["sub", "role", "iat", "exp", "jti", "iss", "aud"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling, as the access token says."""
+
+    user_id: int
+    role: Role
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccessTokens:
+    secret: str
+    algorithm: str
+    issuer: str
+    audience: str
+    ttl_seconds: int
+
+    def issue(self, *, user_id: int, role: Role, now: datetime) -> str:
+        claims = {
+            "sub": str(user_id),
+            "role": role.value,
+            "iat": now,
+            "exp": now + timedelta(seconds=self.ttl_seconds),
+            "jti": uuid.uuid4().hex,
+            "iss": self.issuer,
+            "aud": self.audience,
+        }
+        return jwt.encode(claims, self.secret, algorithm=self.algorithm)
+
+    def verify(self, token: str) -> Principal:
+        try:
+            claims = jwt.decode(
+                token,
+                self.secret,
+                algorithms=[self.algorithm],
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require": REQUIRED_CLAIMS},
+            )
+            return Principal(user_id=int(claims["sub"]), role=Role(claims["role"]))
+        except (jwt.InvalidTokenError, ValueError, TypeError) as exc:
+            raise NotAuthenticated("the access token is invalid or expired") from exc
+
+
+def new_refresh_token() -> str:
+    return secrets.token_urlsafe(REFRESH_TOKEN_BYTES)
+
+
+def refresh_token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

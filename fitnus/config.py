@@ -1,0 +1,150 @@
+"""Settings, read once from the environment into one typed object.
+
+Every default is safe for the embedded mode (`fitnus up` on a laptop): an SQLite
+file and an embedded Redis server under ``./var/``, a generated JWT secret.
+Production must say what it wants: ``FITNUS_ENV=production`` without an explicit
+``JWT_SECRET`` refuses to start.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from fitnus.errors import ConfigurationError
+
+JWT_SECRET_FILE = "jwt-secret"  # noqa: S105 - a file name
+JWT_SECRET_BYTES = 48
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    env: str = "development"
+    var_dir: Path = Path("var")
+    database_url: str = "sqlite://var/fitnus.sqlite3"
+    # None means "the embedded Redis server under var_dir" (see fitnus.embedded_redis).
+    redis_url: str | None = None
+    redis_key_prefix: str = "fitnus:"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    jwt_secret: str = field(default="", repr=False)
+    jwt_algorithm: str = "HS256"
+    jwt_issuer: str = "fitnus"
+    jwt_audience: str = "fitnus-api"
+    access_token_ttl_seconds: int = 15 * 60
+    refresh_token_ttl_seconds: int = 14 * 24 * 3600
+    login_failures_per_email: int = 5
+    login_failures_per_address: int = 100
+    login_failure_window_seconds: int = 15 * 60
+    password_hash_time_cost: int = 3
+    password_hash_memory_kib: int = 64 * 1024
+    worker_processes: int = 1
+    worker_threads: int = 8
+    worker_metrics_port: int = 9191
+    web_processes: int = 1
+    command_redrive_after_seconds: int = 30
+    scheduler_lease_seconds: int = 15
+    time_zone: str = "Asia/Seoul"
+    log_level: str = "INFO"
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def dramatiq_namespace(self) -> str:
+        return f"{self.redis_key_prefix}dramatiq"
+
+
+_INT_FIELDS = {
+    "HTTP_PORT": "http_port",
+    "ACCESS_TOKEN_TTL_SECONDS": "access_token_ttl_seconds",
+    "REFRESH_TOKEN_TTL_SECONDS": "refresh_token_ttl_seconds",
+    "LOGIN_FAILURES_PER_EMAIL": "login_failures_per_email",
+    "LOGIN_FAILURES_PER_ADDRESS": "login_failures_per_address",
+    "LOGIN_FAILURE_WINDOW_SECONDS": "login_failure_window_seconds",
+    "PASSWORD_HASH_TIME_COST": "password_hash_time_cost",
+    "PASSWORD_HASH_MEMORY_KIB": "password_hash_memory_kib",
+    "WORKER_PROCESSES": "worker_processes",
+    "WORKER_THREADS": "worker_threads",
+    "WORKER_METRICS_PORT": "worker_metrics_port",
+    "WEB_PROCESSES": "web_processes",
+    "COMMAND_REDRIVE_AFTER_SECONDS": "command_redrive_after_seconds",
+    "SCHEDULER_LEASE_SECONDS": "scheduler_lease_seconds",
+}
+
+_STR_FIELDS = {
+    "FITNUS_ENV": "env",
+    "DATABASE_URL": "database_url",
+    "REDIS_URL": "redis_url",
+    "REDIS_KEY_PREFIX": "redis_key_prefix",
+    "HTTP_HOST": "http_host",
+    "JWT_SECRET": "jwt_secret",
+    "JWT_ALGORITHM": "jwt_algorithm",
+    "JWT_ISSUER": "jwt_issuer",
+    "JWT_AUDIENCE": "jwt_audience",
+    "FITNUS_TIME_ZONE": "time_zone",
+    "LOG_LEVEL": "log_level",
+}
+
+# Symmetric algorithms only: the secret is shared by every web process. An
+# asymmetric key pair would need key files; add it when a second issuer exists.
+SUPPORTED_JWT_ALGORITHMS = ("HS256", "HS384", "HS512")
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the environment once; resolve the JWT secret for local runs."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for name, attr in _STR_FIELDS.items():
+        if env.get(name):
+            values[attr] = env[name]
+    for name, attr in _INT_FIELDS.items():
+        if env.get(name):
+            try:
+                values[attr] = int(env[name])
+            except ValueError as exc:
+                raise ConfigurationError(f"{name} must be an integer, got {env[name]!r}") from exc
+    if env.get("FITNUS_VAR_DIR"):
+        values["var_dir"] = Path(env["FITNUS_VAR_DIR"])
+    settings = Settings(**values)  # type: ignore[arg-type]
+    _validate(settings)
+    if not settings.jwt_secret:
+        settings = _with_local_jwt_secret(settings)
+    return settings
+
+
+def _validate(settings: Settings) -> None:
+    if settings.jwt_algorithm not in SUPPORTED_JWT_ALGORITHMS:
+        raise ConfigurationError(
+            f"JWT_ALGORITHM must be one of {', '.join(SUPPORTED_JWT_ALGORITHMS)}"
+        )
+    if settings.is_production and not settings.jwt_secret:
+        raise ConfigurationError("FITNUS_ENV=production requires an explicit JWT_SECRET")
+    if settings.jwt_secret and len(settings.jwt_secret) < 32:
+        raise ConfigurationError("JWT_SECRET must be at least 32 characters")
+
+
+def _with_local_jwt_secret(settings: Settings) -> Settings:
+    """Generate the secret once into var/ so every local process shares it.
+
+    Written to a temporary file and hard-linked into place, so a process
+    starting at the same moment reads either nothing or the whole secret.
+    """
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.var_dir / JWT_SECRET_FILE
+    if not path.exists():
+        candidate = settings.var_dir / f".{JWT_SECRET_FILE}.{os.getpid()}"
+        fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(JWT_SECRET_BYTES))
+        try:
+            os.link(candidate, path)
+        except FileExistsError:
+            pass
+        finally:
+            candidate.unlink()
+    return replace(settings, jwt_secret=path.read_text().strip())

@@ -1,0 +1,134 @@
+"""Tortoise set-up shared by web, worker, scheduler and the CLI.
+
+Each process opens one ``TortoiseContext`` and enters it where its work runs
+(a web middleware, a worker middleware), instead of a process-global fallback:
+tests run a web app and a worker in one process, each on its own event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from tortoise.context import TortoiseContext, _current_context
+from tortoise.migrations.api import migrate as run_migrations
+
+from fitnus.errors import ConfigurationError
+
+APP_LABEL = "fitnus"
+MODEL_MODULES = [
+    "fitnus.accounts.models",
+    "fitnus.commands.models",
+    "fitnus.notifications.models",
+]
+MIGRATIONS_MODULE = "fitnus.migrations"
+
+# MySQL drops idle connections after wait_timeout (8 h by default; often much
+# less behind proxies): recycle pooled connections well before that.
+MYSQL_DEFAULTS = {"pool_recycle": "1800", "minsize": "1", "maxsize": "20", "charset": "utf8mb4"}
+# Several local processes share one SQLite file: wait for the writer instead of
+# failing with "database is locked".
+SQLITE_DEFAULTS = {"busy_timeout": "5000"}
+
+
+def database_url_with_defaults(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme == "mysql":
+        defaults = MYSQL_DEFAULTS
+    elif parts.scheme == "sqlite":
+        defaults = SQLITE_DEFAULTS
+    else:
+        raise ConfigurationError(f"DATABASE_URL scheme must be mysql or sqlite, got {parts.scheme}")
+    query = dict(defaults) | dict(parse_qsl(parts.query))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def tortoise_config(database_url: str) -> dict[str, Any]:
+    return {
+        "connections": {"default": database_url_with_defaults(database_url)},
+        "apps": {
+            APP_LABEL: {
+                "models": MODEL_MODULES,
+                "migrations": MIGRATIONS_MODULE,
+                "default_connection": "default",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+# The config `tortoise makemigrations` reads (`-c fitnus.db.MIGRATIONS_CONFIG`):
+# migration files are generated from the models, independent of any database.
+MIGRATIONS_CONFIG = tortoise_config("sqlite://:memory:")
+
+
+async def open_database(database_url: str) -> TortoiseContext:
+    """Initialise a context; connections open lazily on the loop that first uses them."""
+    context = TortoiseContext()
+    with activated(context):
+        await context.init(config=tortoise_config(database_url))
+    return context
+
+
+@contextmanager
+def activated(context: TortoiseContext) -> Iterator[TortoiseContext]:
+    """Make ``context`` the current one for this task or thread only.
+
+    ``TortoiseContext.__enter__`` keeps a single reset token on the context
+    object, which concurrent requests sharing one context overwrite; this
+    keeps the token on the stack instead.
+    """
+    token = _current_context.set(context)
+    try:
+        yield context
+    finally:
+        _current_context.reset(token)
+
+
+@asynccontextmanager
+async def database(database_url: str) -> AsyncIterator[TortoiseContext]:
+    context = await open_database(database_url)
+    try:
+        with activated(context):
+            yield context
+    finally:
+        await context.close_connections()
+
+
+async def migrate(database_url: str) -> None:
+    """Apply every pending migration; running it again changes nothing."""
+    await ensure_database_exists(database_url)
+    async with database(database_url):
+        await run_migrations(config=tortoise_config(database_url))
+
+
+async def ensure_database_exists(database_url: str) -> None:
+    parts = urlsplit(database_url)
+    if parts.scheme != "mysql":
+        return
+    import aiomysql
+
+    name = parts.path.lstrip("/")
+    if not name.replace("_", "").isalnum():
+        raise ConfigurationError(f"database name {name!r} must be letters, digits and _")
+    connection = await aiomysql.connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 3306,
+        user=parts.username or "root",
+        password=parts.password or "",
+    )
+    try:
+        async with connection.cursor() as cursor:
+            await cursor.execute(
+                f"CREATE DATABASE IF NOT EXISTS `{name}` "
+                "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+            )
+    finally:
+        connection.close()
+
+
+async def ping(context: TortoiseContext) -> None:
+    await context.connections.get("default").execute_query("SELECT 1")

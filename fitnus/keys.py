@@ -1,0 +1,23 @@
+"""Redis key builders: one function per kind of key, all under one prefix, so
+test runs and tenants never collide."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str
+
+    def login_failures_by_email(self, email: str) -> str:
+        return f"{self.prefix}login-failures:email:{email}"
+
+    def login_failures_by_address(self, address: str) -> str:
+        return f"{self.prefix}login-failures:address:{address}"
+
+    def command_channel(self, command_id: str) -> str:
+        return f"{self.prefix}command:{command_id}"
+
+    def scheduler_leader(self) -> str:
+        return f"{self.prefix}scheduler:leader"

@@ -1,0 +1,1 @@
+"""The APScheduler process: triggers that only enqueue actors, leader-elected."""

@@ -1,0 +1,28 @@
+"""Each job only enqueues an actor; the actor does the work, idempotently."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from apscheduler.triggers.interval import IntervalTrigger
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    trigger: Any
+    enqueue: Callable[[], Any]
+
+
+def jobs() -> list[Job]:
+    from actors.commands import redrive_pending_commands
+
+    return [
+        Job(
+            name="redrive-pending-commands",
+            trigger=IntervalTrigger(seconds=30),
+            enqueue=redrive_pending_commands.send,
+        ),
+    ]

@@ -1,0 +1,1 @@
+"""The aiohttp front end: validate, authenticate, authorize, delegate."""

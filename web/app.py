@@ -1,0 +1,130 @@
+"""The composition root of the web tier."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from swagger_ui import api_doc
+
+from fitnus.accounts.passwords import Passwords
+from fitnus.accounts.service import Accounts
+from fitnus.accounts.throttle import LoginThrottle
+from fitnus.accounts.tokens import AccessTokens
+from fitnus.clock import Clock, system_clock
+from fitnus.commands.outcomes import OutcomeListener
+from fitnus.commands.service import Dispatch
+from fitnus.config import Settings
+from fitnus.db import open_database
+from fitnus.keys import Keys
+from fitnus.redis_client import open_redis
+from web import accounts, commands, operations
+from web.errors import problem_middleware
+from web.keys import (
+    ACCESS_TOKENS,
+    ACCOUNTS,
+    CLOCK,
+    DATABASE,
+    KEYS,
+    METRICS,
+    OUTCOMES,
+    REDIS,
+    SETTINGS,
+)
+from web.limits import MAX_BODY_BYTES
+from web.middleware import HttpMetrics, database_middleware, request_id_middleware
+from web.openapi import openapi_document
+from web.routing import Api
+
+APIS: tuple[Api, ...] = (accounts.api, commands.api, operations.api)
+API_TITLE = "FitNus"
+API_VERSION = "1.0.0"
+
+
+def create_app(
+    settings: Settings, *, redis_url: str, dispatch: Dispatch, clock: Clock = system_clock
+) -> web.Application:
+    registry = CollectorRegistry()
+    app = web.Application(
+        client_max_size=MAX_BODY_BYTES,
+        middlewares=[
+            request_id_middleware,
+            HttpMetrics(registry).middleware(),
+            problem_middleware,
+            database_middleware,
+        ],
+    )
+    app[SETTINGS] = settings
+    app[CLOCK] = clock
+    app[KEYS] = Keys(settings.redis_key_prefix)
+    app[METRICS] = registry
+    app[ACCESS_TOKENS] = AccessTokens(
+        secret=settings.jwt_secret,
+        algorithm=settings.jwt_algorithm,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        ttl_seconds=settings.access_token_ttl_seconds,
+    )
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_redis(redis_url))
+    app.cleanup_ctx.append(_accounts(dispatch))
+
+    endpoints = [endpoint for api in APIS for endpoint in api.endpoints]
+    for api in APIS:
+        api.install(app.router)
+    document = openapi_document(endpoints, title=API_TITLE, version=API_VERSION)
+
+    async def openapi_json(request: web.Request) -> web.Response:
+        return web.json_response(document)
+
+    app.router.add_get("/openapi.json", openapi_json)
+    api_doc(app, config_rel_url="/openapi.json", url_prefix="/docs", title="FitNus API")
+    return app
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    database = await open_database(app[SETTINGS].database_url)
+    app[DATABASE] = database
+    yield
+    await database.close_connections()
+
+
+def _redis(redis_url: str) -> Any:
+    async def open_and_listen(app: web.Application) -> AsyncIterator[None]:
+        redis = open_redis(redis_url)
+        app[REDIS] = redis
+        outcomes = OutcomeListener(redis=redis, keys=app[KEYS])
+        await outcomes.start()
+        app[OUTCOMES] = outcomes
+        yield
+        await outcomes.stop()
+        await redis.aclose()
+
+    return open_and_listen
+
+
+def _accounts(dispatch: Dispatch) -> Any:
+    async def build(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        app[ACCOUNTS] = Accounts(
+            passwords=Passwords(
+                time_cost=settings.password_hash_time_cost,
+                memory_kib=settings.password_hash_memory_kib,
+            ),
+            access_tokens=app[ACCESS_TOKENS],
+            throttle=LoginThrottle(
+                redis=app[REDIS],
+                keys=app[KEYS],
+                failures_per_email=settings.login_failures_per_email,
+                failures_per_address=settings.login_failures_per_address,
+                window_seconds=settings.login_failure_window_seconds,
+            ),
+            refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
+            clock=app[CLOCK],
+            dispatch=dispatch,
+        )
+        yield
+
+    return build

@@ -1,0 +1,25 @@
+"""Typed keys for what the app holds; filled by create_app's cleanup contexts."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+from tortoise.context import TortoiseContext
+
+from fitnus.accounts.service import Accounts
+from fitnus.accounts.tokens import AccessTokens
+from fitnus.clock import Clock
+from fitnus.commands.outcomes import OutcomeListener
+from fitnus.config import Settings
+from fitnus.keys import Keys
+
+SETTINGS = web.AppKey("settings", Settings)
+CLOCK = web.AppKey("clock", Clock)
+KEYS = web.AppKey("keys", Keys)
+DATABASE = web.AppKey("database", TortoiseContext)
+REDIS = web.AppKey("redis", Redis)
+ACCESS_TOKENS = web.AppKey("access_tokens", AccessTokens)
+ACCOUNTS = web.AppKey("accounts", Accounts)
+OUTCOMES = web.AppKey("outcomes", OutcomeListener)
+METRICS = web.AppKey("metrics", CollectorRegistry)
