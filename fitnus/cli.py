@@ -93,17 +93,9 @@ def _web(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> None:
-    metrics_dir = settings.var_dir.resolve() / "dramatiq-prometheus"
-    metrics_dir.mkdir(parents=True, exist_ok=True)
-    # dramatiq's Prometheus middleware reads these lower-case names.
-    os.environ["dramatiq_prom_db"] = str(metrics_dir)  # noqa: SIM112
-    os.environ["dramatiq_prom_port"] = str(settings.worker_metrics_port)  # noqa: SIM112
-    os.execv(  # noqa: S606 - our own interpreter with fixed arguments
-        sys.executable,
-        [sys.executable, "-m", "dramatiq", "actors.worker",
-         "--processes", str(settings.worker_processes),
-         "--threads", str(settings.worker_threads)],
-    )
+    from actors.main import run
+
+    run(settings)
 
 
 def _scheduler(settings: Settings, args: argparse.Namespace) -> None:
@@ -128,7 +120,8 @@ def _up(settings: Settings, args: argparse.Namespace) -> None:
     program = [sys.executable, "-m", "fitnus"]
     for index in range(settings.web_processes):
         manager.add_process(f"web.{index + 1}", _shell(*program, "web"), env=environment)
-    manager.add_process("worker.1", _shell(*program, "worker"), env=environment)
+    for index in range(settings.worker_processes):
+        manager.add_process(f"worker.{index + 1}", _shell(*program, "worker"), env=environment)
     manager.add_process("scheduler.1", _shell(*program, "scheduler"), env=environment)
     manager.loop()
     if settings.redis_url is None:
@@ -139,6 +132,7 @@ def _up(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _shell(*words: str) -> str:
+    """honcho runs commands through a shell: exec, so signals reach the process."""
     import shlex
 
-    return " ".join(shlex.quote(word) for word in words)
+    return "exec " + " ".join(shlex.quote(word) for word in words)
