@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import dramatiq
 
-from actors.dispatch import dispatch
+from actors.dispatch import ACTOR_FOR_KIND, dispatch
 from actors.runtime import runtime
 from fitnus.commands.service import stale_pending_commands
 
@@ -17,5 +17,8 @@ async def redrive_pending_commands() -> None:
     """
     rt = runtime()
     older_than = timedelta(seconds=rt.settings.command_redrive_after_seconds)
-    for command in await stale_pending_commands(now=rt.clock.now(), older_than=older_than):
+    stale = await stale_pending_commands(
+        kinds=ACTOR_FOR_KIND.keys(), now=rt.clock.now(), older_than=older_than
+    )
+    for command in stale:
         await dispatch(command)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
@@ -28,6 +29,9 @@ def install_broker(
     global _installed
     if _installed is not None:
         return _installed
+    early = [module for module in ACTOR_MODULES if module in sys.modules]
+    if early:
+        raise RuntimeError(f"{early} imported before the broker was installed: no actors")
     broker = RedisBroker(  # type: ignore[no-untyped-call]
         url=redis_url, namespace=settings.dramatiq_namespace
     )

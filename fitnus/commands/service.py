@@ -8,7 +8,7 @@ conditional UPDATE from ``pending``, so an actor that runs twice decides once.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,6 +17,9 @@ from fitnus.errors import NotFound
 
 # Hands a committed command to the workers (a dramatiq message in production).
 Dispatch = Callable[[Command], Awaitable[None]]
+
+# Per redrive run; the next run takes the rest.
+STALE_BATCH = 1000
 
 
 async def open_command(*, user_id: int, kind: str, now: datetime) -> Command:
@@ -48,10 +51,12 @@ async def command_of(*, user_id: int, command_id: uuid.UUID) -> Command:
     return command
 
 
-async def stale_pending_commands(*, now: datetime, older_than: timedelta) -> list[Command]:
+async def stale_pending_commands(
+    *, kinds: Collection[str], now: datetime, older_than: timedelta
+) -> list[Command]:
     return await Command.filter(
-        status=CommandStatus.PENDING, created_at__lt=now - older_than
-    ).order_by("created_at").limit(1000)
+        kind__in=list(kinds), status=CommandStatus.PENDING, created_at__lt=now - older_than
+    ).order_by("created_at").limit(STALE_BATCH)
 
 
 def command_view(command: Command) -> dict[str, Any]:

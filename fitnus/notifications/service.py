@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from fitnus.clock import Clock
-from fitnus.commands.models import Command
+from fitnus.commands.models import Command, CommandStatus
 from fitnus.commands.service import decide_command
 from fitnus.notifications.models import Notification
 
@@ -18,13 +19,21 @@ WELCOME = "account.welcome"
 async def notify(
     *, user_id: int, type: str, payload: dict[str, Any], dedupe_key: str, clock: Clock
 ) -> Notification:
-    """Store a notification once per (user, dedupe_key); a repeat returns the first row."""
-    notification, _ = await Notification.get_or_create(
-        user_id=user_id,
-        dedupe_key=dedupe_key,
-        defaults={"type": type, "payload": payload, "created_at": clock.now()},
-    )
-    return notification
+    """Store a notification once per (user, dedupe_key); a repeat returns the first row.
+
+    The insert runs in a savepoint so a duplicate leaves the caller's
+    transaction usable; a concurrent sender of the same key waits on the
+    unique index, and the locking read then sees the row the winner
+    committed, which a plain read in this transaction's snapshot would not.
+    """
+    try:
+        async with in_transaction():
+            return await Notification.create(
+                user_id=user_id, dedupe_key=dedupe_key, type=type, payload=payload,
+                created_at=clock.now(),
+            )
+    except IntegrityError:
+        return await Notification.select_for_update().get(user_id=user_id, dedupe_key=dedupe_key)
 
 
 async def send_welcome(*, command_id: uuid.UUID, clock: Clock) -> Command | None:
@@ -32,10 +41,13 @@ async def send_welcome(*, command_id: uuid.UUID, clock: Clock) -> Command | None
 
     Returns the command as decided, or None when it does not exist.
     """
-    command = await Command.get_or_none(id=command_id).select_related("user")
-    if command is None:
-        return None
     async with in_transaction():
+        # The row lock serializes duplicate deliveries of this command: the
+        # second one waits, then finds it decided.
+        command = await Command.select_for_update().get_or_none(id=command_id)
+        if command is None or command.status is not CommandStatus.PENDING:
+            return command
+        await command.fetch_related("user")
         notification = await notify(
             user_id=command.user.id,
             type=WELCOME,
@@ -46,5 +58,5 @@ async def send_welcome(*, command_id: uuid.UUID, clock: Clock) -> Command | None
         await decide_command(
             command.id, now=clock.now(), result={"notification_id": notification.id}
         )
-    await command.refresh_from_db()
+        await command.refresh_from_db()
     return command
