@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 from aiohttp import web
@@ -18,13 +19,15 @@ from web.keys import DATABASE
 log = logging.getLogger("fitnus.access")
 
 REQUEST_ID_HEADER = "X-Request-ID"
+# Label values come from a closed set: clients choose methods, not our cardinality.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _ACCEPTABLE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     offered = request.headers.get(REQUEST_ID_HEADER, "")
-    request_id = offered if _ACCEPTABLE_REQUEST_ID.match(offered) else uuid.uuid4().hex
+    request_id = offered if _ACCEPTABLE_REQUEST_ID.match(offered) else os.urandom(16).hex()
     token = request_id_var.set(request_id)
     try:
         response: web.StreamResponse = await handler(request)
@@ -46,6 +49,12 @@ class HttpMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
 
+    @functools.cache  # noqa: B019 - one instance per app, bounded by routes x statuses
+    def _series(self, method: str, route: str, status: int) -> tuple[Any, Any]:
+        """The labelled children, looked up once: ``labels()`` costs more than the increment."""
+        labels = (method, route, str(status))
+        return self.requests.labels(*labels), self.latency.labels(*labels)
+
     def middleware(self) -> Any:
         @web.middleware
         async def observe(request: web.Request, handler: Any) -> web.StreamResponse:
@@ -54,9 +63,10 @@ class HttpMetrics:
             elapsed = time.perf_counter() - started
             resource = request.match_info.route.resource
             route = resource.canonical if resource is not None else "unmatched"
-            labels = (request.method, route, str(response.status))
-            self.requests.labels(*labels).inc()
-            self.latency.labels(*labels).observe(elapsed)
+            method = request.method if request.method in KNOWN_METHODS else "other"
+            count, latency = self._series(method, route, response.status)
+            count.inc()
+            latency.observe(elapsed)
             log.info(
                 "request",
                 extra={"method": request.method, "route": route, "status": response.status,

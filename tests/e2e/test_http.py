@@ -154,3 +154,11 @@ async def test_docs_are_served_locally_without_a_cdn(client: Client) -> None:
     assert "https://" not in html
     assert "http://" not in html
     assert (await client.get("/docs/static/swagger-ui-bundle.js")).status == 200
+
+
+async def test_invented_methods_do_not_grow_the_metric_labels(client: Client) -> None:
+    for method in ("PROPFIND", "MKCOL", "LOCK"):
+        assert (await client.request(method, "/healthz")).status == 405
+    text = await (await client.get("/metrics")).text()
+    assert 'method="other",route="unmatched",status="405"} 3.0' in text
+    assert "PROPFIND" not in text
