@@ -5,12 +5,17 @@ from __future__ import annotations
 import dramatiq
 
 from actors.accounts import welcome_new_user
+from actors.search import index_center
 from fitnus.accounts.service import WELCOME_COMMAND
 from fitnus.commands.models import Command
 
 ACTOR_FOR_KIND: dict[str, dramatiq.Actor] = {  # type: ignore[type-arg]
     WELCOME_COMMAND: welcome_new_user,
 }
+
+
+async def index_center_later(center_id: int) -> None:
+    index_center.send(center_id=center_id)
 
 
 async def dispatch(command: Command) -> None:

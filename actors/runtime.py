@@ -10,12 +10,14 @@ from dramatiq.asyncio import get_event_loop_thread
 from redis.asyncio import Redis
 from tortoise.context import TortoiseContext, _current_context
 
-from fitnus.clock import Clock, system_clock
+from fitnus.clock import Clock
 from fitnus.config import Settings
 from fitnus.db import open_database
 from fitnus.keys import Keys
 from fitnus.logs import command_id_var
 from fitnus.redis_client import open_redis
+from fitnus.search.backends import CenterIndexFactory
+from fitnus.search.index import CenterIndex
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,6 +26,7 @@ class Runtime:
     keys: Keys
     redis: Redis
     clock: Clock
+    center_index: CenterIndex
 
 
 _runtime: Runtime | None = None
@@ -43,10 +46,14 @@ class WorkerRuntime(dramatiq.Middleware):
     Must come after dramatiq's AsyncIO middleware, which starts that loop.
     """
 
-    def __init__(self, *, settings: Settings, redis_url: str, clock: Clock = system_clock) -> None:
+    def __init__(
+        self, *, settings: Settings, redis_url: str, clock: Clock,
+        center_index_factory: CenterIndexFactory,
+    ) -> None:
         self.settings = settings
         self.redis_url = redis_url
         self.clock = clock
+        self.center_index_factory = center_index_factory
         self.database: TortoiseContext | None = None
 
     def before_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
@@ -54,11 +61,15 @@ class WorkerRuntime(dramatiq.Middleware):
         loop_thread = get_event_loop_thread()
         assert loop_thread is not None
         self.database = loop_thread.run_coroutine(open_database(self.settings.database_url))
+        redis = open_redis(self.redis_url)
+        center_index = self.center_index_factory(self.settings, redis)
+        loop_thread.run_coroutine(center_index.ensure())
         _runtime = Runtime(
             settings=self.settings,
             keys=Keys(self.settings.redis_key_prefix),
-            redis=open_redis(self.redis_url),
+            redis=redis,
             clock=self.clock,
+            center_index=center_index,
         )
 
     def after_worker_thread_boot(self, broker: dramatiq.Broker, thread: Any) -> None:
@@ -76,10 +87,11 @@ class WorkerRuntime(dramatiq.Middleware):
             return
         loop_thread = get_event_loop_thread()
         if loop_thread is not None:
-            loop_thread.run_coroutine(self._close(self.database, _runtime.redis))
+            loop_thread.run_coroutine(self._close(self.database, _runtime))
         _runtime = None
 
     @staticmethod
-    async def _close(database: TortoiseContext, redis: Redis) -> None:
+    async def _close(database: TortoiseContext, opened: Runtime) -> None:
         await database.close_connections()
-        await redis.aclose()
+        await opened.center_index.close()
+        await opened.redis.aclose()

@@ -12,14 +12,20 @@ from dramatiq.middleware.asyncio import AsyncIO
 from actors.runtime import WorkerRuntime
 from fitnus.clock import Clock, system_clock
 from fitnus.config import Settings
+from fitnus.search.backends import CenterIndexFactory, open_center_index
 
-ACTOR_MODULES = ("actors.accounts", "actors.commands")
+ACTOR_MODULES = ("actors.accounts", "actors.commands", "actors.search")
 
 _installed: RedisBroker | None = None
 
 
 def install_broker(
-    settings: Settings, *, redis_url: str, expose_metrics: bool = False, clock: Clock = system_clock
+    settings: Settings,
+    *,
+    redis_url: str,
+    expose_metrics: bool = False,
+    clock: Clock = system_clock,
+    center_index_factory: CenterIndexFactory = open_center_index,
 ) -> RedisBroker:
     """Create the broker, make it current, and declare the actors on it.
 
@@ -36,7 +42,10 @@ def install_broker(
         url=redis_url, namespace=settings.dramatiq_namespace
     )
     broker.add_middleware(AsyncIO())
-    broker.add_middleware(WorkerRuntime(settings=settings, redis_url=redis_url, clock=clock))
+    broker.add_middleware(
+        WorkerRuntime(settings=settings, redis_url=redis_url, clock=clock,
+                      center_index_factory=center_index_factory)
+    )
     if expose_metrics:
         # Imported only here: the module creates its metrics directory on import.
         from dramatiq.middleware.prometheus import Prometheus

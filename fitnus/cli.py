@@ -39,6 +39,10 @@ def _parser() -> argparse.ArgumentParser:
         ("demo-data", _demo_data, "load demo accounts (idempotent)"),
     ):
         commands.add_parser(name, help=help_text).set_defaults(run=run)
+    search = commands.add_parser("search", help="the search index").add_subparsers(title="search")
+    search.add_parser("reindex", help="rebuild the search index from the database").set_defaults(
+        run=_reindex
+    )
     users = commands.add_parser("users", help="manage accounts").add_subparsers(title="users")
     admin = users.add_parser("create-admin", help="create an admin, or reset one's password")
     admin.add_argument("--email", required=True)
@@ -84,6 +88,26 @@ def _create_admin(settings: Settings, args: argparse.Namespace) -> None:
         print(f"admin {user.email} (id {user.id}) ready")
 
     asyncio.run(create())
+
+
+def _reindex(settings: Settings, args: argparse.Namespace) -> None:
+    from fitnus.redis_client import open_redis, resolve_redis_url
+    from fitnus.search.backends import open_center_index
+    from fitnus.search.service import reindex_all
+
+    async def reindex() -> None:
+        redis = open_redis(resolve_redis_url(settings))
+        index = open_center_index(settings, redis)
+        try:
+            await index.ensure()
+            async with database(settings.database_url):
+                indexed = await reindex_all(index=index)
+        finally:
+            await index.close()
+            await redis.aclose()
+        print(f"{indexed} centers indexed on {settings.search_backend}")
+
+    asyncio.run(reindex())
 
 
 def _web(settings: Settings, args: argparse.Namespace) -> None:

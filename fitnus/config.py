@@ -47,6 +47,10 @@ class Settings:
     web_processes: int = 1
     command_redrive_after_seconds: int = 30
     scheduler_lease_seconds: int = 15
+    search_backend: str = "redis"
+    elasticsearch_url: str | None = None
+    elasticsearch_index: str = "fitnus-centers"
+    search_outbox_sweep_after_seconds: int = 30
     time_zone: str = "Asia/Seoul"
     log_level: str = "INFO"
 
@@ -74,6 +78,7 @@ _INT_FIELDS = {
     "WEB_PROCESSES": "web_processes",
     "COMMAND_REDRIVE_AFTER_SECONDS": "command_redrive_after_seconds",
     "SCHEDULER_LEASE_SECONDS": "scheduler_lease_seconds",
+    "SEARCH_OUTBOX_SWEEP_AFTER_SECONDS": "search_outbox_sweep_after_seconds",
 }
 
 _STR_FIELDS = {
@@ -87,12 +92,16 @@ _STR_FIELDS = {
     "JWT_ISSUER": "jwt_issuer",
     "JWT_AUDIENCE": "jwt_audience",
     "FITNUS_TIME_ZONE": "time_zone",
+    "SEARCH_BACKEND": "search_backend",
+    "ELASTICSEARCH_URL": "elasticsearch_url",
+    "ELASTICSEARCH_INDEX": "elasticsearch_index",
     "LOG_LEVEL": "log_level",
 }
 
 # Symmetric algorithms only: the secret is shared by every web process. An
 # asymmetric key pair would need key files; add it when a second issuer exists.
 SUPPORTED_JWT_ALGORITHMS = ("HS256", "HS384", "HS512")
+SEARCH_BACKENDS = ("redis", "elasticsearch")
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -124,6 +133,10 @@ def _validate(settings: Settings) -> None:
         )
     if settings.is_production and not settings.jwt_secret:
         raise ConfigurationError("FITNUS_ENV=production requires an explicit JWT_SECRET")
+    if settings.search_backend not in SEARCH_BACKENDS:
+        raise ConfigurationError(f"SEARCH_BACKEND must be one of {', '.join(SEARCH_BACKENDS)}")
+    if settings.search_backend == "elasticsearch" and not settings.elasticsearch_url:
+        raise ConfigurationError("SEARCH_BACKEND=elasticsearch requires ELASTICSEARCH_URL")
     if settings.jwt_secret and len(settings.jwt_secret) < 32:
         raise ConfigurationError("JWT_SECRET must be at least 32 characters")
 

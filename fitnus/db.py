@@ -22,6 +22,7 @@ MODEL_MODULES = [
     "fitnus.accounts.models",
     "fitnus.commands.models",
     "fitnus.notifications.models",
+    "fitnus.centers.models",
 ]
 MIGRATIONS_MODULE = "fitnus.migrations"
 

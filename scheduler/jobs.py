@@ -18,8 +18,14 @@ class Job:
 
 def jobs() -> list[Job]:
     from actors.commands import redrive_pending_commands
+    from actors.search import sweep_search_outbox
 
     return [
+        Job(
+            name="sweep-search-outbox",
+            trigger=IntervalTrigger(seconds=30),
+            enqueue=sweep_search_outbox.send,
+        ),
         Job(
             name="redrive-pending-commands",
             trigger=IntervalTrigger(seconds=30),

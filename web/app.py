@@ -13,6 +13,7 @@ from fitnus.accounts.passwords import Passwords
 from fitnus.accounts.service import Accounts
 from fitnus.accounts.throttle import LoginThrottle
 from fitnus.accounts.tokens import AccessTokens
+from fitnus.centers.service import IndexCenter
 from fitnus.clock import Clock, system_clock
 from fitnus.commands.outcomes import OutcomeListener
 from fitnus.commands.service import Dispatch
@@ -20,13 +21,16 @@ from fitnus.config import Settings
 from fitnus.db import open_database
 from fitnus.keys import Keys
 from fitnus.redis_client import open_redis
-from web import accounts, commands, operations
+from fitnus.search.backends import CenterIndexFactory, open_center_index
+from web import accounts, centers, commands, operations
 from web.errors import problem_middleware
 from web.keys import (
     ACCESS_TOKENS,
     ACCOUNTS,
+    CENTER_INDEX,
     CLOCK,
     DATABASE,
+    INDEX_CENTER,
     KEYS,
     METRICS,
     OUTCOMES,
@@ -38,13 +42,19 @@ from web.middleware import HttpMetrics, database_middleware, request_id_middlewa
 from web.openapi import openapi_document
 from web.routing import Api
 
-APIS: tuple[Api, ...] = (accounts.api, commands.api, operations.api)
+APIS: tuple[Api, ...] = (accounts.api, centers.api, commands.api, operations.api)
 API_TITLE = "FitNus"
 API_VERSION = "1.0.0"
 
 
 def create_app(
-    settings: Settings, *, redis_url: str, dispatch: Dispatch, clock: Clock = system_clock
+    settings: Settings,
+    *,
+    redis_url: str,
+    dispatch: Dispatch,
+    index_center: IndexCenter,
+    clock: Clock = system_clock,
+    center_index_factory: CenterIndexFactory = open_center_index,
 ) -> web.Application:
     registry = CollectorRegistry()
     app = web.Application(
@@ -60,6 +70,7 @@ def create_app(
     app[CLOCK] = clock
     app[KEYS] = Keys(settings.redis_key_prefix)
     app[METRICS] = registry
+    app[INDEX_CENTER] = index_center
     app[ACCESS_TOKENS] = AccessTokens(
         secret=settings.jwt_secret,
         algorithm=settings.jwt_algorithm,
@@ -69,6 +80,7 @@ def create_app(
     )
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis(redis_url))
+    app.cleanup_ctx.append(_center_index(center_index_factory))
     app.cleanup_ctx.append(_accounts(dispatch))
 
     endpoints = [endpoint for api in APIS for endpoint in api.endpoints]
@@ -103,6 +115,17 @@ def _redis(redis_url: str) -> Any:
         await redis.aclose()
 
     return open_and_listen
+
+
+def _center_index(factory: CenterIndexFactory) -> Any:
+    async def open_index(app: web.Application) -> AsyncIterator[None]:
+        index = factory(app[SETTINGS], app[REDIS])
+        await index.ensure()
+        app[CENTER_INDEX] = index
+        yield
+        await index.close()
+
+    return open_index
 
 
 def _accounts(dispatch: Dispatch) -> Any:

@@ -17,9 +17,11 @@ def run(settings: Settings) -> None:
     configure_logging(settings.log_level)
     redis_url = resolve_redis_url(settings)
     install_broker(settings, redis_url=redis_url)
-    from actors.dispatch import dispatch
+    from actors.dispatch import dispatch, index_center_later
 
-    app = create_app(settings, redis_url=redis_url, dispatch=dispatch)
+    app = create_app(
+        settings, redis_url=redis_url, dispatch=dispatch, index_center=index_center_later
+    )
     web.run_app(
         app,
         host=settings.http_host,

@@ -30,13 +30,17 @@ SERVER_START_SECONDS = 10
 
 
 @pytest.fixture(scope="module")
-def live_server(settings: Settings, database: TortoiseContext, dispatch: Any) -> Iterator[str]:
+def live_server(
+    settings: Settings, database: TortoiseContext, dispatch: Any, index_center: Any
+) -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     loop = asyncio.new_event_loop()
     ready = threading.Event()
-    runner = web.AppRunner(create_app(settings, redis_url=REDIS_URL, dispatch=dispatch))
+    runner = web.AppRunner(
+        create_app(settings, redis_url=REDIS_URL, dispatch=dispatch, index_center=index_center)
+    )
 
     def serve() -> None:
         asyncio.set_event_loop(loop)

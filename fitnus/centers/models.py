@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.models import Model
+
+from fitnus.accounts.models import User
+
+
+class Center(Model):
+    """A partner center. Soft-deleted, so past reservations keep their center.
+
+    ``version`` grows with every change, and the search index converges on it:
+    an index write carries the version and never replaces a newer one.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    owner: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "fitnus.User", related_name="centers", on_delete=fields.RESTRICT
+    )
+    name = fields.CharField(max_length=100)
+    description = fields.TextField()
+    address = fields.CharField(max_length=200)
+    latitude = fields.FloatField()
+    longitude = fields.FloatField()
+    sports: list[str] = fields.JSONField()
+    phone = fields.CharField(max_length=32, null=True)
+    opens_at = fields.TimeField(null=True)
+    closes_at = fields.TimeField(null=True)
+    version = fields.IntField(default=1)
+    created_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField()
+    deleted_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "center"
+        indexes = (("latitude", "longitude"),)
+
+
+class SearchOutbox(Model):
+    """Centers whose latest version may not be in the search index yet.
+
+    Written in the transaction that changes the center, deleted by the index
+    actor once that version (or a later one) is indexed, swept by the
+    scheduler, so the index converges even if a web process dies after its
+    commit and before its message.
+    """
+
+    center_id = fields.BigIntField(primary_key=True, generated=False)
+    version = fields.IntField()
+    updated_at = fields.DatetimeField(db_index=True)
+
+    class Meta:
+        table = "search_outbox"
+
+
+class Program(Model):
+    id = fields.BigIntField(primary_key=True)
+    center: fields.ForeignKeyRelation[Center] = fields.ForeignKeyField(
+        "fitnus.Center", related_name="programs", on_delete=fields.RESTRICT
+    )
+    name = fields.CharField(max_length=100)
+    sport = fields.CharField(max_length=32)
+    price_coupons = fields.IntField()
+    duration_minutes = fields.IntField()
+    description = fields.TextField()
+    parallel_sessions = fields.BooleanField(default=False)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "program"
+
+
+class Timeslot(Model):
+    id = fields.BigIntField(primary_key=True)
+    program: fields.ForeignKeyRelation[Program] = fields.ForeignKeyField(
+        "fitnus.Program", related_name="timeslots", on_delete=fields.RESTRICT
+    )
+    starts_at = fields.DatetimeField()
+    ends_at = fields.DatetimeField()
+    capacity = fields.IntField()
+    reserved = fields.IntField(default=0)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "timeslot"
+        indexes = (("program_id", "starts_at"),)

@@ -1,0 +1,244 @@
+"""What owners publish (centers, programs, timeslots) and what anyone reads.
+
+Only a center's owner or an admin changes it and what hangs off it. Every
+center change bumps its version and writes a search outbox row in the same
+transaction; the index actor is told after the commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime, time, timedelta
+
+from tortoise.transactions import in_transaction
+
+from fitnus.accounts.models import Role
+from fitnus.accounts.tokens import Principal
+from fitnus.centers.models import Center, Program, SearchOutbox, Timeslot
+from fitnus.centers.rules import Interval, first_overlap
+from fitnus.clock import Clock
+from fitnus.errors import Conflict, Forbidden, InvalidInput, NotFound
+from fitnus.search.index import CenterDocument
+
+# Tells the search index a center changed (an actor message, after the commit).
+IndexCenter = Callable[[int], Awaitable[None]]
+MANAGING_ROLES = frozenset({Role.OWNER, Role.ADMIN})
+
+
+@dataclass(frozen=True, kw_only=True)
+class CenterDraft:
+    name: str
+    description: str
+    address: str
+    latitude: float
+    longitude: float
+    sports: list[str]
+    phone: str | None = None
+    opens_at: time | None = None
+    closes_at: time | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProgramDraft:
+    name: str
+    sport: str
+    price_coupons: int
+    duration_minutes: int
+    description: str = ""
+    parallel_sessions: bool = False
+
+
+def center_document(center: Center) -> CenterDocument:
+    return CenterDocument(
+        id=center.id, version=center.version, name=center.name, address=center.address,
+        latitude=center.latitude, longitude=center.longitude, sports=list(center.sports),
+    )
+
+
+def _require_manager_role(principal: Principal) -> None:
+    if principal.role not in MANAGING_ROLES:
+        raise Forbidden("only center owners publish centers", code="owner_role_required")
+
+
+def _require_manages(principal: Principal, center: Center) -> None:
+    if principal.role is not Role.ADMIN and center.owner_id != principal.user_id:  # type: ignore[attr-defined]
+        raise Forbidden("this center belongs to another owner", code="not_center_owner")
+
+
+async def _record_change(center: Center, *, now: datetime) -> None:
+    """Inside the changing transaction: the outbox row the index actor settles."""
+    await SearchOutbox.update_or_create(
+        center_id=center.id, defaults={"version": center.version, "updated_at": now}
+    )
+
+
+async def create_center(
+    *, principal: Principal, draft: CenterDraft, clock: Clock, index_center: IndexCenter
+) -> Center:
+    _require_manager_role(principal)
+    now = clock.now()
+    async with in_transaction():
+        center = await Center.create(
+            owner_id=principal.user_id, created_at=now, updated_at=now,
+            **{field.name: getattr(draft, field.name) for field in fields(draft)},
+        )
+        await _record_change(center, now=now)
+    await index_center(center.id)
+    return center
+
+
+async def center_by_id(center_id: int) -> Center:
+    center = await Center.get_or_none(id=center_id, deleted_at=None)
+    if center is None:
+        raise NotFound("no such center", code="center_not_found")
+    return center
+
+
+async def _center_for_change(principal: Principal, center_id: int) -> Center:
+    center = await Center.select_for_update().get_or_none(id=center_id, deleted_at=None)
+    if center is None:
+        raise NotFound("no such center", code="center_not_found")
+    _require_manages(principal, center)
+    return center
+
+
+async def update_center(
+    *, principal: Principal, center_id: int, changes: dict[str, object], clock: Clock,
+    index_center: IndexCenter,
+) -> Center:
+    allowed = {field.name for field in fields(CenterDraft)}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise InvalidInput(f"cannot change {', '.join(sorted(unknown))}", code="invalid_change")
+    now = clock.now()
+    async with in_transaction():
+        center = await _center_for_change(principal, center_id)
+        for name, value in changes.items():
+            setattr(center, name, value)
+        center.version += 1
+        center.updated_at = now
+        await center.save()
+        await _record_change(center, now=now)
+    await index_center(center.id)
+    return center
+
+
+async def delete_center(
+    *, principal: Principal, center_id: int, clock: Clock, index_center: IndexCenter
+) -> None:
+    now = clock.now()
+    async with in_transaction():
+        center = await _center_for_change(principal, center_id)
+        center.deleted_at = now
+        center.version += 1
+        center.updated_at = now
+        await center.save(update_fields=["deleted_at", "version", "updated_at"])
+        await _record_change(center, now=now)
+    await index_center(center.id)
+
+
+async def create_program(
+    *, principal: Principal, center_id: int, draft: ProgramDraft, clock: Clock
+) -> Program:
+    center = await center_by_id(center_id)
+    _require_manages(principal, center)
+    if draft.sport not in center.sports:
+        raise InvalidInput(
+            f"{center.name} does not offer {draft.sport}", code="sport_not_offered"
+        )
+    return await Program.create(
+        center_id=center.id, created_at=clock.now(),
+        **{field.name: getattr(draft, field.name) for field in fields(draft)},
+    )
+
+
+async def programs_of(center_id: int, *, after_id: int | None, limit: int) -> list[Program]:
+    await center_by_id(center_id)
+    query = Program.filter(center_id=center_id)
+    if after_id is not None:
+        query = query.filter(id__gt=after_id)
+    return await query.order_by("id").limit(limit + 1)
+
+
+async def program_by_id(program_id: int) -> Program:
+    program = await Program.get_or_none(
+        id=program_id, center__deleted_at__isnull=True
+    ).select_related("center")
+    if program is None:
+        raise NotFound("no such program", code="program_not_found")
+    return program
+
+
+async def create_timeslots(
+    *, principal: Principal, program_id: int, starts: Sequence[datetime], capacity: int,
+    clock: Clock,
+) -> list[Timeslot]:
+    """Publish timeslots of a program; all or none.
+
+    Overlaps are checked with the program row locked, so two owners' requests
+    at once cannot both slip a session into the same hour.
+    """
+    now = clock.now()
+    if any(start <= now for start in starts):
+        raise InvalidInput("a timeslot must start in the future", code="timeslot_in_past")
+    async with in_transaction():
+        program = await Program.select_for_update().get_or_none(id=program_id)
+        if program is None:
+            raise NotFound("no such program", code="program_not_found")
+        center = await Center.get_or_none(id=program.center_id, deleted_at=None)  # type: ignore[attr-defined]
+        if center is None:
+            raise NotFound("no such program", code="program_not_found")
+        _require_manages(principal, center)
+        length = timedelta(minutes=program.duration_minutes)
+        new = [Interval(start, start + length) for start in starts]
+        if not program.parallel_sessions:
+            await _refuse_overlaps(program, new)
+        return [
+            await Timeslot.create(
+                program_id=program.id, starts_at=interval.starts_at, ends_at=interval.ends_at,
+                capacity=capacity, reserved=0, created_at=now,
+            )
+            for interval in sorted(new, key=lambda interval: interval.starts_at)
+        ]
+
+
+async def _refuse_overlaps(program: Program, new: list[Interval]) -> None:
+    earliest = min(interval.starts_at for interval in new)
+    latest = max(interval.ends_at for interval in new)
+    existing = await Timeslot.filter(
+        program_id=program.id, starts_at__lt=latest, ends_at__gt=earliest
+    ).values_list("starts_at", "ends_at")
+    clash = first_overlap(new, [Interval(start, end) for start, end in existing])
+    if clash is not None:
+        raise Conflict(
+            f"the session at {clash.starts_at.isoformat()} overlaps another of this program",
+            code="timeslot_overlap",
+        )
+
+
+async def timeslots_of(
+    program_id: int, *, starts_from: datetime | None, starts_before: datetime | None,
+    after: tuple[datetime, int] | None, limit: int,
+) -> list[Timeslot]:
+    await program_by_id(program_id)
+    query = Timeslot.filter(program_id=program_id)
+    if starts_from is not None:
+        query = query.filter(starts_at__gte=starts_from)
+    if starts_before is not None:
+        query = query.filter(starts_at__lt=starts_before)
+    if after is not None:
+        after_start, after_id = after
+        query = query.filter(starts_at__gte=after_start).exclude(
+            starts_at=after_start, id__lte=after_id
+        )
+    return await query.order_by("starts_at", "id").limit(limit + 1)
+
+
+async def timeslot_by_id(timeslot_id: int) -> Timeslot:
+    timeslot = await Timeslot.get_or_none(
+        id=timeslot_id, program__center__deleted_at__isnull=True
+    )
+    if timeslot is None:
+        raise NotFound("no such timeslot", code="timeslot_not_found")
+    return timeslot

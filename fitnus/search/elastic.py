@@ -1,0 +1,172 @@
+"""Center search on Elasticsearch (the official async client).
+
+The index is created by the service if missing: a ``geo_point``, keyword
+sports, and names analyzed with nori where the cluster has the plugin, with
+an n-gram analyzer where it does not. The text filter is the same substring
+rule as the Redis backend: an n-gram match narrows, a wildcard on the
+lower-cased name decides. Writes use external versions (the center's), so an
+older version never replaces a newer one, deletions included.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from elasticsearch import AsyncElasticsearch, BadRequestError, ConflictError, NotFoundError
+
+from fitnus.search.index import (
+    CenterDocument,
+    CenterHit,
+    CenterQuery,
+    SearchPage,
+    page_from_sorted,
+)
+
+log = logging.getLogger(__name__)
+
+# Lucene's haversine (SloppyMath), which geo_distance and _geo_distance use.
+LUCENE_EARTH_RADIUS_M = 6371008.7714
+MIN_RADIUS_M = 0.001
+
+_NGRAM: dict[str, Any] = {
+    "tokenizer": {"name_ngram": {"type": "ngram", "min_gram": 1, "max_gram": 2}},
+    "analyzer": {"name_ngram": {"type": "custom", "tokenizer": "name_ngram",
+                                "filter": ["lowercase"]}},
+}
+_NORI = {"analyzer": {"name_korean": {"type": "custom", "tokenizer": "nori_tokenizer",
+                                      "filter": ["lowercase"]}}}
+_FALLBACK = {"analyzer": {"name_korean": {"type": "cjk"}}}
+
+
+def _mappings() -> dict[str, Any]:
+    return {
+        "properties": {
+            "center_id": {"type": "long"},
+            "version": {"type": "long"},
+            "name": {"type": "text", "analyzer": "name_korean",
+                     "fields": {"ngram": {"type": "text", "analyzer": "name_ngram"}}},
+            "name_lower": {"type": "keyword"},
+            "address": {"type": "text", "analyzer": "name_korean"},
+            "location": {"type": "geo_point"},
+            "latitude": {"type": "double", "index": False},
+            "longitude": {"type": "double", "index": False},
+            "sports": {"type": "keyword"},
+        }
+    }
+
+
+def _analysis(korean: dict[str, Any]) -> dict[str, Any]:
+    return {"analysis": {"tokenizer": _NGRAM["tokenizer"],
+                         "analyzer": {**_NGRAM["analyzer"], **korean["analyzer"]}}}
+
+
+def _escape_wildcard(term: str) -> str:
+    return "".join("\\" + char if char in "*?\\" else char for char in term)
+
+
+class ElasticsearchIndex:
+    earth_radius_m = LUCENE_EARTH_RADIUS_M
+
+    def __init__(self, *, client: AsyncElasticsearch, index: str, refresh: bool = True) -> None:
+        self._client = client
+        self._index = index
+        # "wait_for": a write is searchable when the actor finishes. Reindexing
+        # turns it off and refreshes once at the end.
+        self._refresh: str | bool = "wait_for" if refresh else False
+
+    async def ensure(self) -> None:
+        if await self._client.indices.exists(index=self._index):
+            return
+        try:
+            await self._create(_NORI)
+        except BadRequestError:
+            log.info("no nori analyzer on this cluster; names use the cjk fallback")
+            await self._create(_FALLBACK)
+
+    async def _create(self, korean: dict[str, Any]) -> None:
+        try:
+            await self._client.indices.create(
+                index=self._index, settings=_analysis(korean), mappings=_mappings()
+            )
+        except BadRequestError as exc:
+            if exc.error == "resource_already_exists_exception":
+                return
+            raise
+
+    async def put(self, document: CenterDocument) -> None:
+        body = {
+            "center_id": document.id, "version": document.version, "name": document.name,
+            "name_lower": document.name.casefold(), "address": document.address,
+            "location": {"lat": document.latitude, "lon": document.longitude},
+            "latitude": document.latitude, "longitude": document.longitude,
+            "sports": document.sports,
+        }
+        try:
+            await self._client.index(
+                index=self._index, id=str(document.id), document=body, version=document.version,
+                version_type="external", refresh=self._refresh,
+            )
+        except ConflictError:
+            log.info("center %s: a newer version is indexed", document.id)
+
+    async def remove(self, center_id: int, *, version: int) -> None:
+        try:
+            await self._client.delete(
+                index=self._index, id=str(center_id), version=version,
+                version_type="external", refresh=self._refresh,
+            )
+        except (ConflictError, NotFoundError):
+            log.info("center %s: already removed or newer", center_id)
+
+    async def search(self, query: CenterQuery) -> SearchPage:
+        point = {"lat": query.latitude, "lon": query.longitude}
+        # Elasticsearch refuses a zero distance; a millimetre keeps "at this very point".
+        radius_m = max(query.radius_m, MIN_RADIUS_M)
+        filters: list[dict[str, Any]] = [
+            {"geo_distance": {"distance": f"{radius_m}m", "location": point}}
+        ]
+        if query.sport:
+            filters.append({"term": {"sports": query.sport}})
+        for term in query.terms:
+            filters.append({"match": {"name.ngram": {"query": term, "operator": "and"}}})
+            filters.append({"wildcard": {"name_lower": {"value": f"*{_escape_wildcard(term)}*"}}})
+        options: dict[str, Any] = {}
+        if query.after is not None:
+            options["search_after"] = [query.after.distance_m, query.after.center_id]
+        response = await self._client.search(
+            index=self._index,
+            query={"bool": {"filter": filters}},
+            sort=[
+                {"_geo_distance": {"location": point, "order": "asc", "unit": "m",
+                                   "distance_type": "arc"}},
+                {"center_id": "asc"},
+            ],
+            size=query.limit + 1,
+            source_excludes=["location", "name_lower"],
+            **options,
+        )
+        hits = [
+            CenterHit(
+                CenterDocument(
+                    id=hit["_source"]["center_id"], version=hit["_source"]["version"],
+                    name=hit["_source"]["name"], address=hit["_source"]["address"],
+                    latitude=hit["_source"]["latitude"], longitude=hit["_source"]["longitude"],
+                    sports=hit["_source"]["sports"],
+                ),
+                float(hit["sort"][0]),
+            )
+            for hit in response["hits"]["hits"]
+        ]
+        return page_from_sorted(hits, query.limit)
+
+    async def refresh(self) -> None:
+        await self._client.indices.refresh(index=self._index)
+
+    async def clear(self) -> None:
+        await self._client.indices.delete(index=self._index, ignore_unavailable=True)
+        await self.ensure()
+
+    async def close(self) -> None:
+        await self._client.close()
+

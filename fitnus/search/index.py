@@ -1,0 +1,116 @@
+"""The search port: one interface, a Redis GEO and an Elasticsearch backend.
+
+MySQL is the source of truth. Each document carries the center's version and
+a backend never lets an older version replace a newer one, so index actors
+may run in any order, twice, or late.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+from fitnus.errors import InvalidInput
+
+MAX_RADIUS_M = 50_000
+DEFAULT_RADIUS_M = 3_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class CenterDocument:
+    id: int
+    version: int
+    name: str
+    address: str
+    latitude: float
+    longitude: float
+    sports: list[str]
+
+
+@dataclass(frozen=True, order=True)
+class SearchCursor:
+    """Keyset position: everything strictly after (distance, id) comes next."""
+
+    distance_m: float
+    center_id: int
+
+    def encode(self) -> str:
+        raw = json.dumps([self.distance_m, self.center_id]).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str) -> SearchCursor:
+        try:
+            padded = token + "=" * (-len(token) % 4)
+            distance, center_id = json.loads(base64.urlsafe_b64decode(padded))
+            cursor = cls(float(distance), int(center_id))
+        except (ValueError, TypeError) as exc:
+            raise InvalidInput("the cursor is not one we issued", code="invalid_cursor") from exc
+        if not math.isfinite(cursor.distance_m) or cursor.distance_m < 0:
+            raise InvalidInput("the cursor is not one we issued", code="invalid_cursor")
+        return cursor
+
+
+@dataclass(frozen=True, kw_only=True)
+class CenterQuery:
+    latitude: float
+    longitude: float
+    radius_m: float = DEFAULT_RADIUS_M
+    sport: str | None = None
+    text: str | None = None
+    limit: int = 20
+    after: SearchCursor | None = None
+
+    @property
+    def terms(self) -> list[str]:
+        return (self.text or "").casefold().split()
+
+
+@dataclass(frozen=True)
+class CenterHit:
+    document: CenterDocument
+    distance_m: float
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    hits: list[CenterHit]
+    next_cursor: SearchCursor | None
+
+
+def name_matches(name: str, terms: list[str]) -> bool:
+    """The text filter every backend implements: each term is a substring of the name."""
+    folded = name.casefold()
+    return all(term in folded for term in terms)
+
+
+def page_from_sorted(hits: list[CenterHit], limit: int) -> SearchPage:
+    """Cut ``limit + 1`` sorted hits into a page and the cursor after it."""
+    if len(hits) <= limit:
+        return SearchPage(hits, None)
+    last = hits[limit - 1]
+    return SearchPage(hits[:limit], SearchCursor(last.distance_m, last.document.id))
+
+
+class CenterIndex(Protocol):
+    # The sphere the backend measures distances on; tests place centers on it.
+    earth_radius_m: float
+
+    async def ensure(self) -> None:
+        """Create what the backend needs if it is missing."""
+
+    async def put(self, document: CenterDocument) -> None:
+        """Index this version unless a newer one is there."""
+
+    async def remove(self, center_id: int, *, version: int) -> None:
+        """Remove the center unless a newer version is there."""
+
+    async def search(self, query: CenterQuery) -> SearchPage: ...
+
+    async def clear(self) -> None:
+        """Drop everything (reindexing starts from nothing)."""
+
+    async def close(self) -> None: ...
