@@ -29,3 +29,9 @@ class ManualClock:
 
 
 system_clock = SystemClock()
+
+
+def as_utc(moment: datetime) -> datetime:
+    """For query parameters: tortoise converts aware datetimes to UTC when it
+    saves them, but passes filter values to the database as they are."""
+    return moment.astimezone(UTC)

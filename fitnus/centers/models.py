@@ -1,9 +1,30 @@
 from __future__ import annotations
 
+from datetime import time
+from typing import Any
+
 from tortoise import fields
 from tortoise.models import Model
 
 from fitnus.accounts.models import User
+
+
+class WallClockTimeField(fields.Field[time]):
+    """A local time of day ("06:30:00"), stored as text.
+
+    tortoise's TimeField binds nothing SQLite accepts and comes back from
+    MySQL as a timedelta or a UTC-aware time depending on the path; opening
+    hours are wall-clock times with no zone, so text is the honest type.
+    """
+
+    SQL_TYPE = "VARCHAR(8)"
+    field_type = time
+
+    def to_db_value(self, value: Any, instance: Any) -> str | None:
+        return value.isoformat() if isinstance(value, time) else value
+
+    def to_python_value(self, value: Any) -> time | None:
+        return time.fromisoformat(value) if isinstance(value, str) else value
 
 
 class Center(Model):
@@ -24,8 +45,8 @@ class Center(Model):
     longitude = fields.FloatField()
     sports: list[str] = fields.JSONField()
     phone = fields.CharField(max_length=32, null=True)
-    opens_at = fields.TimeField(null=True)
-    closes_at = fields.TimeField(null=True)
+    opens_at = WallClockTimeField(null=True)
+    closes_at = WallClockTimeField(null=True)
     version = fields.IntField(default=1)
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()

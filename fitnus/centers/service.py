@@ -17,7 +17,7 @@ from fitnus.accounts.models import Role
 from fitnus.accounts.tokens import Principal
 from fitnus.centers.models import Center, Program, SearchOutbox, Timeslot
 from fitnus.centers.rules import Interval, first_overlap
-from fitnus.clock import Clock
+from fitnus.clock import Clock, as_utc
 from fitnus.errors import Conflict, Forbidden, InvalidInput, NotFound
 from fitnus.search.index import CenterDocument
 
@@ -180,6 +180,7 @@ async def create_timeslots(
     at once cannot both slip a session into the same hour.
     """
     now = clock.now()
+    starts = [as_utc(start) for start in starts]
     if any(start <= now for start in starts):
         raise InvalidInput("a timeslot must start in the future", code="timeslot_in_past")
     async with in_transaction():
@@ -224,11 +225,11 @@ async def timeslots_of(
     await program_by_id(program_id)
     query = Timeslot.filter(program_id=program_id)
     if starts_from is not None:
-        query = query.filter(starts_at__gte=starts_from)
+        query = query.filter(starts_at__gte=as_utc(starts_from))
     if starts_before is not None:
-        query = query.filter(starts_at__lt=starts_before)
+        query = query.filter(starts_at__lt=as_utc(starts_before))
     if after is not None:
-        after_start, after_id = after
+        after_start, after_id = as_utc(after[0]), after[1]
         query = query.filter(starts_at__gte=after_start).exclude(
             starts_at=after_start, id__lte=after_id
         )

@@ -1,6 +1,7 @@
 from tortoise import migrations
 from tortoise.migrations import operations as ops
 import functools
+from fitnus.centers.models import WallClockTimeField
 from json import dumps, loads
 from tortoise.fields.base import OnDelete
 from tortoise import fields
@@ -24,8 +25,8 @@ class Migration(migrations.Migration):
                 ('longitude', fields.FloatField()),
                 ('sports', fields.JSONField(encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
                 ('phone', fields.CharField(null=True, max_length=32)),
-                ('opens_at', fields.TimeField(null=True, auto_now=False, auto_now_add=False)),
-                ('closes_at', fields.TimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('opens_at', WallClockTimeField(null=True, generated=False, unique=False)),
+                ('closes_at', WallClockTimeField(null=True, generated=False, unique=False)),
                 ('version', fields.IntField(default=1)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
                 ('updated_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
