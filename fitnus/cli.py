@@ -64,11 +64,19 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _demo_data(settings: Settings, args: argparse.Namespace) -> None:
+    from zoneinfo import ZoneInfo
+
+    from fitnus.clock import system_clock
     from fitnus.demo import load_demo_data
 
     async def load() -> None:
         async with database(settings.database_url):
-            accounts = await load_demo_data(passwords=_passwords(settings))
+            accounts = await load_demo_data(
+                passwords=_passwords(settings), clock=system_clock,
+                time_zone=ZoneInfo(settings.time_zone),
+            )
+            indexed = await _reindex_everything(settings)
+        print(f"demo data loaded; {indexed} centers in the {settings.search_backend} index")
         print("demo accounts (email / password / role):")
         for account in accounts:
             print(f"  {account.email} / {account.password} / {account.role.value}")
@@ -91,23 +99,27 @@ def _create_admin(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _reindex(settings: Settings, args: argparse.Namespace) -> None:
+    async def reindex() -> None:
+        async with database(settings.database_url):
+            indexed = await _reindex_everything(settings)
+        print(f"{indexed} centers indexed on {settings.search_backend}")
+
+    asyncio.run(reindex())
+
+
+async def _reindex_everything(settings: Settings) -> int:
     from fitnus.redis_client import open_redis, resolve_redis_url
     from fitnus.search.backends import open_center_index
     from fitnus.search.service import reindex_all
 
-    async def reindex() -> None:
-        redis = open_redis(resolve_redis_url(settings))
-        index = open_center_index(settings, redis)
-        try:
-            await index.ensure()
-            async with database(settings.database_url):
-                indexed = await reindex_all(index=index)
-        finally:
-            await index.close()
-            await redis.aclose()
-        print(f"{indexed} centers indexed on {settings.search_backend}")
-
-    asyncio.run(reindex())
+    redis = open_redis(resolve_redis_url(settings))
+    index = open_center_index(settings, redis)
+    try:
+        await index.ensure()
+        return await reindex_all(index=index)
+    finally:
+        await index.close()
+        await redis.aclose()
 
 
 def _web(settings: Settings, args: argparse.Namespace) -> None:
