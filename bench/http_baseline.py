@@ -75,8 +75,12 @@ def process(command: list[str], env: dict[str, str] | None = None) -> Iterator[N
         child.wait(timeout=30)
 
 
-def wrk(url: str, seconds: int, headers: dict[str, str] | None = None) -> float:
+def wrk(
+    url: str, seconds: int, headers: dict[str, str] | None = None, script: str | None = None
+) -> float:
     command = ["wrk", f"-t{WRK_THREADS}", f"-c{WRK_CONNECTIONS}", f"-d{seconds}s", "--latency"]
+    if script:
+        command += ["-s", script]
     for name, value in (headers or {}).items():
         command += ["-H", f"{name}: {value}"]
     output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout

@@ -11,9 +11,11 @@ older version never replaces a newer one, deletions included.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, cast
 
 from elasticsearch import AsyncElasticsearch, BadRequestError, ConflictError, NotFoundError
+from elasticsearch.helpers import async_bulk
 
 from fitnus.search.index import (
     CenterDocument,
@@ -61,6 +63,24 @@ def _analysis(korean: dict[str, Any]) -> dict[str, Any]:
                          "analyzer": {**_NGRAM["analyzer"], **korean["analyzer"]}}}
 
 
+CONFLICT = 409
+
+
+def _body(document: CenterDocument) -> dict[str, Any]:
+    return {
+        "center_id": document.id, "version": document.version, "name": document.name,
+        "name_lower": document.name.casefold(), "address": document.address,
+        "location": {"lat": document.latitude, "lon": document.longitude},
+        "latitude": document.latitude, "longitude": document.longitude,
+        "sports": document.sports,
+    }
+
+
+def _status(error: Any) -> int:
+    """The HTTP status of one failed bulk item ({"index": {"status": ...}})."""
+    return int(next(iter(error.values())).get("status", 0))
+
+
 def _escape_wildcard(term: str) -> str:
     return "".join("\\" + char if char in "*?\\" else char for char in term)
 
@@ -95,20 +115,27 @@ class ElasticsearchIndex:
             raise
 
     async def put(self, document: CenterDocument) -> None:
-        body = {
-            "center_id": document.id, "version": document.version, "name": document.name,
-            "name_lower": document.name.casefold(), "address": document.address,
-            "location": {"lat": document.latitude, "lon": document.longitude},
-            "latitude": document.latitude, "longitude": document.longitude,
-            "sports": document.sports,
-        }
         try:
             await self._client.index(
-                index=self._index, id=str(document.id), document=body, version=document.version,
-                version_type="external", refresh=self._refresh,
+                index=self._index, id=str(document.id), document=_body(document),
+                version=document.version, version_type="external", refresh=self._refresh,
             )
         except ConflictError:
             log.info("center %s: a newer version is indexed", document.id)
+
+    async def put_many(self, documents: Sequence[CenterDocument]) -> None:
+        actions = [
+            {"_op_type": "index", "_index": self._index, "_id": str(document.id),
+             "version": document.version, "version_type": "external",
+             "_source": _body(document)}
+            for document in documents
+        ]
+        # Conflicts mean a newer version is there already: not an error.
+        _, errors = await async_bulk(self._client, actions, raise_on_error=False,
+                                     refresh=self._refresh)
+        failures = [error for error in cast(list[Any], errors) if _status(error) != CONFLICT]
+        if failures:
+            raise RuntimeError(f"bulk indexing failed for {len(failures)} centers: {failures[:3]}")
 
     async def remove(self, center_id: int, *, version: int) -> None:
         try:

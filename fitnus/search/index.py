@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -104,6 +105,9 @@ class CenterIndex(Protocol):
 
     async def put(self, document: CenterDocument) -> None:
         """Index this version unless a newer one is there."""
+
+    async def put_many(self, documents: Sequence[CenterDocument]) -> None:
+        """``put`` for a batch (reindexing), in as few round trips as the backend allows."""
 
     async def remove(self, center_id: int, *, version: int) -> None:
         """Remove the center unless a newer version is there."""

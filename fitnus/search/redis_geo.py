@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict
 
 from redis.asyncio import Redis
@@ -107,15 +108,25 @@ class RedisGeoIndex:
         """Nothing to create: Redis makes keys on first write."""
 
     async def put(self, document: CenterDocument) -> None:
-        if abs(document.latitude) > MAX_GEO_LATITUDE:
-            log.warning("center %s lies beyond Redis GEO's latitudes; not indexed", document.id)
-            await self.remove(document.id, version=document.version)
-            return
-        await self._put(
-            keys=[self._versions, self._docs, self._geo],
-            args=[document.id, document.version, document.longitude, document.latitude,
-                  json.dumps(asdict(document), ensure_ascii=False), json.dumps(document.sports)],
-        )
+        await self.put_many([document])
+
+    async def put_many(self, documents: Sequence[CenterDocument]) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for document in documents:
+                if abs(document.latitude) > MAX_GEO_LATITUDE:
+                    log.warning("center %s lies beyond Redis GEO's latitudes; not indexed",
+                                document.id)
+                    await self._remove(keys=[self._versions, self._docs, self._geo],
+                                       args=[document.id, document.version], client=pipe)
+                    continue
+                await self._put(
+                    keys=[self._versions, self._docs, self._geo],
+                    args=[document.id, document.version, document.longitude, document.latitude,
+                          json.dumps(asdict(document), ensure_ascii=False),
+                          json.dumps(document.sports)],
+                    client=pipe,
+                )
+            await pipe.execute()
 
     async def remove(self, center_id: int, *, version: int) -> None:
         await self._remove(keys=[self._versions, self._docs, self._geo], args=[center_id, version])

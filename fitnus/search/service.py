@@ -42,7 +42,6 @@ async def reindex_all(*, index: CenterIndex) -> int:
         )
         if not batch:
             return indexed
-        for center in batch:
-            await index.put(center_document(center))
+        await index.put_many([center_document(center) for center in batch])
         indexed += len(batch)
         after_id = batch[-1].id

@@ -1,0 +1,288 @@
+"""Center search on 100,000 centers: four approaches, one run.
+
+    .venv/bin/python bench/search.py [--centers 100000] [--queries 400] [--http-seconds 8]
+
+Loads centers into a fresh MariaDB database, indexes them in Redis (own key
+prefix) and in osmem-server (from its wheel), then runs the same random query
+points in Seoul (radius 1–5 km, half with a sport filter) through:
+
+  (a) naive: every center from MySQL, distances in Python (the original start)
+  (b) MySQL bounding box on indexed latitude/longitude, exact distance in Python
+  (c) our Redis GEO backend, next to a bare GEOSEARCH on the same set
+  (d) our Elasticsearch backend against osmem-server (not Elasticsearch itself)
+
+and finally drives `GET /api/v1/centers` over HTTP with wrk next to an empty
+aiohttp handler. Density: 40 % of the centers fall in a 28 × 28 km box over
+Seoul (~50 per km²), the rest anywhere over South Korea.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import random
+import secrets
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.http_baseline import (
+    MYSQL_URL,
+    REDIS_URL,
+    drop_database,
+    free_port,
+    process,
+    wait_until_up,
+    wrk,
+)
+from fitnus.accounts.models import Role, User
+from fitnus.centers.models import Center
+from fitnus.centers.rules import SPORTS
+from fitnus.db import database, migrate
+from fitnus.search.elastic import ElasticsearchIndex
+from fitnus.search.index import CenterQuery
+from fitnus.search.redis_geo import REDIS_EARTH_RADIUS_M, RedisGeoIndex
+from fitnus.search.service import reindex_all
+
+ROOT = Path(__file__).resolve().parents[1]
+SEOUL = (37.45, 37.70, 126.85, 127.17)
+KOREA = (34.5, 38.3, 126.3, 129.4)
+SEOUL_SHARE = 0.4
+LIMIT = 20
+NAIVE_QUERIES = 8
+WRK_SCRIPT = """
+math.randomseed(os.time())
+request = function()
+  local lat = 37.45 + math.random() * 0.25
+  local lng = 126.85 + math.random() * 0.32
+  local radius = 1000 + math.random(0, 4000)
+  local path = string.format("/api/v1/centers?lat=%.6f&lng=%.6f&radius_m=%d", lat, lng, radius)
+  if math.random() < 0.5 then path = path .. "&sport=gym" end
+  return wrk.format("GET", path)
+end
+"""
+
+
+def haversine_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lng2 - lng1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * REDIS_EARTH_RADIUS_M * math.asin(math.sqrt(a))
+
+
+def random_point(box: tuple[float, float, float, float], rng: random.Random) -> tuple[float, float]:
+    return rng.uniform(box[0], box[1]), rng.uniform(box[2], box[3])
+
+
+async def load_centers(count: int, rng: random.Random) -> None:
+    owner = await User.create(email=f"bench-{secrets.token_hex(4)}@bench.example.com",
+                              name="bench", role=Role.OWNER, password_hash="-")  # noqa: S106
+    now = datetime.now(UTC)
+    batch: list[Center] = []
+    for number in range(count):
+        box = SEOUL if rng.random() < SEOUL_SHARE else KOREA
+        latitude, longitude = random_point(box, rng)
+        batch.append(Center(
+            owner_id=owner.id, name=f"센터 {number}", description="", address="대한민국",
+            latitude=latitude, longitude=longitude, sports=rng.sample(SPORTS, 2),
+            created_at=now, updated_at=now,
+        ))
+        if len(batch) == 2000:
+            await Center.bulk_create(batch)
+            batch = []
+    if batch:
+        await Center.bulk_create(batch)
+
+
+async def index_all(index: Any) -> float:
+    started = time.perf_counter()
+    await reindex_all(index=index)
+    return time.perf_counter() - started
+
+
+def make_queries(count: int, rng: random.Random) -> list[CenterQuery]:
+    queries = []
+    for number in range(count):
+        latitude, longitude = random_point(SEOUL, rng)
+        queries.append(CenterQuery(
+            latitude=latitude, longitude=longitude, radius_m=rng.uniform(1000, 5000),
+            sport="gym" if number % 2 else None, limit=LIMIT,
+        ))
+    return queries
+
+
+async def naive(query: CenterQuery) -> list[int]:
+    rows = await Center.filter(deleted_at=None).values_list("id", "latitude", "longitude", "sports")
+    return _nearest(rows, query)
+
+
+async def bounding_box(query: CenterQuery) -> list[int]:
+    dlat = math.degrees(query.radius_m / REDIS_EARTH_RADIUS_M)
+    dlng = dlat / math.cos(math.radians(query.latitude))
+    rows = await Center.filter(
+        latitude__gte=query.latitude - dlat, latitude__lte=query.latitude + dlat,
+        longitude__gte=query.longitude - dlng, longitude__lte=query.longitude + dlng,
+        deleted_at=None,
+    ).values_list("id", "latitude", "longitude", "sports")
+    return _nearest(rows, query)
+
+
+def _nearest(rows: list[Any], query: CenterQuery) -> list[int]:
+    found = []
+    for center_id, latitude, longitude, sports in rows:
+        if query.sport and query.sport not in sports:
+            continue
+        distance = haversine_m(query.latitude, query.longitude, latitude, longitude)
+        if distance <= query.radius_m:
+            found.append((distance, center_id))
+    return [center_id for _, center_id in sorted(found)[:LIMIT]]
+
+
+async def timed(
+    queries: list[CenterQuery], run: Callable[[CenterQuery], Awaitable[Any]]
+) -> dict[str, float]:
+    latencies = []
+    started = time.perf_counter()
+    for query in queries:
+        begun = time.perf_counter()
+        await run(query)
+        latencies.append(time.perf_counter() - begun)
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+        "qps": len(queries) / elapsed,
+    }
+
+
+async def run_benchmarks(args: argparse.Namespace, database_url: str, prefix: str) -> dict:
+    from elasticsearch import AsyncElasticsearch
+    from osmem_server import OsmemServer
+
+    from fitnus.redis_client import open_redis
+    from tests.search_servers import PlainJsonNode
+
+    rng = random.Random(args.seed)
+    results: dict[str, dict[str, float]] = {}
+    async with database(database_url):
+        started = time.perf_counter()
+        await load_centers(args.centers, rng)
+        print(f"loaded {args.centers} centers in {time.perf_counter() - started:.0f} s")
+        redis = open_redis(REDIS_URL)
+        redis_index = RedisGeoIndex(redis=redis, prefix=prefix)
+        print(f"indexed in Redis in {await index_all(redis_index):.0f} s")
+        queries = make_queries(args.queries, rng)
+        geo_key = f"{prefix}{{centers}}:geo"
+
+        async def bare_geosearch(query: CenterQuery) -> Any:
+            key = f"{geo_key}:{query.sport}" if query.sport else geo_key
+            return await redis.geosearch(
+                key, longitude=query.longitude, latitude=query.latitude,
+                radius=query.radius_m, unit="m", sort="ASC", count=LIMIT, withdist=True,
+            )
+
+        results["(a) naive: all rows from MySQL, Python distances"] = await timed(
+            queries[:NAIVE_QUERIES], naive)
+        results["(b) MySQL bounding box on (latitude, longitude)"] = await timed(
+            queries, bounding_box)
+        results["bare GEOSEARCH ... COUNT 20 (reference)"] = await timed(queries, bare_geosearch)
+        results["(c) Redis GEO backend (CenterIndex.search)"] = await timed(
+            queries, redis_index.search)
+
+        with OsmemServer.start() as server:
+            client = AsyncElasticsearch(server.url, node_class=PlainJsonNode, request_timeout=120)
+            es_index = ElasticsearchIndex(client=client, index="bench-centers", refresh=False)
+            await es_index.ensure()
+            print(f"indexed in osmem in {await index_all(es_index):.0f} s")
+            await es_index.refresh()
+            results["(d) Elasticsearch backend on osmem-server"] = await timed(
+                queries, es_index.search)
+            await es_index.close()
+            if server.process.stdout is not None:
+                server.process.stdout.close()
+        await redis.aclose()
+    return results
+
+
+def http_rates(args: argparse.Namespace, database_url: str, prefix: str) -> dict[str, float]:
+    empty_port, web_port = free_port(), free_port()
+    env = dict(os.environ)
+    env.update(DATABASE_URL=database_url, REDIS_URL=REDIS_URL, HTTP_PORT=str(web_port),
+               REDIS_KEY_PREFIX=prefix, JWT_SECRET=secrets.token_urlsafe(48), LOG_LEVEL="WARNING",
+               FITNUS_VAR_DIR=str(ROOT / "var" / "bench"))
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT)
+    rates: dict[str, list[float]] = {"empty aiohttp handler": [], "GET /api/v1/centers": []}
+    with (
+        process([sys.executable, str(ROOT / "bench" / "http_baseline.py"),
+                 "--serve-empty", str(empty_port)]),
+        process([sys.executable, "-m", "fitnus", "web"], env=env),
+    ):
+        wait_until_up(f"http://127.0.0.1:{empty_port}/")
+        wait_until_up(f"http://127.0.0.1:{web_port}/healthz")
+        for _ in range(args.http_runs):
+            rates["empty aiohttp handler"].append(
+                wrk(f"http://127.0.0.1:{empty_port}/", args.http_seconds))
+            rates["GET /api/v1/centers"].append(
+                wrk(f"http://127.0.0.1:{web_port}", args.http_seconds, script=script.name))
+    os.unlink(script.name)
+    return {name: statistics.median(values) for name, values in rates.items()}
+
+
+async def drop_redis_keys(prefix: str) -> None:
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(REDIS_URL)
+    keys = [key async for key in redis.scan_iter(match=f"{prefix}*")]
+    if keys:
+        await redis.delete(*keys)
+    await redis.aclose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--centers", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=400)
+    parser.add_argument("--http-seconds", type=int, default=8)
+    parser.add_argument("--http-runs", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is missing: apt-get install wrk")
+    name = f"fitnus_bench_{secrets.token_hex(3)}"
+    database_url = f"{MYSQL_URL}/{name}"
+    prefix = f"bench-{name}:"
+    asyncio.run(migrate(database_url))
+    try:
+        results = asyncio.run(run_benchmarks(args, database_url, prefix))
+        rates = http_rates(args, database_url, prefix)
+    finally:
+        drop_database(name)
+        asyncio.run(drop_redis_keys(prefix))
+    reference = results["bare GEOSEARCH ... COUNT 20 (reference)"]["p99_ms"]
+    print(f"\n{args.centers} centers; {args.queries} queries in Seoul, radius 1–5 km, "
+          f"half with sport=gym ((a) ran {NAIVE_QUERIES})")
+    print(f"{'approach':52} {'p50 ms':>8} {'p99 ms':>8} {'q/s':>8} {'p99 / bare':>10}")
+    for label, figures in results.items():
+        print(f"{label:52} {figures['p50_ms']:8.2f} {figures['p99_ms']:8.2f} "
+              f"{figures['qps']:8.0f} {figures['p99_ms'] / reference:10.2f}")
+    empty = rates["empty aiohttp handler"]
+    print(f"\nHTTP (wrk -t2 -c64 -d{args.http_seconds}s, median of {args.http_runs}): "
+          f"empty handler {empty:.0f} req/s, GET /api/v1/centers "
+          f"{rates['GET /api/v1/centers']:.0f} req/s = "
+          f"{rates['GET /api/v1/centers'] / empty:.0%} of the empty handler")
+
+
+if __name__ == "__main__":
+    main()
