@@ -16,6 +16,9 @@ MIN_DURATION_MINUTES, MAX_DURATION_MINUTES = 10, 600
 MIN_CAPACITY, MAX_CAPACITY = 1, 10_000
 MAX_WEEKLY_TIMESLOTS = 500
 MAX_WEEKLY_RANGE_DAYS = 366
+# How far ahead a session may be published: a product rule, and it keeps
+# start + duration far from datetime's year-9999 edge.
+MAX_ADVANCE_DAYS = 730
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from tortoise.transactions import in_transaction
 from fitnus.accounts.models import Role
 from fitnus.accounts.tokens import Principal
 from fitnus.centers.models import Center, Program, SearchOutbox, Timeslot
-from fitnus.centers.rules import Interval, first_overlap
+from fitnus.centers.rules import MAX_ADVANCE_DAYS, Interval, first_overlap
 from fitnus.clock import Clock, as_utc
 from fitnus.errors import Conflict, Forbidden, InvalidInput, NotFound
 from fitnus.search.index import CenterDocument
@@ -183,6 +183,10 @@ async def create_timeslots(
     starts = [as_utc(start) for start in starts]
     if any(start <= now for start in starts):
         raise InvalidInput("a timeslot must start in the future", code="timeslot_in_past")
+    if any(start > now + timedelta(days=MAX_ADVANCE_DAYS) for start in starts):
+        raise InvalidInput(
+            f"a timeslot starts within {MAX_ADVANCE_DAYS} days", code="timeslot_too_far_ahead"
+        )
     async with in_transaction():
         program = await Program.select_for_update().get_or_none(id=program_id)
         if program is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -32,6 +32,12 @@ def program_body(**changes: Any) -> dict[str, Any]:
     body = {"name": "아침 요가", "sport": "yoga", "price_coupons": 12, "duration_minutes": 60}
     body.update(changes)
     return body
+
+
+def monday(weeks_ahead: int) -> date:
+    """A Monday a few weeks out: inside the publishing horizon whenever the suite runs."""
+    today = datetime.now(UTC).date()
+    return today + timedelta(days=7 * weeks_ahead - today.weekday())
 
 
 def in_days(days: float, hour: int = 10) -> str:
@@ -120,8 +126,8 @@ async def test_an_owner_cannot_touch_another_owners_center(client: Client, sign_
         client.post(f"/api/v1/programs/{program['id']}/timeslots",
                     json={"starts_at": in_days(3), "capacity": 5}, headers=bob.headers),
         client.post(f"/api/v1/programs/{program['id']}/timeslots/weekly",
-                    json={"weekdays": [1], "times": ["07:00"], "from_date": "2030-01-01",
-                          "to_date": "2030-01-31", "capacity": 5}, headers=bob.headers),
+                    json={"weekdays": [1], "times": ["07:00"], "from_date": str(monday(2)),
+                          "to_date": str(monday(6)), "capacity": 5}, headers=bob.headers),
     ]
     for response in await asyncio.gather(*attempts):
         assert response.status == 403
@@ -211,7 +217,8 @@ async def test_a_timeslot_shows_reserved_and_remaining(client: Client, sign_up: 
     [{"starts_at": "2020-01-01T10:00:00+09:00", "capacity": 5},
      {"starts_at": "2099-01-01T10:00:00", "capacity": 5},
      {"starts_at": "2099-01-01T10:00:00+09:00", "capacity": 0},
-     {"starts_at": "2099-01-01T10:00:00+09:00", "capacity": 10_001}],
+     {"starts_at": "2099-01-01T10:00:00+09:00", "capacity": 10_001},
+     {"starts_at": "9999-12-31T23:00:00+00:00", "capacity": 5}],
 )
 async def test_invalid_timeslots_are_400(client: Client, sign_up: Any, body: Any) -> None:
     owner = await sign_up("owner")
@@ -259,10 +266,12 @@ async def test_concurrent_overlapping_timeslots_admit_one(client: Client, sign_u
 async def test_a_weekly_pattern_opens_every_session_at_once(client: Client, sign_up: Any) -> None:
     owner = await sign_up("owner")
     program = await new_program(client, owner, (await new_center(client, owner))["id"])
+    first_monday = monday(3)
     response = await client.post(
         f"/api/v1/programs/{program['id']}/timeslots/weekly",
-        json={"weekdays": [1, 3, 5], "times": ["07:00", "19:30"], "from_date": "2030-03-04",
-              "to_date": "2030-03-31", "capacity": 12},
+        json={"weekdays": [1, 3, 5], "times": ["07:00", "19:30"],
+              "from_date": str(first_monday), "to_date": str(first_monday + timedelta(days=27)),
+              "capacity": 12},
         headers=owner.headers,
     )
     assert response.status == 201
@@ -273,8 +282,8 @@ async def test_a_weekly_pattern_opens_every_session_at_once(client: Client, sign
     assert first.utcoffset() == timedelta(hours=9)
     clash = await client.post(
         f"/api/v1/programs/{program['id']}/timeslots/weekly",
-        json={"weekdays": [1, 2], "times": ["07:30"], "from_date": "2030-03-04",
-              "to_date": "2030-03-05", "capacity": 12},
+        json={"weekdays": [1, 2], "times": ["07:30"], "from_date": str(first_monday),
+              "to_date": str(first_monday + timedelta(days=1)), "capacity": 12},
         headers=owner.headers,
     )
     assert clash.status == 409
@@ -301,15 +310,18 @@ async def test_invalid_weekly_patterns_are_400(
 async def test_timeslots_list_by_range_in_pages(client: Client, sign_up: Any) -> None:
     owner = await sign_up("owner")
     program = await new_program(client, owner, (await new_center(client, owner))["id"])
-    await client.post(
+    start = monday(2)
+    created = await client.post(
         f"/api/v1/programs/{program['id']}/timeslots/weekly",
-        json={"weekdays": [1, 2, 3, 4, 5, 6, 7], "times": ["08:00"], "from_date": "2030-05-01",
-              "to_date": "2030-05-31", "capacity": 3},
+        json={"weekdays": [1, 2, 3, 4, 5, 6, 7], "times": ["08:00"], "from_date": str(start),
+              "to_date": str(start + timedelta(days=30)), "capacity": 3},
         headers=owner.headers,
     )
+    assert created.status == 201
     seen: list[str] = []
+    window_from, window_to = start + timedelta(days=9), start + timedelta(days=19)
     url = (f"/api/v1/programs/{program['id']}/timeslots?limit=4"
-           "&from=2030-05-10T00:00:00%2B09:00&to=2030-05-20T00:00:00%2B09:00")
+           f"&from={window_from}T00:00:00%2B09:00&to={window_to}T00:00:00%2B09:00")
     cursor = None
     while True:
         page = await (await client.get(url + (f"&cursor={cursor}" if cursor else ""))).json()
@@ -319,7 +331,7 @@ async def test_timeslots_list_by_range_in_pages(client: Client, sign_up: Any) ->
             break
     assert len(seen) == 10
     assert seen == sorted(set(seen))
-    assert seen[0].startswith("2030-05-10T08:00")
+    assert seen[0].startswith(f"{window_from}T08:00")
 
 
 async def test_programs_list_in_pages(client: Client, sign_up: Any) -> None:
