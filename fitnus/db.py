@@ -23,6 +23,7 @@ MODEL_MODULES = [
     "fitnus.commands.models",
     "fitnus.notifications.models",
     "fitnus.centers.models",
+    "fitnus.wallet.models",
 ]
 MIGRATIONS_MODULE = "fitnus.migrations"
 

@@ -22,7 +22,7 @@ from fitnus.db import open_database
 from fitnus.keys import Keys
 from fitnus.redis_client import open_redis
 from fitnus.search.backends import CenterIndexFactory, open_center_index
-from web import accounts, centers, commands, operations
+from web import accounts, centers, commands, operations, wallet
 from web.errors import problem_middleware
 from web.keys import (
     ACCESS_TOKENS,
@@ -42,7 +42,9 @@ from web.middleware import HttpMetrics, database_middleware, request_id_middlewa
 from web.openapi import openapi_document
 from web.routing import Api
 
-APIS: tuple[Api, ...] = (accounts.api, centers.api, commands.api, operations.api)
+APIS: tuple[Api, ...] = (
+    accounts.api, centers.api, commands.api, wallet.api, operations.api
+)
 API_TITLE = "FitNus"
 API_VERSION = "1.0.0"
 

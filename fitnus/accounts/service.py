@@ -17,6 +17,7 @@ from fitnus.clock import Clock
 from fitnus.commands.models import Command
 from fitnus.commands.service import Dispatch, open_command
 from fitnus.errors import Conflict, InvalidInput, NotAuthenticated
+from fitnus.wallet.service import open_wallet
 
 SELF_SERVICE_ROLES = frozenset({Role.USER, Role.OWNER})
 WELCOME_COMMAND = "send_welcome"
@@ -47,10 +48,13 @@ async def create_account(
     For operators (``fitnus users create-admin``) and demo data, not for signup.
     """
     password_hash = await passwords.hash(password)
-    user, created = await User.get_or_create(
-        email=normalize_email(email),
-        defaults={"name": name, "role": role, "password_hash": password_hash},
-    )
+    async with in_transaction():
+        user, created = await User.get_or_create(
+            email=normalize_email(email),
+            defaults={"name": name, "role": role, "password_hash": password_hash},
+        )
+        if created:
+            await open_wallet(user_id=user.id, now=user.created_at)
     if not created:
         user.name, user.role, user.password_hash = name, role, password_hash
         await user.save(update_fields=["name", "role", "password_hash"])
@@ -76,6 +80,7 @@ class Accounts:
                     email=normalize_email(email), name=name.strip(), role=role,
                     password_hash=password_hash,
                 )
+                await open_wallet(user_id=user.id, now=self.clock.now())
                 welcome = await open_command(
                     user_id=user.id, kind=WELCOME_COMMAND, now=self.clock.now()
                 )

@@ -66,7 +66,10 @@ class SearchOutbox(Model):
     commit and before its message.
     """
 
-    center_id = fields.BigIntField(primary_key=True, generated=False)
+    # A surrogate key: tortoise's migration autodetector re-detects a
+    # non-generated integer primary key as changed on every run.
+    id = fields.BigIntField(primary_key=True)
+    center_id = fields.BigIntField(unique=True)
     version = fields.IntField()
     updated_at = fields.DatetimeField(db_index=True)
 

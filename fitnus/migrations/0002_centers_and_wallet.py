@@ -2,6 +2,7 @@ from tortoise import migrations
 from tortoise.migrations import operations as ops
 import functools
 from fitnus.centers.models import WallClockTimeField
+from fitnus.wallet.models import LedgerKind
 from json import dumps, loads
 from tortoise.fields.base import OnDelete
 from tortoise import fields
@@ -36,6 +37,21 @@ class Migration(migrations.Migration):
             bases=['Model'],
         ),
         ops.CreateModel(
+            name='LedgerEntry',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('user', fields.ForeignKeyField('fitnus.User', source_field='user_id', db_constraint=True, to_field='id', related_name='ledger', on_delete=OnDelete.RESTRICT)),
+                ('kind', fields.CharEnumField(description='GRANT: grant\nPURCHASE: purchase\nBOOKING_DEBIT: booking_debit\nBOOKING_REFUND: booking_refund\nBID_HOLD: bid_hold\nBID_RELEASE: bid_release\nAUCTION_CAPTURE: auction_capture', enum_type=LedgerKind, max_length=24)),
+                ('amount', fields.BigIntField()),
+                ('balance_after', fields.BigIntField()),
+                ('reference', fields.CharField(unique=True, max_length=128)),
+                ('center_id', fields.BigIntField(null=True)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'ledger_entry', 'app': 'fitnus', 'indexes': [Index(fields=['user_id', 'id']), Index(fields=['center_id', 'created_at'])], 'pk_attr': 'id', 'table_description': 'Append-only. ``reference`` is unique, so a retried operation cannot apply'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
             name='Program',
             fields=[
                 ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
@@ -54,11 +70,12 @@ class Migration(migrations.Migration):
         ops.CreateModel(
             name='SearchOutbox',
             fields=[
-                ('center_id', fields.BigIntField(primary_key=True, unique=True, db_index=True)),
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('center_id', fields.BigIntField(unique=True)),
                 ('version', fields.IntField()),
                 ('updated_at', fields.DatetimeField(db_index=True, auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'search_outbox', 'app': 'fitnus', 'pk_attr': 'center_id', 'table_description': 'Centers whose latest version may not be in the search index yet.'},
+            options={'table': 'search_outbox', 'app': 'fitnus', 'pk_attr': 'id', 'table_description': 'Centers whose latest version may not be in the search index yet.'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -73,6 +90,18 @@ class Migration(migrations.Migration):
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
             ],
             options={'table': 'timeslot', 'app': 'fitnus', 'indexes': [Index(fields=['program_id', 'starts_at'])], 'pk_attr': 'id'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='Wallet',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('user', fields.OneToOneField('fitnus.User', source_field='user_id', db_constraint=True, to_field='id', related_name='wallet', on_delete=OnDelete.CASCADE)),
+                ('balance', fields.BigIntField(default=0)),
+                ('held', fields.BigIntField(default=0)),
+                ('updated_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'wallet', 'app': 'fitnus', 'pk_attr': 'id', 'table_description': 'One per user. available = balance - held, never below zero: every change'},
             bases=['Model'],
         ),
     ]
