@@ -5,9 +5,11 @@ from __future__ import annotations
 import dramatiq
 
 from actors.accounts import welcome_new_user
+from actors.booking import drain_timeslot_queue
 from actors.search import index_center
 from fitnus.accounts.service import WELCOME_COMMAND
 from fitnus.commands.models import Command
+from fitnus.messages import Messages
 
 ACTOR_FOR_KIND: dict[str, dramatiq.Actor] = {  # type: ignore[type-arg]
     WELCOME_COMMAND: welcome_new_user,
@@ -18,7 +20,14 @@ async def index_center_later(center_id: int) -> None:
     index_center.send(center_id=center_id)
 
 
+async def drain_later(timeslot_id: int) -> None:
+    drain_timeslot_queue.send(timeslot_id=timeslot_id)
+
+
 async def dispatch(command: Command) -> None:
     # A blocking RPUSH on the broker's client: ~0.1 ms on a local Redis, less
     # than a hop to a thread would cost.
     ACTOR_FOR_KIND[command.kind].send(command_id=str(command.id))
+
+
+MESSAGES = Messages(dispatch=dispatch, index_center=index_center_later, schedule_drain=drain_later)

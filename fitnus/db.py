@@ -24,6 +24,7 @@ MODEL_MODULES = [
     "fitnus.notifications.models",
     "fitnus.centers.models",
     "fitnus.wallet.models",
+    "fitnus.booking.models",
 ]
 MIGRATIONS_MODULE = "fitnus.migrations"
 

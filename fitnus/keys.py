@@ -19,5 +19,11 @@ class Keys:
     def command_channel(self, command_id: str) -> str:
         return f"{self.prefix}command:{command_id}"
 
+    def pending_command(self, command_id: str) -> str:
+        return f"{self.prefix}command-pending:{command_id}"
+
+    def idempotency(self, user_id: int, key: str) -> str:
+        return f"{self.prefix}idempotency:{user_id}:{key}"
+
     def scheduler_leader(self) -> str:
         return f"{self.prefix}scheduler:leader"

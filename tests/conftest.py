@@ -141,17 +141,10 @@ def worker(broker: RedisBroker, database: TortoiseContext) -> Iterator[dramatiq.
 
 
 @pytest.fixture(scope="session")
-def dispatch(broker: RedisBroker) -> Callable[[Any], Awaitable[None]]:
-    from actors.dispatch import dispatch
+def messages(broker: RedisBroker) -> Any:
+    from actors.dispatch import MESSAGES
 
-    return dispatch
-
-
-@pytest.fixture(scope="session")
-def index_center(broker: RedisBroker) -> Callable[[int], Awaitable[None]]:
-    from actors.dispatch import index_center_later
-
-    return index_center_later
+    return MESSAGES
 
 
 @pytest.fixture(scope="session")
@@ -168,15 +161,14 @@ def osmem_url() -> Iterator[str]:
 
 @pytest.fixture
 def make_app(
-    settings: Settings, database: TortoiseContext, redis: Redis, dispatch: Any,
-    index_center: Any,
+    settings: Settings, database: TortoiseContext, redis: Redis, messages: Any,
 ) -> Callable[..., web.Application]:
     def make(**overrides: Any) -> web.Application:
         from dataclasses import replace
 
         return create_app(
-            replace(settings, **overrides), redis_url=REDIS_URL, dispatch=dispatch,
-            index_center=index_center, clock=system_clock,
+            replace(settings, **overrides), redis_url=REDIS_URL, messages=messages,
+            clock=system_clock,
             center_index_factory=open_test_center_index,
         )
 

@@ -13,16 +13,17 @@ from fitnus.accounts.passwords import Passwords
 from fitnus.accounts.service import Accounts
 from fitnus.accounts.throttle import LoginThrottle
 from fitnus.accounts.tokens import AccessTokens
-from fitnus.centers.service import IndexCenter
 from fitnus.clock import Clock, system_clock
 from fitnus.commands.outcomes import OutcomeListener
+from fitnus.commands.pending import PendingCommands
 from fitnus.commands.service import Dispatch
 from fitnus.config import Settings
 from fitnus.db import open_database
 from fitnus.keys import Keys
+from fitnus.messages import Messages
 from fitnus.redis_client import open_redis
 from fitnus.search.backends import CenterIndexFactory, open_center_index
-from web import accounts, centers, commands, operations, wallet
+from web import accounts, booking, centers, commands, operations, wallet
 from web.errors import problem_middleware
 from web.keys import (
     ACCESS_TOKENS,
@@ -30,10 +31,11 @@ from web.keys import (
     CENTER_INDEX,
     CLOCK,
     DATABASE,
-    INDEX_CENTER,
     KEYS,
+    MESSAGES,
     METRICS,
     OUTCOMES,
+    PENDING,
     REDIS,
     SETTINGS,
 )
@@ -43,7 +45,7 @@ from web.openapi import openapi_document
 from web.routing import Api
 
 APIS: tuple[Api, ...] = (
-    accounts.api, centers.api, commands.api, wallet.api, operations.api
+    accounts.api, centers.api, booking.api, commands.api, wallet.api, operations.api
 )
 API_TITLE = "FitNus"
 API_VERSION = "1.0.0"
@@ -53,8 +55,7 @@ def create_app(
     settings: Settings,
     *,
     redis_url: str,
-    dispatch: Dispatch,
-    index_center: IndexCenter,
+    messages: Messages,
     clock: Clock = system_clock,
     center_index_factory: CenterIndexFactory = open_center_index,
 ) -> web.Application:
@@ -72,7 +73,7 @@ def create_app(
     app[CLOCK] = clock
     app[KEYS] = Keys(settings.redis_key_prefix)
     app[METRICS] = registry
-    app[INDEX_CENTER] = index_center
+    app[MESSAGES] = messages
     app[ACCESS_TOKENS] = AccessTokens(
         secret=settings.jwt_secret,
         algorithm=settings.jwt_algorithm,
@@ -83,7 +84,7 @@ def create_app(
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis(redis_url))
     app.cleanup_ctx.append(_center_index(center_index_factory))
-    app.cleanup_ctx.append(_accounts(dispatch))
+    app.cleanup_ctx.append(_accounts(messages.dispatch))
 
     endpoints = [endpoint for api in APIS for endpoint in api.endpoints]
     for api in APIS:
@@ -109,7 +110,8 @@ def _redis(redis_url: str) -> Any:
     async def open_and_listen(app: web.Application) -> AsyncIterator[None]:
         redis = open_redis(redis_url)
         app[REDIS] = redis
-        outcomes = OutcomeListener(redis=redis, keys=app[KEYS])
+        app[PENDING] = PendingCommands(redis=redis, keys=app[KEYS])
+        outcomes = OutcomeListener(redis=redis, keys=app[KEYS], pending=app[PENDING])
         await outcomes.start()
         app[OUTCOMES] = outcomes
         yield

@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, model_validator
+from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from fitnus.accounts.tokens import Principal
 from fitnus.centers import service
@@ -24,10 +24,10 @@ from fitnus.centers.rules import (
 )
 from fitnus.errors import InvalidInput
 from fitnus.search.index import MAX_RADIUS_M, CenterQuery, SearchCursor
-from web.keys import CENTER_INDEX, CLOCK, INDEX_CENTER, SETTINGS
+from web.keys import CENTER_INDEX, CLOCK, MESSAGES, SETTINGS
 from web.pagination import decode_cursor, encode_cursor
 from web.routing import Api
-from web.schemas import RequestBody, json
+from web.schemas import MAX_YEAR, MIN_YEAR, Moment, RequestBody, json, plausible_moment
 
 api = Api()
 
@@ -161,7 +161,7 @@ class ProgramPath(BaseModel):
 
 
 class TimeslotBody(RequestBody):
-    starts_at: AwareDatetime
+    starts_at: Moment
     capacity: int = Field(ge=MIN_CAPACITY, le=MAX_CAPACITY)
 
 
@@ -171,8 +171,8 @@ class WeeklyTimeslotsBody(RequestBody):
     )
     times: list[time] = Field(min_length=1, max_length=48,
                               description="local start times in the service time zone")
-    from_date: date
-    to_date: date
+    from_date: date = Field(ge=date(MIN_YEAR, 1, 1), le=date(MAX_YEAR, 12, 31))
+    to_date: date = Field(ge=date(MIN_YEAR, 1, 1), le=date(MAX_YEAR, 12, 31))
     capacity: int = Field(ge=MIN_CAPACITY, le=MAX_CAPACITY)
 
     @model_validator(mode="after")
@@ -199,8 +199,8 @@ class TimeslotsOut(BaseModel):
 
 
 class TimeslotQuery(ListQuery):
-    from_: AwareDatetime | None = Field(default=None, alias="from")
-    to: AwareDatetime | None = None
+    from_: Moment | None = Field(default=None, alias="from")
+    to: Moment | None = None
 
 
 class TimeslotPage(BaseModel):
@@ -252,7 +252,7 @@ async def create_center(
 ) -> web.Response:
     center = await service.create_center(
         principal=principal, draft=service.CenterDraft(**body.model_dump()),
-        clock=request.app[CLOCK], index_center=request.app[INDEX_CENTER],
+        clock=request.app[CLOCK], index_center=request.app[MESSAGES].index_center,
     )
     return json(center_out(center, _zone(request)), 201)
 
@@ -296,7 +296,7 @@ async def update_center(
 ) -> web.Response:
     center = await service.update_center(
         principal=principal, center_id=path.center_id, changes=body.changes(),
-        clock=request.app[CLOCK], index_center=request.app[INDEX_CENTER],
+        clock=request.app[CLOCK], index_center=request.app[MESSAGES].index_center,
     )
     return json(center_out(center, _zone(request)))
 
@@ -309,7 +309,7 @@ async def delete_center(
 ) -> web.Response:
     await service.delete_center(
         principal=principal, center_id=path.center_id, clock=request.app[CLOCK],
-        index_center=request.app[INDEX_CENTER],
+        index_center=request.app[MESSAGES].index_center,
     )
     return web.Response(status=204)
 
@@ -389,7 +389,9 @@ async def list_timeslots(
     zone = _zone(request)
     after = None
     if query.cursor:
-        start, timeslot_id = decode_cursor(query.cursor, [datetime.fromisoformat, int])
+        start, timeslot_id = decode_cursor(
+            query.cursor, [lambda raw: plausible_moment(datetime.fromisoformat(raw)), int]
+        )
         after = (start, timeslot_id)
     timeslots = await service.timeslots_of(
         path.program_id, starts_from=query.from_, starts_before=query.to, after=after,

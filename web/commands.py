@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from fitnus.accounts.tokens import Principal
 from fitnus.commands.service import command_of, command_view
-from web.keys import OUTCOMES
+from web.keys import OUTCOMES, PENDING
 from web.routing import Api
 from web.schemas import json
 
@@ -64,5 +64,7 @@ async def get_command(
             user_id=principal.user_id, command_id=path.command_id, timeout_seconds=wait_seconds
         )
     else:
-        command = await command_of(user_id=principal.user_id, command_id=path.command_id)
+        command = await command_of(
+            user_id=principal.user_id, command_id=path.command_id, pending=request.app[PENDING]
+        )
     return json(CommandOut.model_validate(command_view(command)), exclude_none=True)

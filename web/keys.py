@@ -9,11 +9,12 @@ from tortoise.context import TortoiseContext
 
 from fitnus.accounts.service import Accounts
 from fitnus.accounts.tokens import AccessTokens
-from fitnus.centers.service import IndexCenter
 from fitnus.clock import Clock
 from fitnus.commands.outcomes import OutcomeListener
+from fitnus.commands.pending import PendingCommands
 from fitnus.config import Settings
 from fitnus.keys import Keys
+from fitnus.messages import Messages
 from fitnus.search.index import CenterIndex
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -26,4 +27,5 @@ ACCOUNTS = web.AppKey("accounts", Accounts)
 OUTCOMES = web.AppKey("outcomes", OutcomeListener)
 METRICS = web.AppKey("metrics", CollectorRegistry)
 CENTER_INDEX = web.AppKey("center_index", CenterIndex)
-INDEX_CENTER: web.AppKey[IndexCenter] = web.AppKey("index_center")
+MESSAGES = web.AppKey("messages", Messages)
+PENDING = web.AppKey("pending", PendingCommands)

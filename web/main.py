@@ -17,11 +17,9 @@ def run(settings: Settings) -> None:
     configure_logging(settings.log_level)
     redis_url = resolve_redis_url(settings)
     install_broker(settings, redis_url=redis_url)
-    from actors.dispatch import dispatch, index_center_later
+    from actors.dispatch import MESSAGES
 
-    app = create_app(
-        settings, redis_url=redis_url, dispatch=dispatch, index_center=index_center_later
-    )
+    app = create_app(settings, redis_url=redis_url, messages=MESSAGES)
     web.run_app(
         app,
         host=settings.http_host,

@@ -103,6 +103,9 @@ class Timeslot(Model):
     ends_at = fields.DatetimeField()
     capacity = fields.IntField()
     reserved = fields.IntField(default=0)
+    # The fencing token of the last reservation batch committed: a drainer
+    # whose lease expired holds an older token and cannot commit.
+    drain_fence = fields.BigIntField(default=0)
     created_at = fields.DatetimeField()
 
     class Meta:

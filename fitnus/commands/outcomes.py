@@ -19,6 +19,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from fitnus.commands.models import Command, CommandStatus
+from fitnus.commands.pending import PendingCommands
 from fitnus.commands.service import command_of
 from fitnus.keys import Keys
 
@@ -31,11 +32,22 @@ async def publish_outcome(redis: Redis, keys: Keys, command: Command) -> None:
     await redis.publish(keys.command_channel(str(command.id)), command.status.value)
 
 
+async def publish_outcomes(redis: Redis, keys: Keys, commands: list[Command]) -> None:
+    """``publish_outcome`` for many, in one round trip."""
+    if not commands:
+        return
+    async with redis.pipeline(transaction=False) as pipe:
+        for command in commands:
+            pipe.publish(keys.command_channel(str(command.id)), command.status.value)
+        await pipe.execute()
+
+
 class OutcomeListener:
     """Lets a request wait for a command's outcome (``Prefer: wait=N``)."""
 
-    def __init__(self, *, redis: Redis, keys: Keys) -> None:
+    def __init__(self, *, redis: Redis, keys: Keys, pending: PendingCommands) -> None:
         self._redis = redis
+        self._pending = pending
         self._pattern = keys.command_channel("*")
         self._channel_prefix = keys.command_channel("")
         self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
@@ -62,12 +74,16 @@ class OutcomeListener:
         try:
             # Registered before the first read: an outcome published between
             # the read and the wait still wakes us.
-            command = await command_of(user_id=user_id, command_id=command_id)
+            command = await command_of(
+                user_id=user_id, command_id=command_id, pending=self._pending
+            )
             if command.status is not CommandStatus.PENDING:
                 return command
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), timeout_seconds)
-            return await command_of(user_id=user_id, command_id=command_id)
+            return await command_of(
+                user_id=user_id, command_id=command_id, pending=self._pending
+            )
         finally:
             waiters.discard(event)
             if not waiters:

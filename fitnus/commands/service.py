@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fitnus.commands.models import Command, CommandStatus
+from fitnus.commands.pending import PendingCommands
 from fitnus.errors import NotFound
 
 # Hands a committed command to the workers (a dramatiq message in production).
@@ -43,9 +44,19 @@ async def decide_command(
     return updated == 1
 
 
-async def command_of(*, user_id: int, command_id: uuid.UUID) -> Command:
-    """A command, to its sender only: anyone else gets the same 404 as for no command."""
+async def command_of(
+    *, user_id: int, command_id: uuid.UUID, pending: PendingCommands | None = None
+) -> Command:
+    """A command, to its sender only: anyone else gets the same 404 as for no command.
+
+    Decided commands are rows; commands still in a keyed queue may exist only
+    in ``pending``.
+    """
     command = await Command.get_or_none(id=command_id, user_id=user_id)
+    if command is None and pending is not None:
+        command = await pending.find(command_id)
+        if command is not None and command.user_id != user_id:  # type: ignore[attr-defined]
+            command = None
     if command is None:
         raise NotFound("no such command", code="command_not_found")
     return command

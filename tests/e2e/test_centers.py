@@ -218,7 +218,8 @@ async def test_a_timeslot_shows_reserved_and_remaining(client: Client, sign_up: 
      {"starts_at": "2099-01-01T10:00:00", "capacity": 5},
      {"starts_at": "2099-01-01T10:00:00+09:00", "capacity": 0},
      {"starts_at": "2099-01-01T10:00:00+09:00", "capacity": 10_001},
-     {"starts_at": "9999-12-31T23:00:00+00:00", "capacity": 5}],
+     {"starts_at": "9999-12-31T23:00:00+00:00", "capacity": 5},
+     {"starts_at": "0001-01-01T00:12:18+01:00", "capacity": 1}],
 )
 async def test_invalid_timeslots_are_400(client: Client, sign_up: Any, body: Any) -> None:
     owner = await sign_up("owner")

@@ -31,7 +31,7 @@ SERVER_START_SECONDS = 10
 
 @pytest.fixture(scope="module")
 def live_server(
-    settings: Settings, database: TortoiseContext, dispatch: Any, index_center: Any
+    settings: Settings, database: TortoiseContext, messages: Any
 ) -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -39,7 +39,7 @@ def live_server(
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     runner = web.AppRunner(
-        create_app(settings, redis_url=REDIS_URL, dispatch=dispatch, index_center=index_center)
+        create_app(settings, redis_url=REDIS_URL, messages=messages)
     )
 
     def serve() -> None:

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+import dramatiq
+
+from actors.runtime import runtime
+from fitnus.booking.service import Decided, drain_timeslot
+from fitnus.commands.outcomes import publish_outcomes
+
+
+@dramatiq.actor(queue_name="booking", max_retries=50, min_backoff=100, max_backoff=5_000)
+async def drain_timeslot_queue(*, timeslot_id: int) -> None:
+    rt = runtime()
+
+    async def published(outcomes: list[Decided]) -> None:
+        await publish_outcomes(rt.redis, rt.keys, [outcome.command for outcome in outcomes])
+
+    await drain_timeslot(
+        timeslot_id, redis=rt.redis, keys=rt.keys, clock=rt.clock, published=published
+    )

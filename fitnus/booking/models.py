@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+from fitnus.accounts.models import User
+from fitnus.centers.models import Timeslot
+
+
+class ReservationStatus(StrEnum):
+    CONFIRMED = "confirmed"
+    CANCELLED = "cancelled"
+
+
+class Reservation(Model):
+    """A seat. ``active`` is 1 while confirmed and NULL once cancelled, so the
+    unique key (timeslot, user, active) allows one live reservation per person
+    per timeslot and any number of cancelled ones."""
+
+    id = fields.BigIntField(primary_key=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "fitnus.User", related_name="reservations", on_delete=fields.RESTRICT
+    )
+    timeslot: fields.ForeignKeyRelation[Timeslot] = fields.ForeignKeyField(
+        "fitnus.Timeslot", related_name="reservations", on_delete=fields.RESTRICT
+    )
+    status = fields.CharEnumField(ReservationStatus, max_length=16)
+    active = fields.BooleanField(null=True)
+    price_coupons = fields.IntField()
+    starts_at = fields.DatetimeField()
+    ends_at = fields.DatetimeField()
+    command_id = fields.UUIDField(unique=True)
+    created_at = fields.DatetimeField()
+    cancelled_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "reservation"
+        unique_together = (("timeslot", "user", "active"),)
+        indexes = (("user_id", "starts_at"),)

@@ -1,0 +1,156 @@
+"""The keyed queue: per-key FIFO in Redis, drained by one lease holder at a time.
+
+Reservations key it by timeslot; bids will key it by auction, club joins by
+meetup. Every key of one queue shares a hash tag, so the scripts run on a
+Redis Cluster too.
+
+Order and throughput come from here; correctness does not. The lease carries a
+fencing token that the database write checks (a holder whose lease expired
+cannot commit), items leave the list only after their batch committed, and
+deciding an item twice is a no-op in the database. A crash therefore leaves
+items to be decided again, never lost and never applied twice.
+
+Fails closed: when Redis is down nothing is queued and callers get an error.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+# KEYS: queue, position, scheduled flag. ARGV: payload json.
+# Returns {position, 1 if the caller must send a drain message}.
+_ENQUEUE = """
+local position = redis.call('INCR', KEYS[2])
+local payload = cjson.decode(ARGV[1])
+payload['position'] = position
+redis.call('RPUSH', KEYS[1], cjson.encode(payload))
+local first = redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[2])
+if first then return {position, 1} end
+return {position, 0}
+"""
+
+# KEYS: lease, fence. ARGV: ttl ms. Returns the new fencing token, or 0.
+_ACQUIRE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local token = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], token, 'PX', ARGV[1])
+return token
+"""
+
+# KEYS: lease. ARGV: token, ttl ms.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+# KEYS: lease, queue. ARGV: token, count. Drops decided items if still the holder.
+_ACK = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+redis.call('LTRIM', KEYS[2], tonumber(ARGV[2]), -1)
+return redis.call('LLEN', KEYS[2])
+"""
+
+# KEYS: lease. ARGV: token.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# A drain message is in flight for this long at most before another may be sent.
+SCHEDULED_TTL_MS = 5_000
+
+
+@dataclass(frozen=True)
+class QueuedItem:
+    position: int
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    position: int
+    must_schedule_drain: bool
+
+
+class KeyedQueue:
+    """The queues of one kind (e.g. "timeslot"), one per key (e.g. a timeslot id)."""
+
+    def __init__(self, *, redis: Redis, prefix: str, kind: str) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._kind = kind
+        self._enqueue = redis.register_script(_ENQUEUE)
+        self._acquire = redis.register_script(_ACQUIRE)
+        self._renew = redis.register_script(_RENEW)
+        self._ack = redis.register_script(_ACK)
+        self._release = redis.register_script(_RELEASE)
+
+    def _key(self, key: int | str, part: str) -> str:
+        return f"{self._prefix}{{{self._kind}:{key}}}:{part}"
+
+    def active_set(self) -> str:
+        """Keys that may hold items: what the sweeper walks."""
+        return f"{self._prefix}keyed:{self._kind}:active"
+
+    async def enqueue(self, key: int | str, payload: dict[str, Any]) -> Enqueued:
+        position, schedule = await self._enqueue(
+            keys=[self._key(key, "queue"), self._key(key, "position"),
+                  self._key(key, "scheduled")],
+            args=[json.dumps(payload), SCHEDULED_TTL_MS],
+        )
+        await self._redis.sadd(self.active_set(), str(key))
+        return Enqueued(position=int(position), must_schedule_drain=bool(schedule))
+
+    async def clear_scheduled(self, key: int | str) -> None:
+        """A drainer starts: later enqueues must schedule another drain."""
+        await self._redis.delete(self._key(key, "scheduled"))
+
+    async def acquire(self, key: int | str, *, ttl_ms: int) -> int | None:
+        token = await self._acquire(
+            keys=[self._key(key, "lease"), self._key(key, "fence")], args=[ttl_ms]
+        )
+        return int(token) or None
+
+    async def renew(self, key: int | str, token: int, *, ttl_ms: int) -> bool:
+        return bool(await self._renew(keys=[self._key(key, "lease")], args=[token, ttl_ms]))
+
+    async def peek(self, key: int | str, count: int) -> list[QueuedItem]:
+        raw = await self._redis.lrange(self._key(key, "queue"), 0, count - 1)
+        items = []
+        for entry in raw:
+            payload = json.loads(entry)
+            items.append(QueuedItem(position=int(payload.pop("position")), payload=payload))
+        return items
+
+    async def ack(self, key: int | str, token: int, count: int) -> int | None:
+        """Drop the first ``count`` items; the number left, or None if the lease was lost."""
+        left = int(await self._ack(keys=[self._key(key, "lease"), self._key(key, "queue")],
+                                   args=[token, count]))
+        return None if left < 0 else left
+
+    async def release(self, key: int | str, token: int) -> None:
+        await self._release(keys=[self._key(key, "lease")], args=[token])
+
+    async def length(self, key: int | str) -> int:
+        return int(await self._redis.llen(self._key(key, "queue")))
+
+    async def leased(self, key: int | str) -> bool:
+        return bool(await self._redis.exists(self._key(key, "lease")))
+
+    async def active_keys(self) -> list[str]:
+        members = await self._redis.smembers(self.active_set())
+        return [member.decode() if isinstance(member, bytes) else member for member in members]
+
+    async def forget_if_empty(self, key: int | str) -> None:
+        if await self.length(key) == 0:
+            await self._redis.srem(self.active_set(), str(key))
+
+    def flag(self, key: int | str, name: str) -> str:
+        """A per-key Redis key of the caller's (e.g. the sold-out flag)."""
+        return self._key(key, name)

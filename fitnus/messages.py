@@ -1,0 +1,20 @@
+"""What the web tier asks the workers to do, as plain callables.
+
+The composition roots bind them to dramatiq actors; the domain only sees
+these signatures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fitnus.booking.service import ScheduleDrain
+from fitnus.centers.service import IndexCenter
+from fitnus.commands.service import Dispatch
+
+
+@dataclass(frozen=True, kw_only=True)
+class Messages:
+    dispatch: Dispatch
+    index_center: IndexCenter
+    schedule_drain: ScheduleDrain

@@ -1,0 +1,242 @@
+"""Booking through the keyed queue, decided by real workers."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import dramatiq
+import pytest
+from aiohttp.test_utils import TestClient
+from tortoise.functions import Sum
+from tortoise.transactions import in_transaction
+
+from fitnus.accounts.models import Role, User
+from fitnus.accounts.tokens import AccessTokens
+from fitnus.booking import rules
+from fitnus.booking.models import Reservation
+from fitnus.centers.models import Timeslot
+from fitnus.clock import system_clock
+from fitnus.commands.models import Command, CommandStatus
+from fitnus.config import Settings
+from fitnus.wallet.models import LedgerEntry, LedgerKind, Wallet
+from fitnus.wallet.service import open_wallet, post_entry
+from tests.conftest import eventually
+from tests.e2e.test_centers import in_days, new_center, new_program
+
+Client = TestClient[Any, Any]
+PRICE = 10
+
+
+@dataclass
+class Session:
+    timeslot_id: int
+    owner: Any
+
+
+async def open_session(client: Client, sign_up: Any, *, capacity: int, days: float = 3,
+                       hour: int = 10) -> Session:
+    owner = await sign_up("owner")
+    program = await new_program(client, owner, (await new_center(client, owner))["id"],
+                                price_coupons=PRICE)
+    response = await client.post(f"/api/v1/programs/{program['id']}/timeslots",
+                                 json={"starts_at": in_days(days, hour), "capacity": capacity},
+                                 headers=owner.headers)
+    assert response.status == 201, await response.text()
+    return Session((await response.json())["id"], owner)
+
+
+async def fund(user_id: int, amount: int) -> None:
+    async with in_transaction():
+        await post_entry(user_id=user_id, kind=LedgerKind.GRANT, amount=amount,
+                         reference=f"test-grant:{uuid.uuid4().hex}", now=system_clock.now())
+
+
+async def reserve(client: Client, account: Any, timeslot_id: int, **headers: str) -> Any:
+    return await client.post("/api/v1/reservations", json={"timeslot_id": timeslot_id},
+                             headers={**account.headers, **headers})
+
+
+@pytest.mark.portable
+async def test_a_seat_is_confirmed_and_paid_with_prefer_wait(
+    client: Client, sign_up: Any, worker: dramatiq.Worker
+) -> None:
+    session = await open_session(client, sign_up, capacity=5)
+    user = await sign_up()
+    await fund(user.id, 25)
+    response = await reserve(client, user, session.timeslot_id, Prefer="wait=8")
+    assert response.status == 201, await response.text()
+    reservation = await response.json()
+    assert (reservation["status"], reservation["price_coupons"]) == ("confirmed", PRICE)
+    wallet = await (await client.get("/api/v1/me/wallet", headers=user.headers)).json()
+    assert wallet == {"balance": 15, "held": 0, "available": 15}
+    timeslot = await (await client.get(f"/api/v1/timeslots/{session.timeslot_id}")).json()
+    assert (timeslot["reserved"], timeslot["remaining"]) == (1, 4)
+    again = await reserve(client, user, session.timeslot_id, Prefer="wait=8")
+    assert again.status == 409
+    assert (await again.json())["code"] == "already_reserved"
+
+
+async def test_without_prefer_the_answer_is_202_and_the_command_tells_the_outcome(
+    client: Client, sign_up: Any, worker: dramatiq.Worker
+) -> None:
+    session = await open_session(client, sign_up, capacity=5)
+    user = await sign_up()
+    response = await reserve(client, user, session.timeslot_id)
+    assert response.status == 202
+    accepted = await response.json()
+    assert accepted["status"] == "pending"
+    assert accepted["position"] >= 1
+    command = await (await client.get(f"/api/v1/commands/{accepted['command_id']}",
+                                      headers={**user.headers, "Prefer": "wait=8"})).json()
+    assert command["status"] == "failed"
+    assert command["error"]["code"] == "insufficient_coupons"
+
+
+async def test_a_pending_command_is_visible_to_its_sender_only(
+    client: Client, sign_up: Any
+) -> None:
+    session = await open_session(client, sign_up, capacity=5)
+    user, other = await sign_up(), await sign_up()
+    accepted = await (await reserve(client, user, session.timeslot_id)).json()
+    path = f"/api/v1/commands/{accepted['command_id']}"
+    assert (await client.get(path, headers=other.headers)).status == 404
+    mine = await client.get(path, headers=user.headers)
+    assert (await mine.json())["status"] in ("pending", "failed")
+
+
+async def test_a_started_session_is_closed_and_an_unknown_one_404(
+    client: Client, sign_up: Any
+) -> None:
+    user = await sign_up()
+    assert (await reserve(client, user, 2**60)).status == 404
+    for body in ({"timeslot_id": "1"}, {"timeslot_id": 0}, {}):
+        response = await client.post("/api/v1/reservations", json=body, headers=user.headers)
+        assert response.status == 400
+
+
+async def test_the_same_idempotency_key_returns_the_first_answer(
+    client: Client, sign_up: Any
+) -> None:
+    session = await open_session(client, sign_up, capacity=5)
+    user = await sign_up()
+    key = uuid.uuid4().hex
+    answers = [await (await reserve(client, user, session.timeslot_id,
+                                    **{"Idempotency-Key": key})).json() for _ in range(3)]
+    assert len({answer["command_id"] for answer in answers}) == 1
+
+
+async def test_only_the_user_the_owner_and_admins_read_a_reservation(
+    client: Client, sign_up: Any, worker: dramatiq.Worker
+) -> None:
+    session = await open_session(client, sign_up, capacity=5)
+    user, stranger, other_owner = await sign_up(), await sign_up(), await sign_up("owner")
+    await fund(user.id, PRICE)
+    reservation = await (await reserve(client, user, session.timeslot_id,
+                                       Prefer="wait=8")).json()
+    path = f"/api/v1/reservations/{reservation['id']}"
+    assert (await client.get(path, headers=user.headers)).status == 200
+    assert (await client.get(path, headers=session.owner.headers)).status == 200
+    assert (await client.get(path, headers=stranger.headers)).status == 404
+    assert (await client.get(path, headers=other_owner.headers)).status == 404
+
+
+async def test_an_overlapping_session_is_a_schedule_conflict(
+    client: Client, sign_up: Any, worker: dramatiq.Worker
+) -> None:
+    first = await open_session(client, sign_up, capacity=5, days=6, hour=10)
+    second = await open_session(client, sign_up, capacity=5, days=6, hour=10)
+    user = await sign_up()
+    await fund(user.id, 100)
+    assert (await reserve(client, user, first.timeslot_id, Prefer="wait=8")).status == 201
+    clash = await reserve(client, user, second.timeslot_id, Prefer="wait=8")
+    assert clash.status == 409
+    assert (await clash.json())["code"] == "schedule_conflict"
+
+
+async def users_with_tokens(settings: Settings, count: int, coupons: int) -> list[Any]:
+    tag = uuid.uuid4().hex[:8]
+    users = [User(email=f"storm-{tag}-{n}@fitnus.example.com", name=f"s{n}", role=Role.USER,
+                  password_hash="-") for n in range(count)]
+    await User.bulk_create(users)
+    created = await User.filter(email__startswith=f"storm-{tag}-").order_by("id")
+    tokens = AccessTokens(secret=settings.jwt_secret, algorithm=settings.jwt_algorithm,
+                          issuer=settings.jwt_issuer, audience=settings.jwt_audience,
+                          ttl_seconds=900)
+    now = system_clock.now()
+    for user in created:
+        async with in_transaction():
+            await open_wallet(user_id=user.id, now=now)
+            await post_entry(user_id=user.id, kind=LedgerKind.GRANT, amount=coupons,
+                             reference=f"storm:{user.id}", now=now)
+    return [(user.id, {"Authorization": "Bearer "
+                       + tokens.issue(user_id=user.id, role=Role.USER, now=now)})
+            for user in created]
+
+
+async def test_two_thousand_requests_for_fifty_seats_first_come_first_served(
+    client: Client, sign_up: Any, settings: Settings, worker: dramatiq.Worker
+) -> None:
+    session = await open_session(client, sign_up, capacity=50)
+    people = await users_with_tokens(settings, 500, coupons=PRICE * 2)
+    storm = [people[n % len(people)] for n in range(2000)]
+
+    async def ask(person: Any) -> tuple[int, dict[str, Any]]:
+        response = await client.post("/api/v1/reservations",
+                                     json={"timeslot_id": session.timeslot_id},
+                                     headers=person[1])
+        return person[0], await response.json()
+
+    answers = await asyncio.gather(*(ask(person) for person in storm))
+    accepted = [(user_id, body) for user_id, body in answers if "command_id" in body]
+    refused_fast = [body for _, body in answers if body.get("code") == "sold_out"]
+    assert len(accepted) + len(refused_fast) == 2000
+    command_ids = [body["command_id"] for _, body in accepted]
+
+    async def all_decided() -> bool:
+        return await Command.filter(id__in=command_ids).count() == len(command_ids)
+
+    await eventually(all_decided, deadline_seconds=60)
+    commands = {str(c.id): c for c in await Command.filter(id__in=command_ids)}
+    assert all(c.status is not CommandStatus.PENDING for c in commands.values())
+
+    confirmed = await Reservation.filter(timeslot_id=session.timeslot_id, active=True)
+    assert len(confirmed) == 50
+    assert len({r.user_id for r in confirmed}) == 50  # type: ignore[attr-defined]
+    timeslot = await Timeslot.get(id=session.timeslot_id)
+    assert timeslot.reserved == 50
+
+    # First come, first served: a sequential pass over the positions agrees.
+    by_position = sorted(accepted, key=lambda pair: pair[1]["position"])
+    expected, seated = [], set()
+    for user_id, body in by_position:
+        if len(expected) < 50 and user_id not in seated:
+            expected.append(body["command_id"])
+            seated.add(user_id)
+    assert {str(r.command_id) for r in confirmed} == set(expected)
+
+    user_ids = [person[0] for person in people]
+    for wallet in await Wallet.filter(user_id__in=user_ids):
+        total = await LedgerEntry.filter(user_id=wallet.user_id).annotate(  # type: ignore[attr-defined]
+            total=Sum("amount")).first().values("total")
+        assert total is not None
+        assert wallet.balance == total["total"]
+    debits = await LedgerEntry.filter(user_id__in=user_ids, kind=LedgerKind.BOOKING_DEBIT).count()
+    assert debits == 50
+
+
+async def test_a_full_timeslot_refuses_at_once(
+    client: Client, sign_up: Any, worker: dramatiq.Worker
+) -> None:
+    session = await open_session(client, sign_up, capacity=1)
+    first, late = await sign_up(), await sign_up()
+    await fund(first.id, PRICE)
+    assert (await reserve(client, first, session.timeslot_id, Prefer="wait=8")).status == 201
+
+    async def flagged() -> bool:
+        response = await reserve(client, late, session.timeslot_id)
+        return response.status == 409 and (await response.json())["code"] == rules.SOLD_OUT
+
+    await eventually(flagged)

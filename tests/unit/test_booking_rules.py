@@ -1,0 +1,56 @@
+"""The seat rule, without I/O."""
+
+from __future__ import annotations
+
+from fitnus.booking import rules
+from fitnus.booking.rules import SeatRequest, decide_seats
+
+
+def requests(*users: int) -> list[SeatRequest]:
+    return [SeatRequest(position, f"c{position}", user) for position, user in
+            enumerate(users, start=1)]
+
+
+def outcomes(decisions: list[rules.SeatDecision]) -> list[str]:
+    return [decision.outcome for decision in decisions]
+
+
+def decide(batch: list[SeatRequest], **options: object) -> list[str]:
+    settings: dict[str, object] = {"seats_left": 2, "price": 10, "holders": set(),
+                                   "conflicting": set(), "is_open": True,
+                                   "available": {user: 100 for user in range(10)}}
+    settings.update(options)
+    return outcomes(decide_seats(batch, **settings))  # type: ignore[arg-type]
+
+
+def test_seats_go_to_the_first_positions_whatever_the_arrival_order() -> None:
+    ordered = decide_seats(list(reversed(requests(1, 2, 3))), seats_left=2, price=1,
+                           available={1: 5, 2: 5, 3: 5}, holders=set(), conflicting=set(),
+                           is_open=True)
+    assert [(d.request.position, d.outcome) for d in ordered] == [
+        (1, rules.CONFIRMED), (2, rules.CONFIRMED), (3, rules.SOLD_OUT)
+    ]
+
+
+def test_a_person_gets_one_seat_however_often_they_ask() -> None:
+    assert decide(requests(1, 1, 2)) == [rules.CONFIRMED, rules.ALREADY_RESERVED, rules.CONFIRMED]
+
+
+def test_someone_who_cannot_pay_does_not_block_the_next_in_line() -> None:
+    assert decide(requests(1, 2, 3), available={1: 5, 2: 10, 3: 10}) == [
+        rules.INSUFFICIENT_COUPONS, rules.CONFIRMED, rules.CONFIRMED
+    ]
+
+
+def test_coupons_spent_in_the_batch_count() -> None:
+    batch = [SeatRequest(1, "a", 1), SeatRequest(2, "b", 1)]
+    assert decide(batch, available={1: 15}, seats_left=5) == [
+        rules.CONFIRMED, rules.ALREADY_RESERVED
+    ]
+
+
+def test_holders_conflicts_and_closed_sessions_are_refused() -> None:
+    assert decide(requests(1, 2), holders={1}, conflicting={2}) == [
+        rules.ALREADY_RESERVED, rules.SCHEDULE_CONFLICT
+    ]
+    assert decide(requests(1), is_open=False) == [rules.TIMESLOT_CLOSED]

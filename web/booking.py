@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from fitnus.accounts.tokens import Principal
+from fitnus.booking.models import Reservation
+from fitnus.booking.service import SeatRefused, request_seat, reservation_for
+from fitnus.commands.models import CommandStatus
+from web.commands import PreferHeader, preferred_wait_seconds
+from web.keys import CLOCK, KEYS, MESSAGES, OUTCOMES, PENDING, REDIS, SETTINGS
+from web.routing import Api
+from web.schemas import RequestBody, json
+from web.wallet import IdempotencyHeader
+
+api = Api()
+
+
+class ReservationBody(RequestBody):
+    timeslot_id: int = Field(ge=1, le=2**63 - 1)
+
+
+class ReservationHeaders(PreferHeader, IdempotencyHeader):
+    pass
+
+
+class ReservationAccepted(BaseModel):
+    command_id: str
+    status: Literal["pending"] = "pending"
+    position: int
+
+
+class ReservationOut(BaseModel):
+    id: int
+    user_id: int
+    timeslot_id: int
+    status: Literal["confirmed", "cancelled"]
+    price_coupons: int
+    created_at: datetime
+
+
+class ReservationPath(BaseModel):
+    reservation_id: int = Field(ge=1, le=2**63 - 1)
+
+
+def reservation_out(reservation: Reservation, zone: ZoneInfo) -> ReservationOut:
+    return ReservationOut(
+        id=reservation.id, user_id=reservation.user_id,  # type: ignore[attr-defined]
+        timeslot_id=reservation.timeslot_id,  # type: ignore[attr-defined]
+        status=reservation.status.value, price_coupons=reservation.price_coupons,
+        created_at=reservation.created_at.astimezone(zone),
+    )
+
+
+@api.route("POST", "/api/v1/reservations", tag="booking",
+           summary="Ask for a seat: 202 with your place in line, or with Prefer: wait=N "
+                   "201/409 once decided",
+           body=ReservationBody, headers=ReservationHeaders, auth=True,
+           responses={202: ReservationAccepted, 201: ReservationOut},
+           errors=(400, 401, 404, 409))
+async def reserve(
+    request: web.Request, *, body: ReservationBody, headers: ReservationHeaders,
+    principal: Principal,
+) -> web.Response:
+    app = request.app
+    requested = await request_seat(
+        principal=principal, timeslot_id=body.timeslot_id,
+        idempotency_key=headers.idempotency_key, redis=app[REDIS], keys=app[KEYS],
+        pending=app[PENDING], clock=app[CLOCK], schedule_drain=app[MESSAGES].schedule_drain,
+    )
+    wait_seconds = preferred_wait_seconds(headers.prefer)
+    if wait_seconds > 0:
+        command = await app[OUTCOMES].wait(
+            user_id=principal.user_id, command_id=requested.command_id,
+            timeout_seconds=wait_seconds,
+        )
+        if command.status is CommandStatus.SUCCEEDED:
+            assert command.result is not None
+            reservation = await Reservation.get(id=command.result["reservation_id"])
+            return json(reservation_out(reservation, ZoneInfo(app[SETTINGS].time_zone)), 201)
+        if command.status is CommandStatus.FAILED:
+            assert command.error is not None
+            raise SeatRefused(command.error["detail"], code=command.error["code"])
+    return json(ReservationAccepted(command_id=str(requested.command_id),
+                                    position=requested.position), 202)
+
+
+@api.route("GET", "/api/v1/reservations/{reservation_id}", tag="booking",
+           summary="A reservation: its user, the center's owner, admins",
+           path_params=ReservationPath, auth=True, responses={200: ReservationOut},
+           errors=(401, 404))
+async def get_reservation(
+    request: web.Request, *, path: ReservationPath, principal: Principal
+) -> web.Response:
+    reservation = await reservation_for(principal, path.reservation_id)
+    return json(reservation_out(reservation, ZoneInfo(request.app[SETTINGS].time_zone)))
+
