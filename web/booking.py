@@ -9,7 +9,13 @@ from pydantic import BaseModel, Field
 
 from fitnus.accounts.tokens import Principal
 from fitnus.booking.models import Reservation
-from fitnus.booking.service import SeatRefused, request_seat, reservation_for
+from fitnus.booking.service import (
+    Decided,
+    SeatRefused,
+    request_cancellation,
+    request_seat,
+    reservation_for,
+)
 from fitnus.commands.models import CommandStatus
 from web.commands import PreferHeader, preferred_wait_seconds
 from web.keys import CLOCK, KEYS, MESSAGES, OUTCOMES, PENDING, REDIS, SETTINGS
@@ -87,6 +93,50 @@ async def reserve(
             raise SeatRefused(command.error["detail"], code=command.error["code"])
     return json(ReservationAccepted(command_id=str(requested.command_id),
                                     position=requested.position), 202)
+
+
+class CancelledOut(BaseModel):
+    id: int
+    status: Literal["cancelled"] = "cancelled"
+    refunded_coupons: int
+
+
+class CommandAccepted(BaseModel):
+    command_id: str
+    status: Literal["pending"] = "pending"
+
+
+# A cancellation answers synchronously (200) unless its queue is this busy.
+CANCEL_WAIT_SECONDS = 10.0
+
+
+@api.route("DELETE", "/api/v1/reservations/{reservation_id}", tag="booking",
+           summary="Cancel your reservation: a full refund 24 h or more before the start, "
+                   "none later, 409 after the start",
+           path_params=ReservationPath, auth=True,
+           responses={200: CancelledOut, 202: CommandAccepted}, errors=(401, 404, 409))
+async def cancel_reservation(
+    request: web.Request, *, path: ReservationPath, principal: Principal
+) -> web.Response:
+    app = request.app
+    queued = await request_cancellation(
+        principal=principal, reservation_id=path.reservation_id, redis=app[REDIS],
+        keys=app[KEYS], pending=app[PENDING], clock=app[CLOCK],
+        schedule_drain=app[MESSAGES].schedule_drain,
+    )
+    if isinstance(queued, Decided):
+        command = queued.command
+    else:
+        command = await app[OUTCOMES].wait(user_id=principal.user_id, command_id=queued,
+                                           timeout_seconds=CANCEL_WAIT_SECONDS)
+    if command.status is CommandStatus.SUCCEEDED:
+        assert command.result is not None
+        return json(CancelledOut(id=command.result["reservation_id"],
+                                 refunded_coupons=command.result["refunded_coupons"]))
+    if command.status is CommandStatus.FAILED:
+        assert command.error is not None
+        raise SeatRefused(command.error["detail"], code=command.error["code"])
+    return json(CommandAccepted(command_id=str(command.id)), 202)
 
 
 @api.route("GET", "/api/v1/reservations/{reservation_id}", tag="booking",

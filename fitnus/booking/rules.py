@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 CONFIRMED = "confirmed"
 SOLD_OUT = "sold_out"
@@ -11,6 +12,9 @@ INSUFFICIENT_COUPONS = "insufficient_coupons"
 ALREADY_RESERVED = "already_reserved"
 SCHEDULE_CONFLICT = "schedule_conflict"
 TIMESLOT_CLOSED = "timeslot_closed"
+ALREADY_STARTED = "already_started"
+NOT_RESERVED = "reservation_not_found"
+REFUND_WINDOW_HOURS = 24
 
 
 @dataclass(frozen=True)
@@ -65,3 +69,11 @@ def decide_seats(
             seated.add(request.user_id)
         decisions.append(SeatDecision(request, outcome))
     return decisions
+
+
+def refund_for_cancellation(*, price: int, starts_at: datetime, now: datetime) -> int | None:
+    """Coupons back when cancelling: all of them 24 h or more before the start,
+    none later, and no cancelling at all once it started (None)."""
+    if now >= starts_at:
+        return None
+    return price if starts_at - now >= timedelta(hours=REFUND_WINDOW_HOURS) else 0

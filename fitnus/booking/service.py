@@ -20,6 +20,8 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import groupby
+from typing import Any
 
 from redis.asyncio import Redis
 from tortoise.expressions import F
@@ -37,10 +39,11 @@ from fitnus.errors import Conflict, NotFound
 from fitnus.keyed_queue import KeyedQueue, QueuedItem
 from fitnus.keys import Keys
 from fitnus.notifications.models import Notification
-from fitnus.wallet.models import LedgerKind, Wallet
+from fitnus.wallet.models import LedgerEntry, LedgerKind, Wallet
 from fitnus.wallet.service import post_entry
 
 RESERVE_SEAT = "reserve_seat"
+CANCEL_RESERVATION = "cancel_reservation"
 QUEUE_KIND = "timeslot"
 BATCH_SIZE = 500
 LEASE_TTL_MS = 5_000
@@ -113,6 +116,36 @@ async def request_seat(
     return SeatRequested(command_id, enqueued.position)
 
 
+async def request_cancellation(
+    *, principal: Principal, reservation_id: int, redis: Redis, keys: Keys,
+    pending: PendingCommands, clock: Clock, schedule_drain: ScheduleDrain,
+) -> uuid.UUID | Decided:
+    """Queue a cancellation behind the timeslot's other requests, so a freed
+    seat goes to the next in line; an already cancelled reservation answers
+    at once."""
+    reservation = await Reservation.get_or_none(id=reservation_id, user_id=principal.user_id)
+    if reservation is None:
+        raise NotFound("no such reservation", code="reservation_not_found")
+    if reservation.status is ReservationStatus.CANCELLED:
+        refund = await LedgerEntry.get_or_none(reference=f"cancellation:{reservation.id}")
+        result = {"reservation_id": reservation.id,
+                  "refunded_coupons": refund.amount if refund else 0}
+        return Decided(_succeeded(str(uuid.uuid4()), principal.user_id, CANCEL_RESERVATION,
+                                  result, clock.now()), principal.user_id)
+    if reservation.starts_at <= clock.now():
+        raise SeatRefused(REFUSAL_DETAIL[rules.ALREADY_STARTED], code=rules.ALREADY_STARTED)
+    command_id = uuid.uuid4()
+    await pending.open(command_id=command_id, user_id=principal.user_id, kind=CANCEL_RESERVATION)
+    timeslot_id = reservation.timeslot_id  # type: ignore[attr-defined]
+    enqueued = await timeslot_queue(redis, keys).enqueue(timeslot_id, {
+        "kind": CANCEL_RESERVATION, "command_id": str(command_id),
+        "user_id": principal.user_id, "reservation_id": reservation.id,
+    })
+    if enqueued.must_schedule_drain:
+        await schedule_drain(timeslot_id)
+    return command_id
+
+
 async def drain_timeslot(
     timeslot_id: int, *, redis: Redis, keys: Keys, clock: Clock,
     published: Callable[[list[Decided]], Awaitable[None]],
@@ -132,8 +165,12 @@ async def drain_timeslot(
         try:
             while items := await queue.peek(timeslot_id, BATCH_SIZE):
                 outcomes, full = await decide_batch(timeslot_id, items, token=token, clock=clock)
+                # The fast path's flag follows the committed count both ways:
+                # a cancellation reopens the timeslot.
                 if full:
                     await redis.set(queue.flag(timeslot_id, "full"), "1")
+                else:
+                    await redis.delete(queue.flag(timeslot_id, "full"))
                 if await queue.ack(timeslot_id, token, len(items)) is None:
                     return decided  # lease lost: the new holder takes over
                 await published(outcomes)
@@ -152,8 +189,8 @@ async def drain_timeslot(
 async def decide_batch(
     timeslot_id: int, items: Sequence[QueuedItem], *, token: int, clock: Clock
 ) -> tuple[list[Decided], bool]:
-    """One transaction for the whole batch; returns the outcomes and whether
-    the timeslot is now full."""
+    """One transaction for the whole batch, in queue order; returns the outcomes
+    and whether the timeslot is full afterwards."""
     now = clock.now()
     async with in_transaction():
         timeslot = await Timeslot.select_for_update().get(id=timeslot_id).prefetch_related(
@@ -164,64 +201,79 @@ async def decide_batch(
         )
         if fenced != 1:
             raise StaleLease(timeslot_id)
-        requests = [
-            rules.SeatRequest(item.position, item.payload["command_id"], item.payload["user_id"])
-            for item in items
-        ]
-        seen = {
+        decided_already = {
             str(command_id) for command_id in await Command.filter(
-                id__in=[request.command_id for request in requests]
+                id__in=[item.payload["command_id"] for item in items]
             ).values_list("id", flat=True)
         }
-        fresh = [request for request in requests if request.command_id not in seen]
-        if not fresh:
-            return [], timeslot.reserved >= timeslot.capacity
-        users = {request.user_id for request in fresh}
-        price = timeslot.program.price_coupons
-        decisions = rules.decide_seats(
-            fresh,
-            seats_left=timeslot.capacity - timeslot.reserved,
-            price=price,
-            # Locked in user order, so batches of other timeslots that share
-            # people wait for each other instead of deadlocking.
-            available={
-                wallet.user_id: wallet.balance - wallet.held  # type: ignore[attr-defined]
-                for wallet in await Wallet.select_for_update().filter(
-                    user_id__in=users
-                ).order_by("user_id")
-            },
-            holders={
-                reservation.user_id  # type: ignore[attr-defined]
-                for reservation in await Reservation.filter(
-                    timeslot_id=timeslot_id, user_id__in=users, active=True
-                )
-            },
-            conflicting={
-                reservation.user_id  # type: ignore[attr-defined]
-                for reservation in await Reservation.filter(
-                    user_id__in=users, active=True, starts_at__lt=timeslot.ends_at,
-                    ends_at__gt=timeslot.starts_at,
-                ).exclude(timeslot_id=timeslot_id)
-            },
-            is_open=timeslot.starts_at > now,
-        )
-        outcomes = await _apply(timeslot, decisions, price=price, now=now)
-        seated = sum(1 for decision in decisions if decision.confirmed)
-        if seated:
-            taken = await Timeslot.filter(
-                id=timeslot_id, reserved__lte=timeslot.capacity - seated
-            ).update(reserved=F("reserved") + seated)
-            if taken != 1:
-                raise RuntimeError(f"timeslot {timeslot_id} would exceed its capacity")
-        return outcomes, timeslot.reserved + seated >= timeslot.capacity
+        fresh = [item for item in items if item.payload["command_id"] not in decided_already]
+        outcomes: list[Decided] = []
+        # Runs of one kind keep the queue order between seats and cancellations:
+        # a seat freed at position 10 can go to position 11.
+        for kind, run in groupby(fresh, key=lambda item: item.payload.get("kind", RESERVE_SEAT)):
+            if kind == CANCEL_RESERVATION:
+                outcomes += await _cancellations(timeslot, list(run), now=now)
+            else:
+                outcomes += await _seats(timeslot, list(run), now=now)
+        return outcomes, timeslot.reserved >= timeslot.capacity
 
 
-async def _apply(
+async def _seats(timeslot: Timeslot, items: list[QueuedItem], *, now: datetime) -> list[Decided]:
+    requests = [
+        rules.SeatRequest(item.position, item.payload["command_id"], item.payload["user_id"])
+        for item in items
+    ]
+    users = {request.user_id for request in requests}
+    price = timeslot.program.price_coupons
+    decisions = rules.decide_seats(
+        requests,
+        seats_left=timeslot.capacity - timeslot.reserved,
+        price=price,
+        # Locked in user order, so batches of other timeslots that share
+        # people wait for each other instead of deadlocking.
+        available={
+            wallet.user_id: wallet.balance - wallet.held  # type: ignore[attr-defined]
+            for wallet in await Wallet.select_for_update().filter(
+                user_id__in=users
+            ).order_by("user_id")
+        },
+        holders={
+            reservation.user_id  # type: ignore[attr-defined]
+            for reservation in await Reservation.filter(
+                timeslot_id=timeslot.id, user_id__in=users, active=True
+            )
+        },
+        conflicting={
+            reservation.user_id  # type: ignore[attr-defined]
+            for reservation in await Reservation.filter(
+                user_id__in=users, active=True, starts_at__lt=timeslot.ends_at,
+                ends_at__gt=timeslot.starts_at,
+            ).exclude(timeslot_id=timeslot.id)
+        },
+        is_open=timeslot.starts_at > now,
+    )
+    outcomes = await _apply_seats(timeslot, decisions, price=price, now=now)
+    seated = sum(1 for decision in decisions if decision.confirmed)
+    if seated:
+        await _move_seats(timeslot, seated)
+    return outcomes
+
+
+async def _move_seats(timeslot: Timeslot, change: int) -> None:
+    """The database has the last word on capacity, whatever the rule decided."""
+    moved = await Timeslot.filter(
+        id=timeslot.id, reserved__lte=timeslot.capacity - change, reserved__gte=-change
+    ).update(reserved=F("reserved") + change)
+    if moved != 1:
+        raise RuntimeError(f"timeslot {timeslot.id}: {change:+} seats breaks its bounds")
+    timeslot.reserved += change
+
+
+async def _apply_seats(
     timeslot: Timeslot, decisions: list[rules.SeatDecision], *, price: int, now: datetime
 ) -> list[Decided]:
     commands: list[Command] = []
     notifications: list[Notification] = []
-    outcomes: list[Decided] = []
     center_id = timeslot.program.center_id  # type: ignore[attr-defined]
     for decision in decisions:
         request = decision.request
@@ -236,33 +288,91 @@ async def _apply(
                 starts_at=timeslot.starts_at, ends_at=timeslot.ends_at,
                 command_id=request.command_id, created_at=now,
             )
-            command = Command(
-                id=uuid.UUID(request.command_id), user_id=request.user_id, kind=RESERVE_SEAT,
-                status=CommandStatus.SUCCEEDED, result={"reservation_id": reservation.id},
-                created_at=now, decided_at=now,
-            )
-            event = "reservation.confirmed"
-            payload = {"reservation_id": reservation.id, "timeslot_id": timeslot.id,
-                       "command_id": request.command_id}
+            commands.append(_succeeded(request.command_id, request.user_id, RESERVE_SEAT,
+                                       {"reservation_id": reservation.id}, now))
+            notifications.append(_event(request.user_id, "reservation.confirmed", {
+                "reservation_id": reservation.id, "timeslot_id": timeslot.id,
+                "command_id": request.command_id}, request.command_id, now))
         else:
-            command = Command(
-                id=uuid.UUID(request.command_id), user_id=request.user_id, kind=RESERVE_SEAT,
-                status=CommandStatus.FAILED,
-                error={"code": decision.outcome, "detail": REFUSAL_DETAIL[decision.outcome]},
-                created_at=now, decided_at=now,
+            commands.append(_failed(request.command_id, request.user_id, RESERVE_SEAT,
+                                    decision.outcome, now))
+            notifications.append(_event(request.user_id, "reservation.rejected", {
+                "timeslot_id": timeslot.id, "command_id": request.command_id,
+                "code": decision.outcome}, request.command_id, now))
+    return await _record(commands, notifications)
+
+
+async def _cancellations(
+    timeslot: Timeslot, items: list[QueuedItem], *, now: datetime
+) -> list[Decided]:
+    commands: list[Command] = []
+    notifications: list[Notification] = []
+    center_id = timeslot.program.center_id  # type: ignore[attr-defined]
+    for item in items:
+        command_id, user_id = item.payload["command_id"], item.payload["user_id"]
+        reservation = await Reservation.get_or_none(
+            id=item.payload["reservation_id"], user_id=user_id, timeslot_id=timeslot.id
+        )
+        if reservation is None:
+            commands.append(_failed(command_id, user_id, CANCEL_RESERVATION,
+                                    rules.NOT_RESERVED, now))
+            continue
+        refund = rules.refund_for_cancellation(
+            price=reservation.price_coupons, starts_at=timeslot.starts_at, now=now
+        )
+        if reservation.status is ReservationStatus.CANCELLED:
+            commands.append(_succeeded(command_id, user_id, CANCEL_RESERVATION,
+                                       {"reservation_id": reservation.id,
+                                        "refunded_coupons": 0}, now))
+            continue
+        if refund is None:
+            commands.append(_failed(command_id, user_id, CANCEL_RESERVATION,
+                                    rules.ALREADY_STARTED, now))
+            continue
+        reservation.status, reservation.active = ReservationStatus.CANCELLED, None
+        reservation.cancelled_at = now
+        await reservation.save(update_fields=["status", "active", "cancelled_at"])
+        if refund:
+            await post_entry(
+                user_id=user_id, kind=LedgerKind.BOOKING_REFUND, amount=refund,
+                reference=f"cancellation:{reservation.id}", now=now, center_id=center_id,
             )
-            event = "reservation.rejected"
-            payload = {"timeslot_id": timeslot.id, "command_id": request.command_id,
-                       "code": decision.outcome}
-        commands.append(command)
-        notifications.append(Notification(
-            user_id=request.user_id, type=event, payload=payload,
-            dedupe_key=f"reservation:{request.command_id}", created_at=now,
-        ))
-        outcomes.append(Decided(command, request.user_id))
-    await Command.bulk_create(commands)
-    await Notification.bulk_create(notifications)
-    return outcomes
+        await _move_seats(timeslot, -1)
+        result = {"reservation_id": reservation.id, "refunded_coupons": refund}
+        commands.append(_succeeded(command_id, user_id, CANCEL_RESERVATION, result, now))
+        notifications.append(_event(user_id, "reservation.cancelled",
+                                    {**result, "timeslot_id": timeslot.id}, command_id, now))
+    return await _record(commands, notifications)
+
+
+def _succeeded(
+    command_id: str, user_id: int, kind: str, result: dict[str, Any], now: datetime
+) -> Command:
+    return Command(id=uuid.UUID(command_id), user_id=user_id, kind=kind,
+                   status=CommandStatus.SUCCEEDED, result=result, created_at=now,
+                   decided_at=now)
+
+
+def _failed(command_id: str, user_id: int, kind: str, code: str, now: datetime) -> Command:
+    return Command(id=uuid.UUID(command_id), user_id=user_id, kind=kind,
+                   status=CommandStatus.FAILED,
+                   error={"code": code, "detail": REFUSAL_DETAIL[code]},
+                   created_at=now, decided_at=now)
+
+
+def _event(
+    user_id: int, type: str, payload: dict[str, Any], command_id: str, now: datetime
+) -> Notification:
+    return Notification(user_id=user_id, type=type, payload=payload,
+                        dedupe_key=f"{type}:{command_id}", created_at=now)
+
+
+async def _record(commands: list[Command], notifications: list[Notification]) -> list[Decided]:
+    if commands:
+        await Command.bulk_create(commands)
+    if notifications:
+        await Notification.bulk_create(notifications)
+    return [Decided(command, command.user_id) for command in commands]  # type: ignore[attr-defined]
 
 
 REFUSAL_DETAIL = {
@@ -271,6 +381,8 @@ REFUSAL_DETAIL = {
     rules.ALREADY_RESERVED: "you already hold a seat in this session",
     rules.SCHEDULE_CONFLICT: "you hold another session at that time",
     rules.TIMESLOT_CLOSED: "this session has started",
+    rules.ALREADY_STARTED: "this session has started: it can no longer be cancelled",
+    rules.NOT_RESERVED: "no such reservation",
 }
 
 

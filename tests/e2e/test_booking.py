@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import dramatiq
@@ -37,12 +38,13 @@ class Session:
 
 
 async def open_session(client: Client, sign_up: Any, *, capacity: int, days: float = 3,
-                       hour: int = 10) -> Session:
+                       hour: int = 10, starts_at: str | None = None) -> Session:
     owner = await sign_up("owner")
     program = await new_program(client, owner, (await new_center(client, owner))["id"],
                                 price_coupons=PRICE)
     response = await client.post(f"/api/v1/programs/{program['id']}/timeslots",
-                                 json={"starts_at": in_days(days, hour), "capacity": capacity},
+                                 json={"starts_at": starts_at or in_days(days, hour),
+                                       "capacity": capacity},
                                  headers=owner.headers)
     assert response.status == 201, await response.text()
     return Session((await response.json())["id"], owner)
@@ -240,3 +242,88 @@ async def test_a_full_timeslot_refuses_at_once(
         return response.status == 409 and (await response.json())["code"] == rules.SOLD_OUT
 
     await eventually(flagged)
+
+
+async def book(client: Client, sign_up: Any, *, capacity: int = 5,
+               starts_at: str | None = None) -> tuple[Session, Any, dict[str, Any]]:
+    session = await open_session(client, sign_up, capacity=capacity, starts_at=starts_at)
+    user = await sign_up()
+    await fund(user.id, PRICE)
+    response = await reserve(client, user, session.timeslot_id, Prefer="wait=8")
+    assert response.status == 201, await response.text()
+    return session, user, await response.json()
+
+
+@pytest.mark.portable
+async def test_cancelling_a_day_ahead_refunds_everything_and_frees_the_seat(
+    client: Client, sign_up: Any, worker: dramatiq.Worker
+) -> None:
+    session, user, reservation = await book(client, sign_up)
+    response = await client.delete(f"/api/v1/reservations/{reservation['id']}",
+                                   headers=user.headers)
+    assert response.status == 200, await response.text()
+    assert await response.json() == {"id": reservation["id"], "status": "cancelled",
+                                     "refunded_coupons": PRICE}
+    wallet = await (await client.get("/api/v1/me/wallet", headers=user.headers)).json()
+    assert wallet["balance"] == PRICE
+    timeslot = await (await client.get(f"/api/v1/timeslots/{session.timeslot_id}")).json()
+    assert timeslot["reserved"] == 0
+    again = await client.delete(f"/api/v1/reservations/{reservation['id']}",
+                                headers=user.headers)
+    assert (await again.json())["refunded_coupons"] == PRICE
+    assert await LedgerEntry.filter(user_id=user.id, kind=LedgerKind.BOOKING_REFUND).count() == 1
+
+
+async def test_cancelling_within_a_day_refunds_nothing(
+    client: Client, sign_up: Any, worker: dramatiq.Worker
+) -> None:
+    soon = (system_clock.now() + timedelta(hours=2)).replace(second=0, microsecond=0)
+    session, user, reservation = await book(client, sign_up, starts_at=soon.isoformat())
+    starts = (await Timeslot.get(id=session.timeslot_id)).starts_at
+    assert starts - system_clock.now() < timedelta(hours=24)
+    response = await client.delete(f"/api/v1/reservations/{reservation['id']}",
+                                   headers=user.headers)
+    assert (await response.json())["refunded_coupons"] == 0
+    assert (await Timeslot.get(id=session.timeslot_id)).reserved == 0
+
+
+async def test_a_started_session_cannot_be_cancelled(
+    client: Client, sign_up: Any, worker: dramatiq.Worker
+) -> None:
+    session, user, reservation = await book(client, sign_up)
+    past = system_clock.now() - timedelta(minutes=5)
+    await Reservation.filter(id=reservation["id"]).update(starts_at=past)
+    await Timeslot.filter(id=session.timeslot_id).update(starts_at=past)
+    response = await client.delete(f"/api/v1/reservations/{reservation['id']}",
+                                   headers=user.headers)
+    assert response.status == 409
+    assert (await response.json())["code"] == "already_started"
+
+
+async def test_nobody_cancels_another_users_reservation(
+    client: Client, sign_up: Any, worker: dramatiq.Worker
+) -> None:
+    session, _, reservation = await book(client, sign_up)
+    stranger = await sign_up()
+    for caller in (stranger, session.owner):
+        response = await client.delete(f"/api/v1/reservations/{reservation['id']}",
+                                       headers=caller.headers)
+        assert response.status == 404
+    assert (await Reservation.get(id=reservation["id"])).active
+
+
+async def test_a_cancellation_reopens_a_full_timeslot(
+    client: Client, sign_up: Any, worker: dramatiq.Worker
+) -> None:
+    session, user, reservation = await book(client, sign_up, capacity=1)
+    waiting = await sign_up()
+    await fund(waiting.id, PRICE)
+
+    async def refused_fast() -> bool:
+        response = await reserve(client, waiting, session.timeslot_id)
+        return response.status == 409
+
+    await eventually(refused_fast)
+    await client.delete(f"/api/v1/reservations/{reservation['id']}", headers=user.headers)
+    response = await reserve(client, waiting, session.timeslot_id, Prefer="wait=8")
+    assert response.status == 201

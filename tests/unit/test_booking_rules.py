@@ -54,3 +54,18 @@ def test_holders_conflicts_and_closed_sessions_are_refused() -> None:
         rules.ALREADY_RESERVED, rules.SCHEDULE_CONFLICT
     ]
     assert decide(requests(1), is_open=False) == [rules.TIMESLOT_CLOSED]
+
+
+def test_refunds_are_full_a_day_ahead_none_later_and_refused_after_the_start() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from fitnus.booking.rules import refund_for_cancellation
+
+    start = datetime(2030, 1, 10, 10, tzinfo=UTC)
+    refund = lambda **delta: refund_for_cancellation(  # noqa: E731
+        price=12, starts_at=start, now=start - timedelta(**delta))
+    assert refund(hours=24) == 12
+    assert refund(hours=23, minutes=59) == 0
+    assert refund(seconds=1) == 0
+    assert refund(seconds=0) is None
+    assert refund(hours=-1) is None
