@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.context import TortoiseContext, _current_context
 from tortoise.migrations.api import migrate as run_migrations
 
@@ -48,9 +49,18 @@ def database_url_with_defaults(url: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
+def _connection(database_url: str) -> str | dict[str, Any]:
+    url = database_url_with_defaults(database_url)
+    if not url.startswith("sqlite"):
+        return url
+    connection: dict[str, Any] = expand_db_url(url)
+    connection["engine"] = "fitnus.sqlite_engine"
+    return connection
+
+
 def tortoise_config(database_url: str) -> dict[str, Any]:
     return {
-        "connections": {"default": database_url_with_defaults(database_url)},
+        "connections": {"default": _connection(database_url)},
         "apps": {
             APP_LABEL: {
                 "models": MODEL_MODULES,

@@ -23,7 +23,7 @@ from fitnus.keys import Keys
 from fitnus.messages import Messages
 from fitnus.redis_client import open_redis
 from fitnus.search.backends import CenterIndexFactory, open_center_index
-from web import accounts, booking, centers, commands, operations, wallet
+from web import accounts, booking, calendar, centers, commands, operations, wallet
 from web.errors import problem_middleware
 from web.keys import (
     ACCESS_TOKENS,
@@ -45,7 +45,8 @@ from web.openapi import openapi_document
 from web.routing import Api
 
 APIS: tuple[Api, ...] = (
-    accounts.api, centers.api, booking.api, commands.api, wallet.api, operations.api
+    accounts.api, centers.api, booking.api, calendar.api, commands.api, wallet.api,
+    operations.api,
 )
 API_TITLE = "FitNus"
 API_VERSION = "1.0.0"

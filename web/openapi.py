@@ -89,7 +89,8 @@ def _response(response: type[BaseModel] | str | None, refs: dict[Any, Any]) -> d
     if response is None:
         return {"description": "No content"}
     if isinstance(response, str):
-        return {"description": response, "content": {"text/plain": {"schema": {"type": "string"}}}}
+        media = response if "/" in response else "text/plain"
+        return {"description": response, "content": {media: {"schema": {"type": "string"}}}}
     return {
         "description": response.__doc__ or response.__name__,
         "content": {"application/json": {"schema": refs[(response, "serialization")]}},

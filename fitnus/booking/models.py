@@ -39,3 +39,18 @@ class Reservation(Model):
         table = "reservation"
         unique_together = (("timeslot", "user", "active"),)
         indexes = (("user_id", "starts_at"),)
+
+
+class CalendarFeed(Model):
+    """A user's secret feed URL for phone calendar apps. Only a SHA-256 of the
+    token is stored; rotating it or deleting the row revokes the old URL."""
+
+    id = fields.BigIntField(primary_key=True)
+    user: fields.OneToOneRelation[User] = fields.OneToOneField(
+        "fitnus.User", related_name="calendar_feed", on_delete=fields.CASCADE
+    )
+    token_hash = fields.CharField(max_length=64, unique=True)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "calendar_feed"

@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+from pydantic import BaseModel, Field, StringConstraints
+
+from fitnus.accounts.tokens import Principal
+from fitnus.booking.calendar import (
+    FEED_FUTURE_DAYS,
+    FEED_PAST_DAYS,
+    calendar_items,
+    feed_owner,
+    ical_feed,
+    reservations_between,
+    revoke_feed_token,
+    rotate_feed_token,
+)
+from web.booking import ReservationOut, reservation_out
+from web.keys import CLOCK, SETTINGS
+from web.routing import Api
+from web.schemas import Moment, json
+
+api = Api()
+
+DEFAULT_RANGE_DAYS = 31
+
+
+class RangeQuery(BaseModel):
+    from_: Moment | None = Field(default=None, alias="from",
+                                 description="default: now")
+    to: Moment | None = Field(default=None, description="default: 31 days after 'from'")
+
+
+class ReservationList(BaseModel):
+    items: list[ReservationOut]
+    next_cursor: None = None
+
+
+class CalendarEntry(BaseModel):
+    kind: Literal["reservation", "club_event"]
+    id: int
+    title: str
+    starts_at: datetime
+    ends_at: datetime
+    location: str
+    timeslot_id: int
+    center_id: int
+
+
+class CalendarOut(BaseModel):
+    items: list[CalendarEntry]
+
+
+class FeedOut(BaseModel):
+    token: str
+    url: str
+
+
+class FeedQuery(BaseModel):
+    token: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
+def _range(request: web.Request, query: RangeQuery) -> tuple[datetime, datetime]:
+    starts_from = query.from_ or request.app[CLOCK].now()
+    return starts_from, query.to or starts_from + timedelta(days=DEFAULT_RANGE_DAYS)
+
+
+@api.route("GET", "/api/v1/me/reservations", tag="calendar",
+           summary="Your reservations by start (cancelled ones included)", query=RangeQuery,
+           auth=True, responses={200: ReservationList}, errors=(400, 401))
+async def my_reservations(
+    request: web.Request, *, query: RangeQuery, principal: Principal
+) -> web.Response:
+    starts_from, starts_before = _range(request, query)
+    reservations = await reservations_between(
+        principal.user_id, starts_from=starts_from, starts_before=starts_before,
+        include_cancelled=True,
+    )
+    zone = ZoneInfo(request.app[SETTINGS].time_zone)
+    return json(ReservationList(items=[reservation_out(r, zone) for r in reservations]))
+
+
+@api.route("GET", "/api/v1/me/calendar", tag="calendar",
+           summary="Everything on your calendar, by start", query=RangeQuery, auth=True,
+           responses={200: CalendarOut}, errors=(400, 401))
+async def my_calendar(
+    request: web.Request, *, query: RangeQuery, principal: Principal
+) -> web.Response:
+    starts_from, starts_before = _range(request, query)
+    zone = ZoneInfo(request.app[SETTINGS].time_zone)
+    items = calendar_items(await reservations_between(
+        principal.user_id, starts_from=starts_from, starts_before=starts_before
+    ))
+    return json(CalendarOut(items=[
+        CalendarEntry(kind="reservation", id=item.id, title=item.title,
+                      starts_at=item.starts_at.astimezone(zone),
+                      ends_at=item.ends_at.astimezone(zone), location=item.location,
+                      timeslot_id=item.timeslot_id, center_id=item.center_id)
+        for item in items
+    ]))
+
+
+@api.route("POST", "/api/v1/me/calendar/feed", tag="calendar",
+           summary="A new secret iCalendar feed URL (the previous one stops working)",
+           auth=True, responses={201: FeedOut}, errors=(401,))
+async def new_feed(request: web.Request, *, principal: Principal) -> web.Response:
+    token = await rotate_feed_token(user_id=principal.user_id, now=request.app[CLOCK].now())
+    url = f"{request.scheme}://{request.host}/api/v1/me/calendar.ics?token={token}"
+    return json(FeedOut(token=token, url=url), 201)
+
+
+@api.route("DELETE", "/api/v1/me/calendar/feed", tag="calendar",
+           summary="Revoke your iCalendar feed URL", auth=True, responses={204: None},
+           errors=(401,))
+async def revoke_feed(request: web.Request, *, principal: Principal) -> web.Response:
+    await revoke_feed_token(user_id=principal.user_id)
+    return web.Response(status=204)
+
+
+@api.route("GET", "/api/v1/me/calendar.ics", tag="calendar",
+           summary="Your calendar for phone calendar apps (secret URL from POST .../feed)",
+           query=FeedQuery, responses={200: "text/calendar"}, errors=(400, 401))
+async def calendar_feed(request: web.Request, *, query: FeedQuery) -> web.Response:
+    user_id = await feed_owner(query.token)
+    now = request.app[CLOCK].now()
+    items = calendar_items(await reservations_between(
+        user_id, starts_from=now - timedelta(days=FEED_PAST_DAYS),
+        starts_before=now + timedelta(days=FEED_FUTURE_DAYS),
+    ))
+    return web.Response(body=ical_feed(items, now=now), content_type="text/calendar",
+                        charset="utf-8", headers={"Cache-Control": "private, max-age=300"})
