@@ -3,7 +3,7 @@ from __future__ import annotations
 import dramatiq
 
 from actors.runtime import runtime
-from fitnus.booking.service import Decided, drain_timeslot
+from fitnus.booking.service import Decided, drain_timeslot, sweep_timeslot_queues
 from fitnus.commands.outcomes import publish_outcomes
 
 
@@ -17,3 +17,13 @@ async def drain_timeslot_queue(*, timeslot_id: int) -> None:
     await drain_timeslot(
         timeslot_id, redis=rt.redis, keys=rt.keys, clock=rt.clock, published=published
     )
+
+
+@dramatiq.actor(queue_name="maintenance", max_retries=0)
+async def sweep_keyed_queues() -> None:
+    rt = runtime()
+
+    async def drain_later(timeslot_id: int) -> None:
+        drain_timeslot_queue.send(timeslot_id=timeslot_id)
+
+    await sweep_timeslot_queues(redis=rt.redis, keys=rt.keys, schedule_drain=drain_later)

@@ -17,10 +17,17 @@ class Job:
 
 
 def jobs() -> list[Job]:
+    from actors.booking import sweep_keyed_queues
     from actors.commands import redrive_pending_commands
     from actors.search import sweep_search_outbox
 
     return [
+        Job(
+            name="sweep-keyed-queues",
+            # Within seconds: requests left by a killed worker wait on this.
+            trigger=IntervalTrigger(seconds=2),
+            enqueue=sweep_keyed_queues.send,
+        ),
         Job(
             name="sweep-search-outbox",
             trigger=IntervalTrigger(seconds=30),

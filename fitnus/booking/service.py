@@ -46,7 +46,9 @@ RESERVE_SEAT = "reserve_seat"
 CANCEL_RESERVATION = "cancel_reservation"
 QUEUE_KIND = "timeslot"
 BATCH_SIZE = 500
-LEASE_TTL_MS = 5_000
+# Short, and renewed after every batch: a killed drainer's queue is taken
+# over by the sweeper within seconds (dramatiq itself would wait minutes).
+LEASE_TTL_MS = 3_000
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 
 # Sends one drain message for a timeslot (a dramatiq message in production).
@@ -148,7 +150,7 @@ async def request_cancellation(
 
 async def drain_timeslot(
     timeslot_id: int, *, redis: Redis, keys: Keys, clock: Clock,
-    published: Callable[[list[Decided]], Awaitable[None]],
+    published: Callable[[list[Decided]], Awaitable[None]], batch_size: int = BATCH_SIZE,
 ) -> int:
     """Decide everything queued for the timeslot, in order; the number decided.
 
@@ -163,7 +165,7 @@ async def drain_timeslot(
         if token is None:
             return decided
         try:
-            while items := await queue.peek(timeslot_id, BATCH_SIZE):
+            while items := await queue.peek(timeslot_id, batch_size):
                 outcomes, full = await decide_batch(timeslot_id, items, token=token, clock=clock)
                 # The fast path's flag follows the committed count both ways:
                 # a cancellation reopens the timeslot.
@@ -186,6 +188,22 @@ async def drain_timeslot(
             return decided
 
 
+async def sweep_timeslot_queues(
+    *, redis: Redis, keys: Keys, schedule_drain: ScheduleDrain
+) -> int:
+    """Re-drive every timeslot queue that has items and no live lease (its
+    drainer died, or its message was lost); returns how many were sent."""
+    queue = timeslot_queue(redis, keys)
+    sent = 0
+    for key in await queue.active_keys():
+        if await queue.length(key) == 0:
+            await queue.forget_if_empty(key)
+        elif not await queue.leased(key):
+            await schedule_drain(int(key))
+            sent += 1
+    return sent
+
+
 async def decide_batch(
     timeslot_id: int, items: Sequence[QueuedItem], *, token: int, clock: Clock
 ) -> tuple[list[Decided], bool]:
@@ -196,11 +214,12 @@ async def decide_batch(
         timeslot = await Timeslot.select_for_update().get(id=timeslot_id).prefetch_related(
             "program"
         )
-        fenced = await Timeslot.filter(id=timeslot_id, drain_fence__lte=token).update(
-            drain_fence=token
-        )
-        if fenced != 1:
+        # Compared on the locked row, not by an UPDATE's row count: MySQL counts
+        # changed rows, and the same holder's next batch changes nothing.
+        if timeslot.drain_fence > token:
             raise StaleLease(timeslot_id)
+        if timeslot.drain_fence < token:
+            await Timeslot.filter(id=timeslot_id).update(drain_fence=token)
         decided_already = {
             str(command_id) for command_id in await Command.filter(
                 id__in=[item.payload["command_id"] for item in items]

@@ -1,0 +1,129 @@
+"""At-least-once delivery, dead drainers, and stale leases: every command is
+decided exactly once and the invariants hold."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from fitnus.booking.models import Reservation
+from fitnus.booking.service import (
+    StaleLease,
+    decide_batch,
+    drain_timeslot,
+    sweep_timeslot_queues,
+    timeslot_queue,
+)
+from fitnus.centers.models import Timeslot
+from fitnus.clock import system_clock
+from fitnus.commands.models import Command
+from fitnus.config import Settings
+from fitnus.keys import Keys
+from fitnus.wallet.models import LedgerEntry, Wallet
+from tests.e2e.test_booking import PRICE, fund, open_session
+
+
+async def queued_requests(redis: Redis, keys: Keys, timeslot_id: int, users: list[Any]) -> None:
+    queue = timeslot_queue(redis, keys)
+    for user in users:
+        await queue.enqueue(timeslot_id, {"command_id": str(uuid.uuid4()), "user_id": user.id})
+
+
+async def snapshot(timeslot_id: int, user_ids: list[int]) -> tuple[Any, ...]:
+    return (
+        (await Timeslot.get(id=timeslot_id)).reserved,
+        await Reservation.filter(timeslot_id=timeslot_id).count(),
+        await Command.filter(user_id__in=user_ids).count(),
+        await LedgerEntry.filter(user_id__in=user_ids).count(),
+        sorted(w.balance for w in await Wallet.filter(user_id__in=user_ids)),
+    )
+
+
+async def test_a_batch_replayed_after_a_crash_changes_nothing(
+    client: Any, sign_up: Any, redis: Redis, settings: Settings
+) -> None:
+    """The worker committed, then died before acknowledging: the same items
+    are decided again by the next drainer."""
+    session = await open_session(client, sign_up, capacity=2)
+    users = [await sign_up() for _ in range(3)]
+    for user in users:
+        await fund(user.id, PRICE)
+    keys = Keys(settings.redis_key_prefix)
+    await queued_requests(redis, keys, session.timeslot_id, users)
+    items = await timeslot_queue(redis, keys).peek(session.timeslot_id, 10)
+    first, _ = await decide_batch(session.timeslot_id, items, token=10**9, clock=system_clock)
+    assert len(first) == 3
+    before = await snapshot(session.timeslot_id, [u.id for u in users])
+    again, _ = await decide_batch(session.timeslot_id, items, token=10**9, clock=system_clock)
+    assert again == []
+    assert await snapshot(session.timeslot_id, [u.id for u in users]) == before
+    assert before[0] == before[1] == 2
+
+
+async def test_a_drain_message_delivered_twice_decides_once(
+    client: Any, sign_up: Any, redis: Redis, settings: Settings
+) -> None:
+    session = await open_session(client, sign_up, capacity=5)
+    users = [await sign_up() for _ in range(4)]
+    for user in users:
+        await fund(user.id, PRICE)
+    keys = Keys(settings.redis_key_prefix)
+    await queued_requests(redis, keys, session.timeslot_id, users)
+    published: list[Any] = []
+
+    async def publish(outcomes: list[Any]) -> None:
+        published.extend(outcomes)
+
+    # Batches of one: the same lease holder commits four times.
+    first = await drain_timeslot(session.timeslot_id, redis=redis, keys=keys,
+                                 clock=system_clock, published=publish, batch_size=1)
+    second = await drain_timeslot(session.timeslot_id, redis=redis, keys=keys,
+                                  clock=system_clock, published=publish)
+    assert (first, second) == (4, 0)
+    assert len(published) == 4
+    assert (await Timeslot.get(id=session.timeslot_id)).reserved == 4
+
+
+async def test_a_drainer_whose_lease_expired_cannot_commit(
+    client: Any, sign_up: Any, redis: Redis, settings: Settings
+) -> None:
+    session = await open_session(client, sign_up, capacity=5)
+    users = [await sign_up() for _ in range(2)]
+    for user in users:
+        await fund(user.id, PRICE)
+    keys = Keys(settings.redis_key_prefix)
+    await queued_requests(redis, keys, session.timeslot_id, users[:1])
+    newer = await timeslot_queue(redis, keys).peek(session.timeslot_id, 10)
+    await decide_batch(session.timeslot_id, newer, token=50, clock=system_clock)
+    await queued_requests(redis, keys, session.timeslot_id, users[1:])
+    stale = (await timeslot_queue(redis, keys).peek(session.timeslot_id, 10))[1:]
+    with pytest.raises(StaleLease):
+        await decide_batch(session.timeslot_id, stale, token=49, clock=system_clock)
+    assert (await Timeslot.get(id=session.timeslot_id)).reserved == 1
+    assert not await Reservation.filter(user_id=users[1].id).exists()
+
+
+async def test_the_sweeper_redrives_queues_nobody_holds(
+    client: Any, sign_up: Any, redis: Redis, settings: Settings
+) -> None:
+    session = await open_session(client, sign_up, capacity=5)
+    user = await sign_up()
+    keys = Keys(settings.redis_key_prefix)
+    queue = timeslot_queue(redis, keys)
+    await queued_requests(redis, keys, session.timeslot_id, [user])
+    sent: list[int] = []
+
+    async def drain_later(timeslot_id: int) -> None:
+        sent.append(timeslot_id)
+
+    await sweep_timeslot_queues(redis=redis, keys=keys, schedule_drain=drain_later)
+    assert session.timeslot_id in sent
+    token = await queue.acquire(session.timeslot_id, ttl_ms=10_000)
+    assert token is not None
+    sent.clear()
+    await sweep_timeslot_queues(redis=redis, keys=keys, schedule_drain=drain_later)
+    assert session.timeslot_id not in sent  # a live lease: its holder drains it
+    await queue.release(session.timeslot_id, token)
