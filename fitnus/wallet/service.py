@@ -10,7 +10,7 @@ from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from fitnus.accounts.models import User
-from fitnus.errors import Conflict, NotFound
+from fitnus.errors import Conflict, InvalidInput, NotFound
 from fitnus.wallet.models import LedgerEntry, LedgerKind, Wallet
 
 
@@ -53,6 +53,10 @@ async def post_entry(
     reference returns the first entry and changes nothing; a debit larger
     than the available coupons raises InsufficientCoupons and changes nothing.
     """
+    if amount == 0:
+        # Also what keeps the row count below meaningful: MySQL counts changed
+        # rows, and a zero change could change none.
+        raise InvalidInput("a ledger entry moves at least one coupon", code="zero_amount")
     existing = await LedgerEntry.get_or_none(reference=reference)
     if existing is not None:
         return existing

@@ -171,8 +171,9 @@ async def users_with_tokens(settings: Settings, count: int, coupons: int) -> lis
     for user in created:
         async with in_transaction():
             await open_wallet(user_id=user.id, now=now)
-            await post_entry(user_id=user.id, kind=LedgerKind.GRANT, amount=coupons,
-                             reference=f"storm:{user.id}", now=now)
+            if coupons:
+                await post_entry(user_id=user.id, kind=LedgerKind.GRANT, amount=coupons,
+                                 reference=f"storm:{user.id}", now=now)
     return [(user.id, {"Authorization": "Bearer "
                        + tokens.issue(user_id=user.id, role=Role.USER, now=now)})
             for user in created]
