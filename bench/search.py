@@ -86,7 +86,7 @@ def random_point(box: tuple[float, float, float, float], rng: random.Random) -> 
 
 async def load_centers(count: int, rng: random.Random) -> None:
     owner = await User.create(email=f"bench-{secrets.token_hex(4)}@bench.example.com",
-                              name="bench", role=Role.OWNER, password_hash="-")  # noqa: S106
+                              name="bench", role=Role.OWNER, password_hash="-")
     now = datetime.now(UTC)
     batch: list[Center] = []
     for number in range(count):

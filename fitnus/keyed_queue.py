@@ -16,10 +16,12 @@ Fails closed: when Redis is down nothing is queued and callers get an error.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 # KEYS: queue, position, scheduled flag. ARGV: payload json.
 # Returns {position, 1 if the caller must send a drain message}.
@@ -98,13 +100,24 @@ class KeyedQueue:
         """Keys that may hold items: what the sweeper walks."""
         return f"{self._prefix}keyed:{self._kind}:active"
 
-    async def enqueue(self, key: int | str, payload: dict[str, Any]) -> Enqueued:
-        position, schedule = await self._enqueue(
-            keys=[self._key(key, "queue"), self._key(key, "position"),
-                  self._key(key, "scheduled")],
-            args=[json.dumps(payload), SCHEDULED_TTL_MS],
-        )
-        await self._redis.sadd(self.active_set(), str(key))
+    async def enqueue(
+        self, key: int | str, payload: dict[str, Any],
+        *, along: Callable[[Pipeline], object] | None = None,
+    ) -> Enqueued:
+        """Append in one round trip; ``along`` adds the caller's own commands
+        (e.g. the pending command record) to the same pipeline, ahead of it."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            if along is not None:
+                along(pipe)
+            await self._enqueue(
+                keys=[self._key(key, "queue"), self._key(key, "position"),
+                      self._key(key, "scheduled")],
+                args=[json.dumps(payload), SCHEDULED_TTL_MS],
+                client=pipe,
+            )
+            pipe.sadd(self.active_set(), str(key))
+            replies = await pipe.execute()
+        position, schedule = replies[-2]
         return Enqueued(position=int(position), must_schedule_drain=bool(schedule))
 
     async def clear_scheduled(self, key: int | str) -> None:

@@ -50,6 +50,7 @@ BATCH_SIZE = 500
 # over by the sweeper within seconds (dramatiq itself would wait minutes).
 LEASE_TTL_MS = 3_000
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+STARTS_CACHE_SECONDS = 600
 
 # Sends one drain message for a timeslot (a dramatiq message in production).
 ScheduleDrain = Callable[[int], Awaitable[None]]
@@ -90,18 +91,30 @@ async def request_seat(
         if first is not None:
             answer = json.loads(first)
             return SeatRequested(uuid.UUID(answer["command_id"]), answer["position"])
-    # Fast path: a timeslot known to be full answers without touching MySQL.
-    if await redis.exists(queue.flag(timeslot_id, "full")):
+    # Fast paths: a timeslot known to be full, or known to exist, answers
+    # without touching MySQL.
+    full, cached_start = await redis.mget(queue.flag(timeslot_id, "full"),
+                                          queue.flag(timeslot_id, "starts"))
+    if full:
         raise SeatRefused("every seat is taken", code=rules.SOLD_OUT)
-    timeslot = await Timeslot.get_or_none(id=timeslot_id, program__center__deleted_at__isnull=True)
-    if timeslot is None:
-        raise NotFound("no such timeslot", code="timeslot_not_found")
-    if timeslot.starts_at <= clock.now():
+    if cached_start is not None:
+        starts_at = float(cached_start)
+    else:
+        timeslot = await Timeslot.get_or_none(
+            id=timeslot_id, program__center__deleted_at__isnull=True
+        )
+        if timeslot is None:
+            raise NotFound("no such timeslot", code="timeslot_not_found")
+        starts_at = timeslot.starts_at.timestamp()
+        # A timeslot's start never changes; the entry only spares MySQL a read.
+        await redis.set(queue.flag(timeslot_id, "starts"), starts_at, ex=STARTS_CACHE_SECONDS)
+    if starts_at <= clock.now().timestamp():
         raise SeatRefused("this session has started", code=rules.TIMESLOT_CLOSED)
     command_id = uuid.uuid4()
-    await pending.open(command_id=command_id, user_id=principal.user_id, kind=RESERVE_SEAT)
     enqueued = await queue.enqueue(
-        timeslot_id, {"command_id": str(command_id), "user_id": principal.user_id}
+        timeslot_id, {"command_id": str(command_id), "user_id": principal.user_id},
+        along=lambda pipe: pending.open(pipe, command_id=command_id, user_id=principal.user_id,
+                                        kind=RESERVE_SEAT),
     )
     if idempotency_key is not None:
         answer = json.dumps({"command_id": str(command_id), "position": enqueued.position})
@@ -137,12 +150,14 @@ async def request_cancellation(
     if reservation.starts_at <= clock.now():
         raise SeatRefused(REFUSAL_DETAIL[rules.ALREADY_STARTED], code=rules.ALREADY_STARTED)
     command_id = uuid.uuid4()
-    await pending.open(command_id=command_id, user_id=principal.user_id, kind=CANCEL_RESERVATION)
     timeslot_id = reservation.timeslot_id  # type: ignore[attr-defined]
-    enqueued = await timeslot_queue(redis, keys).enqueue(timeslot_id, {
-        "kind": CANCEL_RESERVATION, "command_id": str(command_id),
-        "user_id": principal.user_id, "reservation_id": reservation.id,
-    })
+    enqueued = await timeslot_queue(redis, keys).enqueue(
+        timeslot_id,
+        {"kind": CANCEL_RESERVATION, "command_id": str(command_id),
+         "user_id": principal.user_id, "reservation_id": reservation.id},
+        along=lambda pipe: pending.open(pipe, command_id=command_id, user_id=principal.user_id,
+                                        kind=CANCEL_RESERVATION),
+    )
     if enqueued.must_schedule_drain:
         await schedule_drain(timeslot_id)
     return command_id

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from fitnus.commands.models import Command, CommandStatus
 from fitnus.keys import Keys
@@ -24,12 +25,14 @@ class PendingCommands:
         self._redis = redis
         self._keys = keys
 
-    async def open(self, *, command_id: uuid.UUID, user_id: int, kind: str) -> None:
+    def open(
+        self, pipe: Pipeline, *, command_id: uuid.UUID, user_id: int, kind: str
+    ) -> None:
+        """Queue the record on the caller's pipeline, which sends it with the
+        request itself: one round trip for both."""
         key = self._keys.pending_command(str(command_id))
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping={"user_id": user_id, "kind": kind})
-            pipe.expire(key, PENDING_TTL_SECONDS)
-            await pipe.execute()
+        pipe.hset(key, mapping={"user_id": user_id, "kind": kind})
+        pipe.expire(key, PENDING_TTL_SECONDS)
 
     async def find(self, command_id: uuid.UUID) -> Command | None:
         """An unsaved Command in state pending, or None."""
