@@ -6,7 +6,7 @@ import dramatiq
 
 from actors.runtime import runtime
 from fitnus.commands.outcomes import publish_outcome
-from fitnus.notifications.service import send_welcome
+from fitnus.notifications.service import ring, send_welcome
 
 
 @dramatiq.actor(queue_name="accounts", max_retries=10, min_backoff=500, max_backoff=30_000)
@@ -15,3 +15,4 @@ async def welcome_new_user(*, command_id: str) -> None:
     command = await send_welcome(command_id=uuid.UUID(command_id), clock=rt.clock)
     if command is not None:
         await publish_outcome(rt.redis, rt.keys, command)
+        await ring(rt.redis, rt.keys, [command.user_id])  # type: ignore[attr-defined]

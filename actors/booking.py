@@ -5,6 +5,7 @@ import dramatiq
 from actors.runtime import runtime
 from fitnus.booking.service import Decided, drain_timeslot, sweep_timeslot_queues
 from fitnus.commands.outcomes import publish_outcomes
+from fitnus.notifications.service import ring
 
 
 @dramatiq.actor(queue_name="booking", max_retries=50, min_backoff=100, max_backoff=5_000)
@@ -13,6 +14,7 @@ async def drain_timeslot_queue(*, timeslot_id: int) -> None:
 
     async def published(outcomes: list[Decided]) -> None:
         await publish_outcomes(rt.redis, rt.keys, [outcome.command for outcome in outcomes])
+        await ring(rt.redis, rt.keys, (outcome.user_id for outcome in outcomes))
 
     await drain_timeslot(
         timeslot_id, redis=rt.redis, keys=rt.keys, clock=rt.clock, published=published

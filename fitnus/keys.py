@@ -25,5 +25,12 @@ class Keys:
     def idempotency(self, user_id: int, key: str) -> str:
         return f"{self.prefix}idempotency:{user_id}:{key}"
 
+    def user_channel(self, user_id: str) -> str:
+        """The doorbell of a person's event stream: "you have new notifications"."""
+        return f"{self.prefix}user-events:{user_id}"
+
+    def event_ticket(self, ticket: str) -> str:
+        return f"{self.prefix}event-ticket:{ticket}"
+
     def scheduler_leader(self) -> str:
         return f"{self.prefix}scheduler:leader"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,9 +22,11 @@ from fitnus.config import Settings
 from fitnus.db import open_database
 from fitnus.keys import Keys
 from fitnus.messages import Messages
+from fitnus.notifications.tickets import EventTickets
+from fitnus.pubsub import ChannelListener
 from fitnus.redis_client import open_redis
 from fitnus.search.backends import CenterIndexFactory, open_center_index
-from web import accounts, booking, calendar, centers, commands, operations, wallet
+from web import accounts, booking, calendar, centers, commands, events, operations, wallet
 from web.errors import problem_middleware
 from web.keys import (
     ACCESS_TOKENS,
@@ -31,6 +34,7 @@ from web.keys import (
     CENTER_INDEX,
     CLOCK,
     DATABASE,
+    DOORBELLS,
     KEYS,
     MESSAGES,
     METRICS,
@@ -38,6 +42,9 @@ from web.keys import (
     PENDING,
     REDIS,
     SETTINGS,
+    STREAMS,
+    STREAMS_CLOSING,
+    TICKETS,
 )
 from web.limits import MAX_BODY_BYTES
 from web.middleware import HttpMetrics, database_middleware, request_id_middleware
@@ -46,7 +53,7 @@ from web.routing import Api
 
 APIS: tuple[Api, ...] = (
     accounts.api, centers.api, booking.api, calendar.api, commands.api, wallet.api,
-    operations.api,
+    events.api, operations.api,
 )
 API_TITLE = "FitNus"
 API_VERSION = "1.0.0"
@@ -82,6 +89,9 @@ def create_app(
         audience=settings.jwt_audience,
         ttl_seconds=settings.access_token_ttl_seconds,
     )
+    app[STREAMS] = set()
+    app[STREAMS_CLOSING] = asyncio.Event()
+    app.on_shutdown.append(_close_streams)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis(redis_url))
     app.cleanup_ctx.append(_center_index(center_index_factory))
@@ -100,6 +110,12 @@ def create_app(
     return app
 
 
+async def _close_streams(app: web.Application) -> None:
+    app[STREAMS_CLOSING].set()
+    for doorbell in app[STREAMS]:
+        doorbell.set()
+
+
 async def _database(app: web.Application) -> AsyncIterator[None]:
     database = await open_database(app[SETTINGS].database_url)
     app[DATABASE] = database
@@ -115,7 +131,12 @@ def _redis(redis_url: str) -> Any:
         outcomes = OutcomeListener(redis=redis, keys=app[KEYS], pending=app[PENDING])
         await outcomes.start()
         app[OUTCOMES] = outcomes
+        doorbells = ChannelListener(redis=redis, prefix=app[KEYS].user_channel(""))
+        await doorbells.start()
+        app[DOORBELLS] = doorbells
+        app[TICKETS] = EventTickets(redis=redis, keys=app[KEYS])
         yield
+        await doorbells.stop()
         await outcomes.stop()
         await redis.aclose()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
@@ -15,6 +17,8 @@ from fitnus.commands.pending import PendingCommands
 from fitnus.config import Settings
 from fitnus.keys import Keys
 from fitnus.messages import Messages
+from fitnus.notifications.tickets import EventTickets
+from fitnus.pubsub import ChannelListener
 from fitnus.search.index import CenterIndex
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -29,3 +33,8 @@ METRICS = web.AppKey("metrics", CollectorRegistry)
 CENTER_INDEX = web.AppKey("center_index", CenterIndex)
 MESSAGES = web.AppKey("messages", Messages)
 PENDING = web.AppKey("pending", PendingCommands)
+DOORBELLS = web.AppKey("doorbells", ChannelListener)
+TICKETS = web.AppKey("tickets", EventTickets)
+# The doorbells of open event streams, rung at shutdown so they close cleanly.
+STREAMS: web.AppKey[set[asyncio.Event]] = web.AppKey("streams")
+STREAMS_CLOSING = web.AppKey("streams_closing", asyncio.Event)

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
+from redis.asyncio import Redis
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from fitnus.clock import Clock
 from fitnus.commands.models import Command, CommandStatus
 from fitnus.commands.service import decide_command
+from fitnus.errors import NotFound
+from fitnus.keys import Keys
 from fitnus.notifications.models import Notification
 
 WELCOME = "account.welcome"
@@ -60,3 +65,30 @@ async def send_welcome(*, command_id: uuid.UUID, clock: Clock) -> Command | None
         )
         await command.refresh_from_db()
     return command
+
+
+NOTIFICATION_PAGE = 500
+
+
+async def notifications_after(user_id: int, *, after_id: int, limit: int) -> list[Notification]:
+    return await Notification.filter(user_id=user_id, id__gt=after_id).order_by("id").limit(
+        limit
+    )
+
+
+async def mark_read(*, user_id: int, notification_id: int, now: datetime) -> None:
+    """Its user only; anyone else gets the same 404 as for no notification."""
+    if not await Notification.exists(id=notification_id, user_id=user_id):
+        raise NotFound("no such notification", code="notification_not_found")
+    await Notification.filter(id=notification_id, read_at=None).update(read_at=now)
+
+
+async def ring(redis: Redis, keys: Keys, user_ids: Iterable[int]) -> None:
+    """After a commit: tell each person's open streams to read their new rows."""
+    users = set(user_ids)
+    if not users:
+        return
+    async with redis.pipeline(transaction=False) as pipe:
+        for user_id in users:
+            pipe.publish(keys.user_channel(str(user_id)), "1")
+        await pipe.execute()

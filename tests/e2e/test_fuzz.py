@@ -75,6 +75,9 @@ def bearer(live_server: str) -> dict[str, str]:
 
 
 EXAMPLES_PER_OPERATION_AND_MODE = 40
+# A request/response fuzzer cannot end an endless stream; its input handling
+# (tickets, ids, tokens) is tested in test_events.py.
+ENDLESS_STREAMS = {"GET /api/v1/events"}
 
 
 def fuzz(base_url: str, headers: dict[str, str]) -> list[str]:
@@ -85,6 +88,8 @@ def fuzz(base_url: str, headers: dict[str, str]) -> list[str]:
     exercised = []
     for result in schema.get_all_operations():
         operation = result.ok()
+        if operation.label in ENDLESS_STREAMS:
+            continue
         declared = document["paths"][operation.path][operation.method.lower()]
         takes_input = bool(declared["parameters"]) or "requestBody" in declared
         # Negative cases need an input to break; an operation without one has none.

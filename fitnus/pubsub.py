@@ -1,0 +1,77 @@
+"""One pattern subscription per process, fanned out to local waiters.
+
+Messages only say "look again": the database row is the truth, so a lost or
+repeated message makes a waiter late or wake twice, never wrong. Waking is
+synchronous (Event.set), so one slow waiter never delays the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+RECONNECT_DELAY_SECONDS = 0.5
+SUBSCRIBE_TIMEOUT_SECONDS = 5
+
+
+class ChannelListener:
+    """Listens to every channel ``<prefix><name>`` and wakes the watchers of ``name``."""
+
+    def __init__(self, *, redis: Redis, prefix: str) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._watchers: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._task: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._listen(), name=f"listener:{self._prefix}")
+        await asyncio.wait_for(self._subscribed.wait(), timeout=SUBSCRIBE_TIMEOUT_SECONDS)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def watch(self, name: str) -> asyncio.Event:
+        event = asyncio.Event()
+        self._watchers[name].add(event)
+        return event
+
+    def unwatch(self, name: str, event: asyncio.Event) -> None:
+        watchers = self._watchers.get(name)
+        if watchers is not None:
+            watchers.discard(event)
+            if not watchers:
+                del self._watchers[name]
+
+    async def _listen(self) -> None:
+        while True:
+            pubsub: PubSub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.psubscribe(f"{self._prefix}*")
+                self._subscribed.set()
+                async for message in pubsub.listen():
+                    self._wake(message)
+            except RedisError:
+                log.warning("subscription %s* lost, reconnecting", self._prefix, exc_info=True)
+                await asyncio.sleep(RECONNECT_DELAY_SECONDS)
+            finally:
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    def _wake(self, message: dict[str, object]) -> None:
+        channel = message.get("channel")
+        if isinstance(channel, bytes):
+            channel = channel.decode()
+        if not isinstance(channel, str):
+            return
+        for event in self._watchers.get(channel.removeprefix(self._prefix), ()):
+            event.set()

@@ -1,0 +1,167 @@
+"""Notifications: the list, read marks, and the SSE stream.
+
+The stream replays rows after the client's last event id, then waits on the
+user's doorbell (Redis pub/sub) and reads rows after the last id it sent. The
+doorbell is watched before the first read and rows are the only payload, so
+there is no gap and no duplicate at the seam, on any instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from datetime import datetime
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+from pydantic import BaseModel, Field, StringConstraints
+
+from fitnus.accounts.tokens import Principal
+from fitnus.errors import InvalidInput
+from fitnus.notifications.models import Notification
+from fitnus.notifications.service import NOTIFICATION_PAGE, mark_read, notifications_after
+from web.auth import authenticate
+from web.keys import CLOCK, DOORBELLS, SETTINGS, STREAMS, STREAMS_CLOSING, TICKETS
+from web.routing import Api
+from web.schemas import json as json_response
+
+log = logging.getLogger(__name__)
+api = Api()
+
+HEARTBEAT_SECONDS = 15.0
+RETRY_MS = 3_000
+# A client that cannot take an event within this long is dropped; it
+# reconnects and replays from its last id.
+WRITE_TIMEOUT_SECONDS = 10.0
+
+
+class NotificationOut(BaseModel):
+    id: int
+    type: str
+    payload: dict[str, Any]
+    created_at: datetime
+    read_at: datetime | None
+
+
+class NotificationPage(BaseModel):
+    items: list[NotificationOut]
+    next_cursor: None = None
+
+
+class NotificationQuery(BaseModel):
+    after_id: int = Field(default=0, ge=0, le=2**63 - 1)
+    limit: int = Field(default=20, ge=1, le=100)
+
+
+class NotificationPath(BaseModel):
+    notification_id: int = Field(ge=1, le=2**63 - 1)
+
+
+class TicketOut(BaseModel):
+    ticket: str
+    expires_in: int
+
+
+class StreamQuery(BaseModel):
+    ticket: Annotated[str, StringConstraints(max_length=100)] | None = None
+    last_event_id: int | None = Field(default=None, ge=0, le=2**63 - 1)
+
+
+@api.route("GET", "/api/v1/notifications", tag="notifications",
+           summary="Your notifications after an id, oldest first", query=NotificationQuery,
+           auth=True, responses={200: NotificationPage}, errors=(400, 401))
+async def list_notifications(
+    request: web.Request, *, query: NotificationQuery, principal: Principal
+) -> web.Response:
+    zone = ZoneInfo(request.app[SETTINGS].time_zone)
+    rows = await notifications_after(principal.user_id, after_id=query.after_id,
+                                     limit=query.limit)
+    return json_response(NotificationPage(items=[
+        NotificationOut(id=row.id, type=row.type, payload=row.payload,
+                        created_at=row.created_at.astimezone(zone),
+                        read_at=row.read_at.astimezone(zone) if row.read_at else None)
+        for row in rows
+    ]))
+
+
+@api.route("POST", "/api/v1/notifications/{notification_id}/read", tag="notifications",
+           summary="Mark a notification read", path_params=NotificationPath, auth=True,
+           responses={204: None}, errors=(401, 404))
+async def read_notification(
+    request: web.Request, *, path: NotificationPath, principal: Principal
+) -> web.Response:
+    await mark_read(user_id=principal.user_id, notification_id=path.notification_id,
+                    now=request.app[CLOCK].now())
+    return web.Response(status=204)
+
+
+@api.route("POST", "/api/v1/events/tickets", tag="notifications",
+           summary="A single-use, short-lived ticket for EventSource (?ticket=)", auth=True,
+           responses={201: TicketOut}, errors=(401,))
+async def new_ticket(request: web.Request, *, principal: Principal) -> web.Response:
+    tickets = request.app[TICKETS]
+    return json_response(TicketOut(ticket=await tickets.issue(principal.user_id),
+                                   expires_in=tickets.ttl_seconds), 201)
+
+
+@api.route("GET", "/api/v1/events", tag="notifications",
+           summary="Your events as text/event-stream (Bearer header or ?ticket=); resumes "
+                   "after Last-Event-ID, or ?last_event_id= when no header is sent",
+           query=StreamQuery, responses={200: "text/event-stream"}, errors=(400, 401))
+async def stream_events(request: web.Request, *, query: StreamQuery) -> web.StreamResponse:
+    cursor = _last_event_id(request, query)
+    if query.ticket is not None:
+        user_id = await request.app[TICKETS].redeem(query.ticket)
+    else:
+        user_id = authenticate(request).user_id
+    doorbell = request.app[DOORBELLS].watch(str(user_id))
+    response = web.StreamResponse(headers={
+        "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+        "X-Accel-Buffering": "no",
+    })
+    streams = request.app[STREAMS]
+    streams.add(doorbell)
+    try:
+        await response.prepare(request)
+        await _send(response, f"retry: {RETRY_MS}\n\n")
+        while not request.app[STREAMS_CLOSING].is_set():
+            rows = await notifications_after(user_id, after_id=cursor, limit=NOTIFICATION_PAGE)
+            for row in rows:
+                await _send(response, _event(row))
+                cursor = row.id
+            if len(rows) == NOTIFICATION_PAGE:
+                continue
+            doorbell.clear()
+            try:
+                await asyncio.wait_for(doorbell.wait(), HEARTBEAT_SECONDS)
+            except TimeoutError:
+                await _send(response, ": heartbeat\n\n")
+    except (ConnectionResetError, TimeoutError):
+        log.info("event stream of user %s closed: client gone or too slow", user_id)
+    finally:
+        streams.discard(doorbell)
+        request.app[DOORBELLS].unwatch(str(user_id), doorbell)
+    with contextlib.suppress(ConnectionResetError):
+        await response.write_eof()
+    return response
+
+
+def _last_event_id(request: web.Request, query: StreamQuery) -> int:
+    header = request.headers.get("Last-Event-ID")
+    if header is None:
+        return query.last_event_id or 0
+    if not header.isdigit() or len(header) > 19:
+        raise InvalidInput("Last-Event-ID must be an event id we sent", code="invalid_event_id")
+    return int(header)
+
+
+def _event(row: Notification) -> str:
+    data = json.dumps({"id": row.id, **row.payload}, ensure_ascii=False)
+    return f"id: {row.id}\nevent: {row.type}\ndata: {data}\n\n"
+
+
+async def _send(response: web.StreamResponse, text: str) -> None:
+    await asyncio.wait_for(response.write(text.encode()), WRITE_TIMEOUT_SECONDS)
