@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import dramatiq
 
 from actors.runtime import runtime
+from fitnus.booking.reminders import send_due_reminders
 from fitnus.booking.service import Decided, drain_timeslot, sweep_timeslot_queues
 from fitnus.commands.outcomes import publish_outcomes
 from fitnus.notifications.service import ring
@@ -29,3 +32,11 @@ async def sweep_keyed_queues() -> None:
         drain_timeslot_queue.send(timeslot_id=timeslot_id)
 
     await sweep_timeslot_queues(redis=rt.redis, keys=rt.keys, schedule_drain=drain_later)
+
+
+@dramatiq.actor(queue_name="notifications", max_retries=3, min_backoff=1_000)
+async def send_reminders() -> None:
+    rt = runtime()
+    lead = timedelta(minutes=rt.settings.reminder_lead_minutes)
+    reminded = await send_due_reminders(lead=lead, clock=rt.clock)
+    await ring(rt.redis, rt.keys, reminded)

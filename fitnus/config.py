@@ -47,6 +47,7 @@ class Settings:
     web_processes: int = 1
     command_redrive_after_seconds: int = 30
     scheduler_lease_seconds: int = 15
+    reminder_lead_minutes: int = 60
     search_backend: str = "redis"
     elasticsearch_url: str | None = None
     elasticsearch_index: str = "fitnus-centers"
@@ -79,6 +80,7 @@ _INT_FIELDS = {
     "COMMAND_REDRIVE_AFTER_SECONDS": "command_redrive_after_seconds",
     "SCHEDULER_LEASE_SECONDS": "scheduler_lease_seconds",
     "SEARCH_OUTBOX_SWEEP_AFTER_SECONDS": "search_outbox_sweep_after_seconds",
+    "REMINDER_LEAD_MINUTES": "reminder_lead_minutes",
 }
 
 _STR_FIELDS = {

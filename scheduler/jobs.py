@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 
@@ -17,11 +18,17 @@ class Job:
 
 
 def jobs() -> list[Job]:
-    from actors.booking import sweep_keyed_queues
+    from actors.booking import send_reminders, sweep_keyed_queues
     from actors.commands import redrive_pending_commands
     from actors.search import sweep_search_outbox
 
     return [
+        Job(
+            name="send-reminders",
+            # At second 0 of every minute; each scan covers the minute before.
+            trigger=CronTrigger(second=0),
+            enqueue=send_reminders.send,
+        ),
         Job(
             name="sweep-keyed-queues",
             # Within seconds: requests left by a killed worker wait on this.

@@ -38,7 +38,8 @@ class Reservation(Model):
     class Meta:
         table = "reservation"
         unique_together = (("timeslot", "user", "active"),)
-        indexes = (("user_id", "starts_at"),)
+        # The calendar reads by person; the reminder scan by start.
+        indexes = (("user_id", "starts_at"), ("starts_at",))
 
 
 class CalendarFeed(Model):
