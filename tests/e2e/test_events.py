@@ -182,3 +182,29 @@ async def test_notifications_list_and_read_marks(
     page = await (await client.get(f"/api/v1/notifications?after_id={first - 1}",
                                    headers=user.headers)).json()
     assert page["items"][0]["read_at"] is not None
+
+
+async def test_a_client_that_never_reads_does_not_delay_the_others(
+    client: Client, sign_up: Any, redis: Redis, settings: Settings
+) -> None:
+    slow, fast = await sign_up(), await sign_up()
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(
+        f"GET /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: {slow.headers['Authorization']}"
+        "\r\n\r\n".encode()
+    )
+    await writer.drain()
+    # Far more than socket buffers hold: the slow stream's writes block.
+    bulky = {"text": "가" * 20_000}
+    for n in range(150):
+        await notify(user_id=slow.id, type="test.bulky", payload=bulky,
+                     dedupe_key=f"bulky:{n}", clock=system_clock)
+    await ring(redis, Keys(settings.redis_key_prefix), [slow.id])
+    stream = await client.get("/api/v1/events", headers=fast.headers)
+    expected = await push(redis, settings, fast.id, 7)
+    events = await read_events(stream, 1)
+    while int(events[-1]["id"]) != expected:
+        events += await read_events(stream, 1)
+    stream.close()
+    writer.close()
+    del reader  # never read, on purpose
