@@ -5,8 +5,9 @@ from datetime import timedelta
 import dramatiq
 
 from actors.runtime import runtime
+from fitnus.booking.batches import drain_timeslot, sweep_timeslot_queues
+from fitnus.booking.outcomes import Decided
 from fitnus.booking.reminders import send_due_reminders
-from fitnus.booking.service import Decided, drain_timeslot, sweep_timeslot_queues
 from fitnus.commands.outcomes import publish_outcomes
 from fitnus.notifications.service import ring
 

@@ -9,8 +9,8 @@ from pydantic import BaseModel, Field
 
 from fitnus.accounts.tokens import Principal
 from fitnus.booking.models import Reservation
+from fitnus.booking.outcomes import Decided
 from fitnus.booking.service import (
-    Decided,
     SeatRefused,
     request_cancellation,
     request_seat,

@@ -1,6 +1,6 @@
-"""Booking a seat: accepted at the web tier into the timeslot's keyed queue,
-decided by a worker in batches, each batch in one database transaction that
-enforces the invariants itself:
+"""Booking a seat: requests accepted at the web tier into the timeslot's keyed
+queue, decided by a worker in batches (fitnus.booking.batches), each batch in
+one database transaction that enforces the invariants itself:
 
 1. seats: ``reserved + n <= capacity`` in the UPDATE that takes them;
 2. one live reservation per person per timeslot: a unique key;
@@ -17,38 +17,31 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
-from itertools import groupby
-from typing import Any
 
 from redis.asyncio import Redis
-from tortoise.expressions import F
-from tortoise.transactions import in_transaction
 
 from fitnus.accounts.models import Role
 from fitnus.accounts.tokens import Principal
 from fitnus.booking import rules
 from fitnus.booking.models import Reservation, ReservationStatus
+from fitnus.booking.outcomes import (
+    CANCEL_RESERVATION,
+    REFUSAL_DETAIL,
+    RESERVE_SEAT,
+    Decided,
+    succeeded,
+)
 from fitnus.centers.models import Timeslot
 from fitnus.clock import Clock
-from fitnus.commands.models import Command, CommandStatus
 from fitnus.commands.pending import PendingCommands
 from fitnus.errors import Conflict, NotFound
-from fitnus.keyed_queue import KeyedQueue, QueuedItem
+from fitnus.keyed_queue import KeyedQueue
 from fitnus.keys import Keys
-from fitnus.notifications.models import Notification
-from fitnus.wallet.models import LedgerEntry, LedgerKind, Wallet
-from fitnus.wallet.service import post_entry
+from fitnus.wallet.models import LedgerEntry
 
-RESERVE_SEAT = "reserve_seat"
-CANCEL_RESERVATION = "cancel_reservation"
 QUEUE_KIND = "timeslot"
-BATCH_SIZE = 500
-# Short, and renewed after every batch: a killed drainer's queue is taken
-# over by the sweeper within seconds (dramatiq itself would wait minutes).
-LEASE_TTL_MS = 3_000
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 STARTS_CACHE_SECONDS = 600
 
@@ -60,20 +53,10 @@ class SeatRefused(Conflict):
     """A reservation refused for a reason in booking.rules (the code)."""
 
 
-class StaleLease(Exception):
-    """Our lease expired and another drainer committed after us."""
-
-
 @dataclass(frozen=True)
 class SeatRequested:
     command_id: uuid.UUID
     position: int
-
-
-@dataclass(frozen=True)
-class Decided:
-    command: Command
-    user_id: int
 
 
 def timeslot_queue(redis: Redis, keys: Keys) -> KeyedQueue:
@@ -145,7 +128,7 @@ async def request_cancellation(
         refund = await LedgerEntry.get_or_none(reference=f"cancellation:{reservation.id}")
         result = {"reservation_id": reservation.id,
                   "refunded_coupons": refund.amount if refund else 0}
-        return Decided(_succeeded(str(uuid.uuid4()), principal.user_id, CANCEL_RESERVATION,
+        return Decided(succeeded(str(uuid.uuid4()), principal.user_id, CANCEL_RESERVATION,
                                   result, clock.now()), principal.user_id)
     if reservation.starts_at <= clock.now():
         raise SeatRefused(REFUSAL_DETAIL[rules.ALREADY_STARTED], code=rules.ALREADY_STARTED)
@@ -161,263 +144,6 @@ async def request_cancellation(
     if enqueued.must_schedule_drain:
         await schedule_drain(timeslot_id)
     return command_id
-
-
-async def drain_timeslot(
-    timeslot_id: int, *, redis: Redis, keys: Keys, clock: Clock,
-    published: Callable[[list[Decided]], Awaitable[None]], batch_size: int = BATCH_SIZE,
-) -> int:
-    """Decide everything queued for the timeslot, in order; the number decided.
-
-    Returns at once when another drainer holds the lease: that one goes on
-    until the queue is empty, and checks again after releasing.
-    """
-    queue = timeslot_queue(redis, keys)
-    await queue.clear_scheduled(timeslot_id)
-    decided = 0
-    while True:
-        token = await queue.acquire(timeslot_id, ttl_ms=LEASE_TTL_MS)
-        if token is None:
-            return decided
-        try:
-            while items := await queue.peek(timeslot_id, batch_size):
-                outcomes, full = await decide_batch(timeslot_id, items, token=token, clock=clock)
-                # The fast path's flag follows the committed count both ways:
-                # a cancellation reopens the timeslot.
-                if full:
-                    await redis.set(queue.flag(timeslot_id, "full"), "1")
-                else:
-                    await redis.delete(queue.flag(timeslot_id, "full"))
-                if await queue.ack(timeslot_id, token, len(items)) is None:
-                    return decided  # lease lost: the new holder takes over
-                await published(outcomes)
-                decided += len(outcomes)
-                await queue.renew(timeslot_id, token, ttl_ms=LEASE_TTL_MS)
-        except StaleLease:
-            return decided
-        finally:
-            await queue.release(timeslot_id, token)
-        # Requests that arrived between the last peek and the release.
-        if await queue.length(timeslot_id) == 0:
-            await queue.forget_if_empty(timeslot_id)
-            return decided
-
-
-async def sweep_timeslot_queues(
-    *, redis: Redis, keys: Keys, schedule_drain: ScheduleDrain
-) -> int:
-    """Re-drive every timeslot queue that has items and no live lease (its
-    drainer died, or its message was lost); returns how many were sent."""
-    queue = timeslot_queue(redis, keys)
-    sent = 0
-    for key in await queue.active_keys():
-        if await queue.length(key) == 0:
-            await queue.forget_if_empty(key)
-        elif not await queue.leased(key):
-            await schedule_drain(int(key))
-            sent += 1
-    return sent
-
-
-async def decide_batch(
-    timeslot_id: int, items: Sequence[QueuedItem], *, token: int, clock: Clock
-) -> tuple[list[Decided], bool]:
-    """One transaction for the whole batch, in queue order; returns the outcomes
-    and whether the timeslot is full afterwards."""
-    now = clock.now()
-    async with in_transaction():
-        timeslot = await Timeslot.select_for_update().get(id=timeslot_id).prefetch_related(
-            "program"
-        )
-        # Compared on the locked row, not by an UPDATE's row count: MySQL counts
-        # changed rows, and the same holder's next batch changes nothing.
-        if timeslot.drain_fence > token:
-            raise StaleLease(timeslot_id)
-        if timeslot.drain_fence < token:
-            await Timeslot.filter(id=timeslot_id).update(drain_fence=token)
-        decided_already = {
-            str(command_id) for command_id in await Command.filter(
-                id__in=[item.payload["command_id"] for item in items]
-            ).values_list("id", flat=True)
-        }
-        fresh = [item for item in items if item.payload["command_id"] not in decided_already]
-        outcomes: list[Decided] = []
-        # Runs of one kind keep the queue order between seats and cancellations:
-        # a seat freed at position 10 can go to position 11.
-        for kind, run in groupby(fresh, key=lambda item: item.payload.get("kind", RESERVE_SEAT)):
-            if kind == CANCEL_RESERVATION:
-                outcomes += await _cancellations(timeslot, list(run), now=now)
-            else:
-                outcomes += await _seats(timeslot, list(run), now=now)
-        return outcomes, timeslot.reserved >= timeslot.capacity
-
-
-async def _seats(timeslot: Timeslot, items: list[QueuedItem], *, now: datetime) -> list[Decided]:
-    requests = [
-        rules.SeatRequest(item.position, item.payload["command_id"], item.payload["user_id"])
-        for item in items
-    ]
-    users = {request.user_id for request in requests}
-    price = timeslot.program.price_coupons
-    decisions = rules.decide_seats(
-        requests,
-        seats_left=timeslot.capacity - timeslot.reserved,
-        price=price,
-        # Locked in user order, so batches of other timeslots that share
-        # people wait for each other instead of deadlocking.
-        available={
-            wallet.user_id: wallet.balance - wallet.held  # type: ignore[attr-defined]
-            for wallet in await Wallet.select_for_update().filter(
-                user_id__in=users
-            ).order_by("user_id")
-        },
-        holders={
-            reservation.user_id  # type: ignore[attr-defined]
-            for reservation in await Reservation.filter(
-                timeslot_id=timeslot.id, user_id__in=users, active=True
-            )
-        },
-        conflicting={
-            reservation.user_id  # type: ignore[attr-defined]
-            for reservation in await Reservation.filter(
-                user_id__in=users, active=True, starts_at__lt=timeslot.ends_at,
-                ends_at__gt=timeslot.starts_at,
-            ).exclude(timeslot_id=timeslot.id)
-        },
-        is_open=timeslot.starts_at > now,
-    )
-    outcomes = await _apply_seats(timeslot, decisions, price=price, now=now)
-    seated = sum(1 for decision in decisions if decision.confirmed)
-    if seated:
-        await _move_seats(timeslot, seated)
-    return outcomes
-
-
-async def _move_seats(timeslot: Timeslot, change: int) -> None:
-    """The database has the last word on capacity, whatever the rule decided."""
-    moved = await Timeslot.filter(
-        id=timeslot.id, reserved__lte=timeslot.capacity - change, reserved__gte=-change
-    ).update(reserved=F("reserved") + change)
-    if moved != 1:
-        raise RuntimeError(f"timeslot {timeslot.id}: {change:+} seats breaks its bounds")
-    timeslot.reserved += change
-
-
-async def _apply_seats(
-    timeslot: Timeslot, decisions: list[rules.SeatDecision], *, price: int, now: datetime
-) -> list[Decided]:
-    commands: list[Command] = []
-    notifications: list[Notification] = []
-    center_id = timeslot.program.center_id  # type: ignore[attr-defined]
-    for decision in decisions:
-        request = decision.request
-        if decision.confirmed:
-            await post_entry(
-                user_id=request.user_id, kind=LedgerKind.BOOKING_DEBIT, amount=-price,
-                reference=f"reservation:{request.command_id}", now=now, center_id=center_id,
-            )
-            reservation = await Reservation.create(
-                user_id=request.user_id, timeslot_id=timeslot.id,
-                status=ReservationStatus.CONFIRMED, active=True, price_coupons=price,
-                starts_at=timeslot.starts_at, ends_at=timeslot.ends_at,
-                command_id=request.command_id, created_at=now,
-            )
-            commands.append(_succeeded(request.command_id, request.user_id, RESERVE_SEAT,
-                                       {"reservation_id": reservation.id}, now))
-            notifications.append(_event(request.user_id, "reservation.confirmed", {
-                "reservation_id": reservation.id, "timeslot_id": timeslot.id,
-                "command_id": request.command_id}, request.command_id, now))
-        else:
-            commands.append(_failed(request.command_id, request.user_id, RESERVE_SEAT,
-                                    decision.outcome, now))
-            notifications.append(_event(request.user_id, "reservation.rejected", {
-                "timeslot_id": timeslot.id, "command_id": request.command_id,
-                "code": decision.outcome}, request.command_id, now))
-    return await _record(commands, notifications)
-
-
-async def _cancellations(
-    timeslot: Timeslot, items: list[QueuedItem], *, now: datetime
-) -> list[Decided]:
-    commands: list[Command] = []
-    notifications: list[Notification] = []
-    center_id = timeslot.program.center_id  # type: ignore[attr-defined]
-    for item in items:
-        command_id, user_id = item.payload["command_id"], item.payload["user_id"]
-        reservation = await Reservation.get_or_none(
-            id=item.payload["reservation_id"], user_id=user_id, timeslot_id=timeslot.id
-        )
-        if reservation is None:
-            commands.append(_failed(command_id, user_id, CANCEL_RESERVATION,
-                                    rules.NOT_RESERVED, now))
-            continue
-        refund = rules.refund_for_cancellation(
-            price=reservation.price_coupons, starts_at=timeslot.starts_at, now=now
-        )
-        if reservation.status is ReservationStatus.CANCELLED:
-            commands.append(_succeeded(command_id, user_id, CANCEL_RESERVATION,
-                                       {"reservation_id": reservation.id,
-                                        "refunded_coupons": 0}, now))
-            continue
-        if refund is None:
-            commands.append(_failed(command_id, user_id, CANCEL_RESERVATION,
-                                    rules.ALREADY_STARTED, now))
-            continue
-        reservation.status, reservation.active = ReservationStatus.CANCELLED, None
-        reservation.cancelled_at = now
-        await reservation.save(update_fields=["status", "active", "cancelled_at"])
-        if refund:
-            await post_entry(
-                user_id=user_id, kind=LedgerKind.BOOKING_REFUND, amount=refund,
-                reference=f"cancellation:{reservation.id}", now=now, center_id=center_id,
-            )
-        await _move_seats(timeslot, -1)
-        result = {"reservation_id": reservation.id, "refunded_coupons": refund}
-        commands.append(_succeeded(command_id, user_id, CANCEL_RESERVATION, result, now))
-        notifications.append(_event(user_id, "reservation.cancelled",
-                                    {**result, "timeslot_id": timeslot.id}, command_id, now))
-    return await _record(commands, notifications)
-
-
-def _succeeded(
-    command_id: str, user_id: int, kind: str, result: dict[str, Any], now: datetime
-) -> Command:
-    return Command(id=uuid.UUID(command_id), user_id=user_id, kind=kind,
-                   status=CommandStatus.SUCCEEDED, result=result, created_at=now,
-                   decided_at=now)
-
-
-def _failed(command_id: str, user_id: int, kind: str, code: str, now: datetime) -> Command:
-    return Command(id=uuid.UUID(command_id), user_id=user_id, kind=kind,
-                   status=CommandStatus.FAILED,
-                   error={"code": code, "detail": REFUSAL_DETAIL[code]},
-                   created_at=now, decided_at=now)
-
-
-def _event(
-    user_id: int, type: str, payload: dict[str, Any], command_id: str, now: datetime
-) -> Notification:
-    return Notification(user_id=user_id, type=type, payload=payload,
-                        dedupe_key=f"{type}:{command_id}", created_at=now)
-
-
-async def _record(commands: list[Command], notifications: list[Notification]) -> list[Decided]:
-    if commands:
-        await Command.bulk_create(commands)
-    if notifications:
-        await Notification.bulk_create(notifications)
-    return [Decided(command, command.user_id) for command in commands]  # type: ignore[attr-defined]
-
-
-REFUSAL_DETAIL = {
-    rules.SOLD_OUT: "every seat is taken",
-    rules.INSUFFICIENT_COUPONS: "not enough coupons for this session",
-    rules.ALREADY_RESERVED: "you already hold a seat in this session",
-    rules.SCHEDULE_CONFLICT: "you hold another session at that time",
-    rules.TIMESLOT_CLOSED: "this session has started",
-    rules.ALREADY_STARTED: "this session has started: it can no longer be cancelled",
-    rules.NOT_RESERVED: "no such reservation",
-}
 
 
 async def reservation_for(principal: Principal, reservation_id: int) -> Reservation:

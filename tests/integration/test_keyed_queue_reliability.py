@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from fitnus.booking.models import Reservation
-from fitnus.booking.service import (
+from fitnus.booking.batches import (
     StaleLease,
     decide_batch,
     drain_timeslot,
     sweep_timeslot_queues,
-    timeslot_queue,
 )
+from fitnus.booking.models import Reservation
+from fitnus.booking.service import timeslot_queue
 from fitnus.centers.models import Timeslot
 from fitnus.clock import system_clock
 from fitnus.commands.models import Command
