@@ -23,6 +23,7 @@ from fitnus.search.index import (
     CenterQuery,
     SearchPage,
     page_from_sorted,
+    summary_json,
 )
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,14 @@ def _body(document: CenterDocument) -> dict[str, Any]:
         "latitude": document.latitude, "longitude": document.longitude,
         "sports": document.sports,
     }
+
+
+def _document(source: dict[str, Any]) -> CenterDocument:
+    return CenterDocument(
+        id=source["center_id"], version=source["version"], name=source["name"],
+        address=source["address"], latitude=source["latitude"], longitude=source["longitude"],
+        sports=source["sports"],
+    )
 
 
 def _status(error: Any) -> int:
@@ -174,15 +183,8 @@ class ElasticsearchIndex:
             **options,
         )
         hits = [
-            CenterHit(
-                CenterDocument(
-                    id=hit["_source"]["center_id"], version=hit["_source"]["version"],
-                    name=hit["_source"]["name"], address=hit["_source"]["address"],
-                    latitude=hit["_source"]["latitude"], longitude=hit["_source"]["longitude"],
-                    sports=hit["_source"]["sports"],
-                ),
-                float(hit["sort"][0]),
-            )
+            CenterHit(hit["_source"]["center_id"], float(hit["sort"][0]),
+                      summary_json(_document(hit["_source"])))
             for hit in response["hits"]["hits"]
         ]
         return page_from_sorted(hits, query.limit)

@@ -12,7 +12,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from fitnus.errors import InvalidInput
 
@@ -70,10 +70,26 @@ class CenterQuery:
         return (self.text or "").casefold().split()
 
 
+def summary_json(document: CenterDocument) -> str:
+    """The center as search results show it, rendered once when it is indexed:
+    a JSON object, so a page is assembled without decoding each hit."""
+    return json.dumps(
+        {"id": document.id, "name": document.name, "address": document.address,
+         "latitude": document.latitude, "longitude": document.longitude,
+         "sports": document.sports},
+        ensure_ascii=False, separators=(",", ":"),
+    )
+
+
 @dataclass(frozen=True)
 class CenterHit:
-    document: CenterDocument
+    center_id: int
     distance_m: float
+    summary_json: str
+
+    def summary(self) -> dict[str, Any]:
+        summary: dict[str, Any] = json.loads(self.summary_json)
+        return summary
 
 
 @dataclass(frozen=True)
@@ -93,7 +109,7 @@ def page_from_sorted(hits: list[CenterHit], limit: int) -> SearchPage:
     if len(hits) <= limit:
         return SearchPage(hits, None)
     last = hits[limit - 1]
-    return SearchPage(hits[:limit], SearchCursor(last.distance_m, last.document.id))
+    return SearchPage(hits[:limit], SearchCursor(last.distance_m, last.center_id))
 
 
 class CenterIndex(Protocol):

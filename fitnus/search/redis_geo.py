@@ -1,10 +1,13 @@
 """Center search on Redis GEO (GEOSEARCH), the default backend.
 
 One geo set for all centers and one per sport (so a sport filter never scans
-other sports), a hash of documents, and a hash of indexed versions that also
-serves as tombstones for removed centers. Writes are Lua scripts: the version
-check and every set change happen atomically. All keys share one hash tag, so
-the scripts keep working on a Redis Cluster.
+other sports), and a hash of indexed versions that also serves as tombstones
+for removed centers. A geo member is the center's id and the summary search
+results show (``"<id>:<summary json>"``), so a search is GEOSEARCH alone, with
+nothing to look up per hit; a hash from id to member lets a change remove the
+old member. Writes are Lua scripts: the version check and every set change
+happen atomically. All keys share one hash tag, so the scripts keep working on
+a Redis Cluster.
 
 Redis GEO covers latitudes ±85.05112878° only (web Mercator): centers beyond
 are not indexed here, and queries from there are refused as invalid input.
@@ -15,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict
 
 from redis.asyncio import Redis
 
@@ -27,6 +29,7 @@ from fitnus.search.index import (
     SearchPage,
     name_matches,
     page_from_sorted,
+    summary_json,
 )
 
 log = logging.getLogger(__name__)
@@ -34,57 +37,64 @@ log = logging.getLogger(__name__)
 REDIS_EARTH_RADIUS_M = 6372797.560856  # src/geohash_helper.c
 MAX_GEO_LATITUDE = 85.05112878
 FIRST_FETCH_FACTOR = 2
+# Where the widening search starts: ~40 centers in the densest districts.
+FIRST_RING_M = 500
 
-# KEYS: versions, docs, all-centers geo set. ARGV: id, version, lng, lat, doc, sports json
-_PUT = """
+# Removes the center's current member from every set it is in.
+_FORGET = """
+local function forget(members, geo, id)
+    local previous = redis.call('HGET', members, id)
+    if not previous then return end
+    local summary = cjson.decode(string.sub(previous, string.find(previous, ':', 1, true) + 1))
+    for _, sport in ipairs(summary['sports']) do
+        redis.call('ZREM', geo .. ':' .. sport, previous)
+    end
+    redis.call('ZREM', geo, previous)
+    redis.call('HDEL', members, id)
+end
+"""
+
+# KEYS: versions, members, all-centers geo set. ARGV: id, version, lng, lat, member, sports json
+_PUT = _FORGET + """
 local current = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
 if current >= tonumber(ARGV[2]) then return 0 end
-local previous = redis.call('HGET', KEYS[2], ARGV[1])
-if previous then
-    for _, sport in ipairs(cjson.decode(previous)['sports']) do
-        redis.call('ZREM', KEYS[3] .. ':' .. sport, ARGV[1])
-    end
-end
-redis.call('GEOADD', KEYS[3], ARGV[3], ARGV[4], ARGV[1])
+forget(KEYS[2], KEYS[3], ARGV[1])
+redis.call('GEOADD', KEYS[3], ARGV[3], ARGV[4], ARGV[5])
 for _, sport in ipairs(cjson.decode(ARGV[6])) do
-    redis.call('GEOADD', KEYS[3] .. ':' .. sport, ARGV[3], ARGV[4], ARGV[1])
+    redis.call('GEOADD', KEYS[3] .. ':' .. sport, ARGV[3], ARGV[4], ARGV[5])
 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[5])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 """
 
-# KEYS: versions, docs, all-centers geo set. ARGV: id, version
-_REMOVE = """
+# KEYS: versions, members, all-centers geo set. ARGV: id, version
+_REMOVE = _FORGET + """
 local current = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
 if current >= tonumber(ARGV[2]) then return 0 end
-local previous = redis.call('HGET', KEYS[2], ARGV[1])
-if previous then
-    for _, sport in ipairs(cjson.decode(previous)['sports']) do
-        redis.call('ZREM', KEYS[3] .. ':' .. sport, ARGV[1])
-    end
-end
-redis.call('ZREM', KEYS[3], ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[1])
+forget(KEYS[2], KEYS[3], ARGV[1])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 """
 
-# One round trip per fetch: the nearest members with distances, and their documents.
-# KEYS: geo set, docs. ARGV: lng, lat, radius_m, count
+# The COUNT nearest members with their distances, in one round trip.
+# GEOSEARCH costs Redis time in proportion to the members in the geohash cells
+# around the circle, whatever COUNT says, so the search starts on a small
+# circle and widens it only while it holds fewer than COUNT members: the COUNT
+# nearest inside a smaller circle are the COUNT nearest of the whole circle.
+# Dense districts are answered from a few hundred metres.
+# KEYS: geo set. ARGV: lng, lat, radius_m, count, first radius_m
 _NEAREST = """
-local found = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', ARGV[1], ARGV[2],
-                         'BYRADIUS', ARGV[3], 'm', 'ASC', 'COUNT', ARGV[4], 'WITHDIST')
-if #found == 0 then return {} end
-local ids = {}
-for index, member in ipairs(found) do ids[index] = member[1] end
-local docs = redis.call('HMGET', KEYS[2], unpack(ids))
-local reply = {}
-for index, member in ipairs(found) do
-    reply[#reply + 1] = member[2]
-    reply[#reply + 1] = docs[index]
+local radius, count = tonumber(ARGV[3]), tonumber(ARGV[4])
+local ring = math.min(tonumber(ARGV[5]), radius)
+while true do
+    local found = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', ARGV[1], ARGV[2],
+                             'BYRADIUS', ring, 'm', 'ASC', 'COUNT', count, 'WITHDIST')
+    if #found >= count or ring >= radius then return found end
+    -- Widen by the density seen so far, at least 1.5 and at most 4 times.
+    local factor = 1.2 * math.sqrt(count / math.max(#found, 1))
+    ring = math.min(radius, ring * math.max(1.5, math.min(4, factor)))
 end
-return reply
 """
 
 
@@ -95,7 +105,7 @@ class RedisGeoIndex:
         self._redis = redis
         tag = f"{prefix}{{centers}}"
         self._versions = f"{tag}:versions"
-        self._docs = f"{tag}:docs"
+        self._members = f"{tag}:members"
         self._geo = f"{tag}:geo"
         self._put = redis.register_script(_PUT)
         self._remove = redis.register_script(_REMOVE)
@@ -116,20 +126,21 @@ class RedisGeoIndex:
                 if abs(document.latitude) > MAX_GEO_LATITUDE:
                     log.warning("center %s lies beyond Redis GEO's latitudes; not indexed",
                                 document.id)
-                    await self._remove(keys=[self._versions, self._docs, self._geo],
+                    await self._remove(keys=[self._versions, self._members, self._geo],
                                        args=[document.id, document.version], client=pipe)
                     continue
                 await self._put(
-                    keys=[self._versions, self._docs, self._geo],
+                    keys=[self._versions, self._members, self._geo],
                     args=[document.id, document.version, document.longitude, document.latitude,
-                          json.dumps(asdict(document), ensure_ascii=False),
+                          f"{document.id}:{summary_json(document)}",
                           json.dumps(document.sports)],
                     client=pipe,
                 )
             await pipe.execute()
 
     async def remove(self, center_id: int, *, version: int) -> None:
-        await self._remove(keys=[self._versions, self._docs, self._geo], args=[center_id, version])
+        await self._remove(keys=[self._versions, self._members, self._geo],
+                           args=[center_id, version])
 
     async def search(self, query: CenterQuery) -> SearchPage:
         if abs(query.latitude) > MAX_GEO_LATITUDE:
@@ -138,44 +149,47 @@ class RedisGeoIndex:
                 code="latitude_out_of_range",
             )
         wanted = query.limit + 1
-        count = wanted * FIRST_FETCH_FACTOR
+        # One more than wanted: the cut below drops the farthest distance.
+        count = wanted + 1 if query.after is None and not query.terms else (
+            wanted * FIRST_FETCH_FACTOR)
         while True:
             reply = await self._nearest(
-                keys=[self._geo_key(query.sport), self._docs],
-                args=[query.longitude, query.latitude, query.radius_m, count],
+                keys=[self._geo_key(query.sport)],
+                args=[query.longitude, query.latitude, query.radius_m, count, FIRST_RING_M],
             )
-            fetched = len(reply) // 2
+            fetched = len(reply)
             exhausted = fetched < count
             hits = self._eligible(reply, query)
             if not exhausted and hits:
                 # A COUNT cut can split equal distances: keep only what lies
                 # strictly before the farthest fetched distance.
-                boundary = float(reply[-2])
+                boundary = float(reply[-1][1])
                 hits = [hit for hit in hits if hit.distance_m < boundary]
             if exhausted or len(hits) >= wanted:
                 return page_from_sorted(hits, query.limit)
             count *= 4
 
     @staticmethod
-    def _eligible(reply: list[bytes], query: CenterQuery) -> list[CenterHit]:
+    def _eligible(reply: list[list[bytes]], query: CenterQuery) -> list[CenterHit]:
         terms = query.terms
+        after = query.after
         hits = []
-        for index in range(0, len(reply), 2):
-            document = CenterDocument(**json.loads(reply[index + 1]))
-            hit = CenterHit(document, float(reply[index]))
-            if terms and not name_matches(document.name, terms):
+        for member, distance in reply:
+            center_id, summary = member.decode().split(":", 1)
+            hit = CenterHit(int(center_id), float(distance), summary)
+            if terms and not name_matches(hit.summary()["name"], terms):
                 continue
-            if query.after is not None and (hit.distance_m, document.id) <= (
-                query.after.distance_m, query.after.center_id
+            if after is not None and (hit.distance_m, hit.center_id) <= (
+                after.distance_m, after.center_id
             ):
                 continue
             hits.append(hit)
-        hits.sort(key=lambda hit: (hit.distance_m, hit.document.id))
+        hits.sort(key=lambda hit: (hit.distance_m, hit.center_id))
         return hits
 
     async def clear(self) -> None:
         keys = [key async for key in self._redis.scan_iter(match=f"{self._geo}*")]
-        await self._redis.delete(self._versions, self._docs, *keys)
+        await self._redis.delete(self._versions, self._members, *keys)
 
     async def close(self) -> None:
         """The Redis client belongs to the caller."""

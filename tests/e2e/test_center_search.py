@@ -14,6 +14,7 @@ from fitnus.config import Settings
 from fitnus.search.service import sync_center
 from tests.conftest import eventually
 from tests.e2e.test_centers import center_body
+from web.centers import CenterPage
 from web.keys import CENTER_INDEX
 
 Client = TestClient[Any, Any]
@@ -51,6 +52,9 @@ async def test_changes_reach_the_search_through_the_worker(
     await eventually(lambda: listed(f"제주 클라이밍 {tag}", sport="climbing"))
     page = await (await client.get(search_url(q=tag))).json()
     assert page["items"][0]["distance_m"] == pytest.approx(111.2, abs=0.5)
+    assert set(page["items"][0]) == {"id", "name", "address", "latitude", "longitude", "sports",
+                                     "distance_m"}
+    assert CenterPage.model_validate(page).items[0].sports == ["climbing"]
 
     await client.patch(f"/api/v1/centers/{center['id']}", json={"name": f"제주 볼더링 {tag}"},
                        headers=owner.headers)

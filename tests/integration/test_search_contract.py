@@ -57,7 +57,7 @@ def around(index: CenterIndex, distance_m: float, bearing_deg: float = 90) -> tu
 
 async def found(index: CenterIndex, **query: Any) -> list[int]:
     page = await index.search(CenterQuery(latitude=GANGNAM[0], longitude=GANGNAM[1], **query))
-    return [hit.document.id for hit in page.hits]
+    return [hit.center_id for hit in page.hits]
 
 
 async def test_radius_edges_2999_in_3001_out(index: CenterIndex) -> None:
@@ -75,9 +75,22 @@ async def test_nearest_first_with_distances(index: CenterIndex) -> None:
         await index.put(document)
     page = await index.search(CenterQuery(latitude=GANGNAM[0], longitude=GANGNAM[1]))
     assert [round(hit.distance_m) for hit in page.hits] == [300, 900, 1_500, 2_200]
-    assert [hit.document.id for hit in page.hits] == [
+    assert [hit.center_id for hit in page.hits] == [
         documents[1].id, documents[2].id, documents[0].id, documents[3].id
     ]
+
+
+async def test_nearest_beyond_a_crowd_just_outside_a_small_circle(index: CenterIndex) -> None:
+    # The Redis backend widens its search from a small circle: what it finds
+    # first must not hide nearer centers, nor a crowd farther out the near ones.
+    near = [center(at=around(index, 100 + 10 * n, bearing_deg=n * 40)) for n in range(3)]
+    crowd = [center(at=around(index, 1_200 + n, bearing_deg=n * 7 % 360)) for n in range(40)]
+    far = center(at=around(index, 2_900, bearing_deg=123))
+    for document in [*crowd, far, *near]:
+        await index.put(document)
+    assert await found(index, limit=5) == [*(d.id for d in near), crowd[0].id, crowd[1].id]
+    everything = await found(index, limit=100)
+    assert everything == [*(d.id for d in near), *(d.id for d in crowd), far.id]
 
 
 async def test_sport_and_name_filters_combine(index: CenterIndex) -> None:
@@ -117,7 +130,7 @@ async def test_pages_have_no_duplicates_or_gaps(index: CenterIndex) -> None:
         page = await index.search(CenterQuery(
             latitude=GANGNAM[0], longitude=GANGNAM[1], limit=5, after=after
         ))
-        seen += [hit.document.id for hit in page.hits]
+        seen += [hit.center_id for hit in page.hits]
         if page.next_cursor is None:
             break
         after = page.next_cursor
@@ -141,7 +154,7 @@ async def test_an_older_version_never_replaces_a_newer_one(index: CenterIndex) -
     await index.put(replace(newer, version=2, name="옛 이름"))
     await index.remove(newer.id, version=1)
     page = await index.search(CenterQuery(latitude=GANGNAM[0], longitude=GANGNAM[1]))
-    assert [hit.document.name for hit in page.hits] == ["새 이름"]
+    assert [hit.summary()["name"] for hit in page.hits] == ["새 이름"]
     await index.remove(newer.id, version=4)
     await index.put(replace(newer, version=3))
     assert await found(index) == []
