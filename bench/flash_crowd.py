@@ -1,12 +1,14 @@
 """The flash crowd: 10,000 people press "book" within about a second for a
 50-seat session.
 
-    .venv/bin/python bench/flash_crowd.py [--requests 10000] [--web 2] [--workers 1] [--runs 3]
+    .venv/bin/python bench/flash_crowd.py [--requests 10000] [--web 2] [--workers 1]
+        [--connections 128] [--runs 3]
 
 Starts `fitnus web` (several processes on one port) and `fitnus worker`
-processes on MariaDB + Redis, fires the requests from an asyncio client (one
-person each, paced over `--spread` seconds), then waits until every command
-is decided. In the same run, the classic approach as a baseline: an aiohttp
+processes on MariaDB + Redis, fires the requests with wrk (bench/lua/crowd.lua:
+one person per request, each with their own token, exactly --requests of them,
+--connections at a time, as fast as the server answers), then waits until
+every command is decided. In the same run, the classic approach as a baseline: an aiohttp
 handler that books synchronously with SELECT ... FOR UPDATE on the timeslot
 row, same load. Prints the 202 rate, p50/p99 latency, the time from the last
 answer until everything is decided, seats confirmed and errors.
@@ -16,11 +18,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import secrets
+import signal
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,11 +35,12 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import aiohttp
+from redis.asyncio import Redis
 
 from bench.http_baseline import (
     MYSQL_URL,
     REDIS_URL,
+    WRK_THREADS,
     drop_database,
     free_port,
     process,
@@ -41,18 +49,22 @@ from bench.http_baseline import (
 from fitnus.accounts.models import Role, User
 from fitnus.accounts.tokens import AccessTokens
 from fitnus.booking.models import Reservation
+from fitnus.booking.service import QUEUE_KIND
 from fitnus.centers.models import Center, Program, Timeslot
 from fitnus.commands.models import Command
 from fitnus.db import database, migrate
+from fitnus.keyed_queue import KeyedQueue
 from fitnus.wallet.models import LedgerEntry, LedgerKind, Wallet
 
 ROOT = Path(__file__).resolve().parents[1]
 SEATS = 50
 PRICE = 10
-CLIENT_CONNECTIONS = 256
+# wrk's own limit on a run; it is interrupted as soon as the crowd is answered.
+WRK_DEADLINE_SECONDS = 120
+SAMPLE_SECONDS = 0.05
 
 
-async def prepare(count: int, secret: str) -> tuple[int, list[str]]:
+async def prepare(count: int, secret: str) -> tuple[int, list[str], range]:
     """A 50-seat timeslot and ``count`` people with coupons and tokens."""
     now = datetime.now(UTC)
     tag = secrets.token_hex(3)
@@ -80,55 +92,86 @@ async def prepare(count: int, secret: str) -> tuple[int, list[str]]:
         batch_size=2000)
     tokens = AccessTokens(secret=secret, algorithm="HS256", issuer="fitnus",
                           audience="fitnus-api", ttl_seconds=3600)
-    return timeslot.id, [tokens.issue(user_id=p.id, role=Role.USER, now=now) for p in people]
+    issued = [tokens.issue(user_id=p.id, role=Role.USER, now=now) for p in people]
+    return timeslot.id, issued, range(people[0].id, people[-1].id + 1)
 
 
-async def fire(url: str, path: str, body: dict[str, Any], tokens: list[str],
-               spread_seconds: float) -> dict[str, Any]:
-    latencies: list[float] = []
+CROWD_SCRIPT = ROOT / "bench" / "lua" / "crowd.lua"
+
+
+def fire(url: str, path: str, body: dict[str, Any], tokens: list[str],
+         connections: int) -> dict[str, Any]:
+    """Every token sends one request through wrk (closed loop, ``connections``
+    at once); returns wrk's figures and when the first and last answers came."""
+    with tempfile.TemporaryDirectory() as scratch:
+        tokens_file, done_file = Path(scratch, "tokens"), Path(scratch, "done")
+        tokens_file.write_text("\n".join(tokens) + "\n")
+        done_file.touch()
+        command = ["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{WRK_DEADLINE_SECONDS}s",
+                   "--latency", "--timeout", "10s", "-s", str(CROWD_SCRIPT), url, "--",
+                   str(tokens_file), path, json.dumps(body), str(WRK_THREADS), str(done_file)]
+        wrk = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        # wrk runs for its whole -d: stop it once every thread's share is answered.
+        while len(_last_lines(done_file)) < WRK_THREADS and wrk.poll() is None:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        wrk.send_signal(signal.SIGINT)
+        output, _ = wrk.communicate(timeout=30)
+        finished = _last_lines(done_file)
+    figures = dict(line.split(" ", 1) for line in output.splitlines() if line[:1].isupper()
+                   and " " in line)
     statuses: dict[int, int] = {}
-    command_ids: list[str] = []
-    errors = 0
-    connector = aiohttp.TCPConnector(limit=CLIENT_CONNECTIONS)
-    async with aiohttp.ClientSession(connector=connector) as session:
-
-        async def one(token: str) -> None:
-            nonlocal errors
-            started = time.perf_counter()
-            try:
-                async with session.post(f"{url}{path}", json=body,
-                                        headers={"Authorization": f"Bearer {token}"}) as reply:
-                    answer = await reply.json(content_type=None)
-                    statuses[reply.status] = statuses.get(reply.status, 0) + 1
-                    if reply.status == 202:
-                        command_ids.append(answer["command_id"])
-            except aiohttp.ClientError:
-                errors += 1
-            latencies.append(time.perf_counter() - started)
-
-        began = time.perf_counter()
-        tasks = []
-        per_tick = max(1, len(tokens) // max(1, int(spread_seconds * 100)))
-        for index, token in enumerate(tokens):
-            tasks.append(asyncio.create_task(one(token)))
-            if index % per_tick == per_tick - 1:
-                await asyncio.sleep(0.01)
-        sent = time.perf_counter() - began
-        await asyncio.gather(*tasks)
-        answered = time.perf_counter()
-    latencies.sort()
+    for _, counts in finished.values():
+        for pair in filter(None, counts.split(",")):
+            status, count = pair.split("=")
+            statuses[int(status)] = statuses.get(int(status), 0) + int(count)
+    last = max(moment for moment, _ in finished.values())
     return {
-        "sent_seconds": sent, "answered_at": answered, "duration": answered - began,
-        "p50_ms": statistics.median(latencies) * 1000,
-        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
-        "statuses": statuses, "errors": errors, "command_ids": command_ids,
+        "answered_at": last, "duration": last - float(figures["FIRST"]),
+        "p50_ms": float(figures["P50"]), "p99_ms": float(figures["P99"]),
+        "recorded": int(figures["RECORDED"]), "statuses": statuses,
+        "errors": int(figures["ERRORS"]),
     }
 
 
-async def wait_decided(command_ids: list[str], answered_at: float) -> float:
-    while await Command.filter(id__in=command_ids).count() < len(command_ids):
-        await asyncio.sleep(0.02)
-    return time.perf_counter() - answered_at
+def _last_lines(done_file: Path) -> dict[str, tuple[float, str]]:
+    """Each wrk thread's latest "done" line: when, and its status counts."""
+    finished: dict[str, tuple[float, str]] = {}
+    for line in done_file.read_text().splitlines():
+        thread, moment, counts = [*line.split(" "), ""][:3]
+        finished[thread] = (float(moment), counts)
+    return finished
+
+
+async def crowd_until_decided(url: str, body: dict[str, Any], tokens: list[str],
+                              connections: int, people: range,
+                              accepted: Callable[[], Awaitable[int]]) -> dict[str, Any]:
+    """Fire the crowd while counting these people's decided commands every
+    50 ms; add how long after the last answer the last accepted request was
+    decided (``accepted`` counts them: the queue's position counter)."""
+    samples: list[tuple[float, int]] = []
+    answered = asyncio.Event()
+
+    async def sample() -> None:
+        samples.append((time.time(), await Command.filter(
+            user_id__gte=people.start, user_id__lt=people.stop).count()))
+
+    async def sampler() -> None:
+        while not answered.is_set():
+            await sample()
+            await asyncio.sleep(SAMPLE_SECONDS)
+
+    sampling = asyncio.create_task(sampler())
+    result = await asyncio.to_thread(fire, url, "/api/v1/reservations", body, tokens, connections)
+    answered.set()
+    await sampling
+    expected = await accepted()
+    while samples[-1][1] < expected:
+        await asyncio.sleep(SAMPLE_SECONDS)
+        await sample()
+    decided = next(moment for moment, count in samples if count >= expected)
+    result["decided_after"] = max(0.0, decided - result["answered_at"])
+    return result
 
 
 async def run_queue(args: argparse.Namespace, database_url: str, secret: str) -> dict[str, Any]:
@@ -140,7 +183,7 @@ async def run_queue(args: argparse.Namespace, database_url: str, secret: str) ->
                FITNUS_VAR_DIR=str(ROOT / "var" / "bench"))
     fitnus = [sys.executable, "-m", "fitnus"]
     async with database(database_url):
-        timeslot_id, tokens = await prepare(args.requests, secret)
+        timeslot_id, tokens, people = await prepare(args.requests, secret)
         webs = [process([*fitnus, "web"], env=env) for _ in range(args.web)]
         workers = [process([*fitnus, "worker"],
                            env={**env, "WORKER_METRICS_PORT": str(free_port())})
@@ -150,10 +193,17 @@ async def run_queue(args: argparse.Namespace, database_url: str, secret: str) ->
         try:
             await asyncio.to_thread(wait_until_up, f"http://127.0.0.1:{port}/healthz")
             await asyncio.sleep(1)  # let the workers connect
-            result = await fire(f"http://127.0.0.1:{port}", "/api/v1/reservations",
-                                {"timeslot_id": timeslot_id}, tokens, args.spread)
-            result["decided_after"] = await wait_decided(result["command_ids"],
-                                                          result["answered_at"])
+            redis = Redis.from_url(REDIS_URL)
+            position = KeyedQueue(redis=redis, prefix=prefix, kind=QUEUE_KIND).flag(
+                timeslot_id, "position")
+
+            async def accepted() -> int:
+                return int(await redis.get(position) or 0)
+
+            result = await crowd_until_decided(f"http://127.0.0.1:{port}",
+                                               {"timeslot_id": timeslot_id}, tokens,
+                                               args.connections, people, accepted)
+            await redis.aclose()
             result["confirmed"] = await Reservation.filter(timeslot_id=timeslot_id,
                                                            active=True).count()
         finally:
@@ -230,7 +280,8 @@ async def run_classic(args: argparse.Namespace, database_url: str,
         context.__enter__()
     await asyncio.to_thread(wait_until_up, f"http://127.0.0.1:{port}/healthz")
     try:
-        result = await fire(f"http://127.0.0.1:{port}", "/book", {}, tokens, args.spread)
+        result = await asyncio.to_thread(fire, f"http://127.0.0.1:{port}", "/book", {}, tokens,
+                                         args.connections)
     finally:
         for context in contexts:
             context.__exit__(None, None, None)
@@ -243,7 +294,8 @@ async def run_classic(args: argparse.Namespace, database_url: str,
 
 
 def report(label: str, result: dict[str, Any], requests: int) -> str:
-    return (f"{label:34} {requests / result['duration']:8.0f} {result['p50_ms']:8.1f} "
+    return (f"{label:34} {result['duration']:7.2f} {requests / result['duration']:8.0f} "
+            f"{result['p50_ms']:8.1f} "
             f"{result['p99_ms']:8.1f} {result['decided_after']:9.2f} "
             f"{result['confirmed']:5d} {result['errors']:6d}  {result['statuses']}")
 
@@ -258,18 +310,17 @@ async def main_async(args: argparse.Namespace) -> None:
         for run in range(args.runs):
             queue = await run_queue(args, database_url, secret)
             async with database(database_url):
-                _, tokens = await prepare(args.requests, secret)
+                _, tokens, _ = await prepare(args.requests, secret)
             classic = await run_classic(args, database_url, tokens)
             lines.append((queue, classic))
             print(f"run {run + 1}: queue decided all {queue['decided_after']:.2f} s after the "
                   f"last answer; classic took {classic['duration']:.2f} s")
     finally:
         await asyncio.to_thread(drop_database, name)
-    print(f"\n{args.requests} requests over ~{args.spread} s, {args.web} web process(es), "
-          f"{args.workers} worker(s), {SEATS} seats, client: asyncio, "
-          f"{CLIENT_CONNECTIONS} connections")
-    print(f"{'approach':34} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'decided s':>9} "
-          f"{'seats':>5} {'errors':>6}  statuses")
+    print(f"\n{args.requests} requests, {args.web} web process(es), {args.workers} worker(s), "
+          f"{SEATS} seats, client: wrk -t{WRK_THREADS} -c{args.connections} (closed loop)")
+    print(f"{'approach':34} {'fired s':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'decided s':>9} {'seats':>5} {'errors':>6}  statuses")
     for number, (queue, classic) in enumerate(lines, start=1):
         print(report(f"keyed queue (run {number})", queue, args.requests))
         print(report(f"SELECT FOR UPDATE (run {number})", classic, args.requests))
@@ -285,7 +336,7 @@ async def main_async(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=10_000)
-    parser.add_argument("--spread", type=float, default=1.0)
+    parser.add_argument("--connections", type=int, default=128)
     parser.add_argument("--web", type=int, default=2)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--runs", type=int, default=3)
