@@ -10,8 +10,10 @@ one person per request, each with their own token, exactly --requests of them,
 --connections at a time, as fast as the server answers), then waits until
 every command is decided. In the same run, the classic approach as a baseline: an aiohttp
 handler that books synchronously with SELECT ... FOR UPDATE on the timeslot
-row, same load. Prints the 202 rate, p50/p99 latency, the time from the last
-answer until everything is decided, seats confirmed and errors.
+row, same load; and the floor of the stack: an aiohttp handler that only
+checks the token with pyjwt and makes one Redis round trip. Prints how long
+firing took, p50/p99 latency, the time from the last answer until everything
+is decided, seats confirmed, errors and statuses.
 """
 
 from __future__ import annotations
@@ -293,6 +295,57 @@ async def run_classic(args: argparse.Namespace, database_url: str,
     return result
 
 
+def serve_floor(port: int, secret: str) -> None:
+    """The floor of this stack: check the token (pyjwt, as `fitnus web` does),
+    read the body, one Redis round trip, 202. No framework of ours, no
+    validation, no queue: what any design on aiohttp + redis-py pays."""
+    from aiohttp import web
+
+    from fitnus.accounts.tokens import AccessTokens
+
+    tokens = AccessTokens(secret=secret, algorithm="HS256", issuer="fitnus",
+                          audience="fitnus-api", ttl_seconds=3600)
+    counter = f"bench-floor-{secrets.token_hex(3)}"
+
+    async def redis_ctx(app: web.Application) -> Any:
+        app["redis"] = Redis.from_url(REDIS_URL)
+        yield
+        await app["redis"].delete(counter)
+        await app["redis"].aclose()
+
+    async def accept(request: web.Request) -> web.Response:
+        tokens.verify(request.headers["Authorization"].removeprefix("Bearer "))
+        await request.read()
+        position = await request.app["redis"].incr(counter)
+        return web.json_response({"position": position}, status=202)
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    app.cleanup_ctx.append(redis_ctx)
+    app.router.add_post("/api/v1/reservations", accept)
+    app.router.add_get("/healthz", healthz)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None, reuse_port=True)
+
+
+async def run_floor(args: argparse.Namespace, secret: str, tokens: list[str]) -> dict[str, Any]:
+    port = free_port()
+    contexts = [process([sys.executable, __file__, "--serve-floor", str(port),
+                         "--secret", secret]) for _ in range(args.web)]
+    for context in contexts:
+        context.__enter__()
+    try:
+        await asyncio.to_thread(wait_until_up, f"http://127.0.0.1:{port}/healthz")
+        result = await asyncio.to_thread(fire, f"http://127.0.0.1:{port}",
+                                         "/api/v1/reservations", {"timeslot_id": 1}, tokens,
+                                         args.connections)
+    finally:
+        for context in contexts:
+            context.__exit__(None, None, None)
+    return {**result, "decided_after": 0.0, "confirmed": 0}
+
+
 def report(label: str, result: dict[str, Any], requests: int) -> str:
     return (f"{label:34} {result['duration']:7.2f} {requests / result['duration']:8.0f} "
             f"{result['p50_ms']:8.1f} "
@@ -312,7 +365,8 @@ async def main_async(args: argparse.Namespace) -> None:
             async with database(database_url):
                 _, tokens, _ = await prepare(args.requests, secret)
             classic = await run_classic(args, database_url, tokens)
-            lines.append((queue, classic))
+            floor = await run_floor(args, secret, tokens)
+            lines.append((queue, classic, floor))
             print(f"run {run + 1}: queue decided all {queue['decided_after']:.2f} s after the "
                   f"last answer; classic took {classic['duration']:.2f} s")
     finally:
@@ -321,16 +375,20 @@ async def main_async(args: argparse.Namespace) -> None:
           f"{SEATS} seats, client: wrk -t{WRK_THREADS} -c{args.connections} (closed loop)")
     print(f"{'approach':34} {'fired s':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
           f"{'decided s':>9} {'seats':>5} {'errors':>6}  statuses")
-    for number, (queue, classic) in enumerate(lines, start=1):
+    for number, (queue, classic, floor) in enumerate(lines, start=1):
         print(report(f"keyed queue (run {number})", queue, args.requests))
         print(report(f"SELECT FOR UPDATE (run {number})", classic, args.requests))
-    queue_p99 = statistics.median(q["p99_ms"] for q, _ in lines)
-    classic_p99 = statistics.median(c["p99_ms"] for _, c in lines)
-    queue_total = statistics.median(q["duration"] + q["decided_after"] for q, _ in lines)
-    classic_total = statistics.median(c["duration"] for _, c in lines)
+        print(report(f"floor: pyjwt + 1 Redis trip (run {number})", floor, args.requests))
+    queue_p99 = statistics.median(q["p99_ms"] for q, _, _ in lines)
+    classic_p99 = statistics.median(c["p99_ms"] for _, c, _ in lines)
+    queue_total = statistics.median(q["duration"] + q["decided_after"] for q, _, _ in lines)
+    classic_total = statistics.median(c["duration"] for _, c, _ in lines)
+    floor_fired = statistics.median(f["duration"] for _, _, f in lines)
+    floor_p99 = statistics.median(f["p99_ms"] for _, _, f in lines)
     print(f"\nmedians: p99 {queue_p99:.1f} ms vs {classic_p99:.1f} ms "
           f"({classic_p99 / queue_p99:.1f}x); every request decided after "
-          f"{queue_total:.2f} s vs {classic_total:.2f} s ({classic_total / queue_total:.1f}x)")
+          f"{queue_total:.2f} s vs {classic_total:.2f} s ({classic_total / queue_total:.1f}x); "
+          f"the floor fired in {floor_fired:.2f} s with p99 {floor_p99:.1f} ms")
 
 
 def main() -> None:
@@ -342,9 +400,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--serve-classic", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--database-url", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-floor", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--secret", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_classic:
         serve_classic(args.serve_classic, args.database_url)
+        return
+    if args.serve_floor:
+        serve_floor(args.serve_floor, args.secret)
         return
     asyncio.run(main_async(args))
 
