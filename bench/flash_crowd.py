@@ -302,13 +302,14 @@ def serve_floor(port: int, secret: str) -> None:
     from aiohttp import web
 
     from fitnus.accounts.tokens import AccessTokens
+    from fitnus.redis_client import open_redis
 
     tokens = AccessTokens(secret=secret, algorithm="HS256", issuer="fitnus",
                           audience="fitnus-api", ttl_seconds=3600)
     counter = f"bench-floor-{secrets.token_hex(3)}"
 
     async def redis_ctx(app: web.Application) -> Any:
-        app["redis"] = Redis.from_url(REDIS_URL)
+        app["redis"] = open_redis(REDIS_URL)  # the pool `fitnus web` uses
         yield
         await app["redis"].delete(counter)
         await app["redis"].aclose()

@@ -14,6 +14,8 @@ from fitnus.accounts.passwords import Passwords
 from fitnus.accounts.service import Accounts
 from fitnus.accounts.throttle import LoginThrottle
 from fitnus.accounts.tokens import AccessTokens
+from fitnus.booking.service import bookable_start
+from fitnus.booking.starts import TimeslotStarts
 from fitnus.clock import Clock, system_clock
 from fitnus.commands.outcomes import OutcomeListener
 from fitnus.commands.pending import PendingCommands
@@ -45,6 +47,7 @@ from web.keys import (
     STREAMS,
     STREAMS_CLOSING,
     TICKETS,
+    TIMESLOT_STARTS,
 )
 from web.limits import MAX_BODY_BYTES
 from web.middleware import HttpMetrics, database_middleware, request_id_middleware
@@ -89,6 +92,7 @@ def create_app(
         audience=settings.jwt_audience,
         ttl_seconds=settings.access_token_ttl_seconds,
     )
+    app[TIMESLOT_STARTS] = TimeslotStarts(bookable_start)
     app[STREAMS] = set()
     app[STREAMS_CLOSING] = asyncio.Event()
     app.on_shutdown.append(_close_streams)

@@ -11,6 +11,7 @@ from tortoise.context import TortoiseContext
 
 from fitnus.accounts.service import Accounts
 from fitnus.accounts.tokens import AccessTokens
+from fitnus.booking.starts import TimeslotStarts
 from fitnus.clock import Clock
 from fitnus.commands.outcomes import OutcomeListener
 from fitnus.commands.pending import PendingCommands
@@ -35,6 +36,7 @@ MESSAGES = web.AppKey("messages", Messages)
 PENDING = web.AppKey("pending", PendingCommands)
 DOORBELLS = web.AppKey("doorbells", ChannelListener)
 TICKETS = web.AppKey("tickets", EventTickets)
+TIMESLOT_STARTS = web.AppKey("timeslot_starts", TimeslotStarts)
 # The doorbells of open event streams, rung at shutdown so they close cleanly.
 STREAMS: web.AppKey[set[asyncio.Event]] = web.AppKey("streams")
 STREAMS_CLOSING = web.AppKey("streams_closing", asyncio.Event)

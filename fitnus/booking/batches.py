@@ -109,7 +109,7 @@ async def decide_batch(
     now = clock.now()
     async with in_transaction():
         timeslot = await Timeslot.select_for_update().get(id=timeslot_id).prefetch_related(
-            "program"
+            "program__center"
         )
         # Compared on the locked row, not by an UPDATE's row count: MySQL counts
         # changed rows, and the same holder's next batch changes nothing.
@@ -166,7 +166,9 @@ async def _seats(timeslot: Timeslot, items: list[QueuedItem], *, now: datetime) 
                 ends_at__gt=timeslot.starts_at,
             ).exclude(timeslot_id=timeslot.id)
         },
-        is_open=timeslot.starts_at > now,
+        # Web processes remember timeslots for a while: a request may be
+        # queued after its center was deleted.
+        is_open=timeslot.starts_at > now and timeslot.program.center.deleted_at is None,
     )
     outcomes = await _apply_seats(timeslot, decisions, price=price, now=now)
     seated = sum(1 for decision in decisions if decision.confirmed)

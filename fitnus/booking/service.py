@@ -33,6 +33,7 @@ from fitnus.booking.outcomes import (
     Decided,
     succeeded,
 )
+from fitnus.booking.starts import TimeslotStarts
 from fitnus.centers.models import Timeslot
 from fitnus.clock import Clock
 from fitnus.commands.pending import PendingCommands
@@ -43,7 +44,6 @@ from fitnus.wallet.models import LedgerEntry
 
 QUEUE_KIND = "timeslot"
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
-STARTS_CACHE_SECONDS = 600
 
 # Sends one drain message for a timeslot (a dramatiq message in production).
 ScheduleDrain = Callable[[int], Awaitable[None]]
@@ -63,9 +63,16 @@ def timeslot_queue(redis: Redis, keys: Keys) -> KeyedQueue:
     return KeyedQueue(redis=redis, prefix=keys.prefix, kind=QUEUE_KIND)
 
 
+async def bookable_start(timeslot_id: int) -> float | None:
+    """The start (POSIX seconds) of a timeslot whose center is not deleted."""
+    timeslot = await Timeslot.get_or_none(id=timeslot_id, program__center__deleted_at__isnull=True)
+    return None if timeslot is None else timeslot.starts_at.timestamp()
+
+
 async def request_seat(
     *, principal: Principal, timeslot_id: int, idempotency_key: str | None, redis: Redis,
     keys: Keys, pending: PendingCommands, clock: Clock, schedule_drain: ScheduleDrain,
+    starts: TimeslotStarts,
 ) -> SeatRequested:
     """Accept a request into the timeslot's queue; the position is its place in line."""
     queue = timeslot_queue(redis, keys)
@@ -74,23 +81,13 @@ async def request_seat(
         if first is not None:
             answer = json.loads(first)
             return SeatRequested(uuid.UUID(answer["command_id"]), answer["position"])
-    # Fast paths: a timeslot known to be full, or known to exist, answers
-    # without touching MySQL.
-    full, cached_start = await redis.mget(queue.flag(timeslot_id, "full"),
-                                          queue.flag(timeslot_id, "starts"))
-    if full:
+    # Fast paths, without touching MySQL: a timeslot the worker found full,
+    # and the start of one this process has seen.
+    if await redis.exists(queue.flag(timeslot_id, "full")):
         raise SeatRefused("every seat is taken", code=rules.SOLD_OUT)
-    if cached_start is not None:
-        starts_at = float(cached_start)
-    else:
-        timeslot = await Timeslot.get_or_none(
-            id=timeslot_id, program__center__deleted_at__isnull=True
-        )
-        if timeslot is None:
-            raise NotFound("no such timeslot", code="timeslot_not_found")
-        starts_at = timeslot.starts_at.timestamp()
-        # A timeslot's start never changes; the entry only spares MySQL a read.
-        await redis.set(queue.flag(timeslot_id, "starts"), starts_at, ex=STARTS_CACHE_SECONDS)
+    starts_at = await starts.start_of(timeslot_id)
+    if starts_at is None:
+        raise NotFound("no such timeslot", code="timeslot_not_found")
     if starts_at <= clock.now().timestamp():
         raise SeatRefused("this session has started", code=rules.TIMESLOT_CLOSED)
     command_id = uuid.uuid4()

@@ -245,6 +245,27 @@ async def test_a_full_timeslot_refuses_at_once(
     await eventually(flagged)
 
 
+async def test_a_deleted_centers_timeslot_takes_no_more_bookings(
+    client: Client, sign_up: Any, worker: dramatiq.Worker
+) -> None:
+    session = await open_session(client, sign_up, capacity=5)
+    first, late = await sign_up(), await sign_up()
+    for person in (first, late):
+        await fund(person.id, PRICE)
+    # The first booking makes this web process remember the timeslot.
+    assert (await reserve(client, first, session.timeslot_id, Prefer="wait=8")).status == 201
+    timeslot = await Timeslot.get(id=session.timeslot_id).prefetch_related("program")
+    deleted = await client.delete(
+        f"/api/v1/centers/{timeslot.program.center_id}",  # type: ignore[attr-defined]
+        headers=session.owner.headers,
+    )
+    assert deleted.status == 204, await deleted.text()
+    response = await reserve(client, late, session.timeslot_id, Prefer="wait=8")
+    assert response.status == 409, await response.text()
+    assert (await response.json())["code"] == rules.TIMESLOT_CLOSED
+    assert not await Reservation.filter(user_id=late.id).exists()
+
+
 async def book(client: Client, sign_up: Any, *, capacity: int = 5,
                starts_at: str | None = None) -> tuple[Session, Any, dict[str, Any]]:
     session = await open_session(client, sign_up, capacity=capacity, starts_at=starts_at)
