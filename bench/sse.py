@@ -75,7 +75,7 @@ async def one_run(args: argparse.Namespace, database_url: str) -> dict[str, floa
                REDIS_KEY_PREFIX=prefix, JWT_SECRET=secret, LOG_LEVEL="WARNING",
                FITNUS_VAR_DIR=str(ROOT / "var" / "bench"))
     async with database(database_url):
-        _, tokens = await prepare(args.clients, secret)
+        _, tokens, _ = await prepare(args.clients, secret)
         web = subprocess.Popen([sys.executable, "-m", "fitnus", "web"], env=env, cwd=ROOT)
         try:
             await asyncio.to_thread(wait_until_up, f"http://127.0.0.1:{port}/healthz")

@@ -24,6 +24,8 @@ from fitnus.config import Settings
 from fitnus.db import open_database
 from fitnus.keys import Keys
 from fitnus.messages import Messages
+from fitnus.notifications.reads import CoalescedReads
+from fitnus.notifications.service import NOTIFICATION_PAGE, notifications_after_each
 from fitnus.notifications.tickets import EventTickets
 from fitnus.pubsub import ChannelListener
 from fitnus.redis_client import open_redis
@@ -40,6 +42,7 @@ from web.keys import (
     KEYS,
     MESSAGES,
     METRICS,
+    NEW_ROWS,
     OUTCOMES,
     PENDING,
     REDIS,
@@ -93,6 +96,7 @@ def create_app(
         ttl_seconds=settings.access_token_ttl_seconds,
     )
     app[TIMESLOT_STARTS] = TimeslotStarts(bookable_start)
+    app[NEW_ROWS] = CoalescedReads(notifications_after_each, page=NOTIFICATION_PAGE)
     app[STREAMS] = set()
     app[STREAMS_CLOSING] = asyncio.Event()
     app.on_shutdown.append(_close_streams)

@@ -22,9 +22,9 @@ from pydantic import BaseModel, Field, StringConstraints
 from fitnus.accounts.tokens import Principal
 from fitnus.errors import InvalidInput
 from fitnus.notifications.models import Notification
-from fitnus.notifications.service import NOTIFICATION_PAGE, mark_read, notifications_after
+from fitnus.notifications.service import mark_read, notifications_after
 from web.auth import authenticate
-from web.keys import CLOCK, DOORBELLS, SETTINGS, STREAMS, STREAMS_CLOSING, TICKETS
+from web.keys import CLOCK, DOORBELLS, NEW_ROWS, SETTINGS, STREAMS, STREAMS_CLOSING, TICKETS
 from web.routing import Api
 from web.schemas import json as json_response
 
@@ -128,11 +128,11 @@ async def stream_events(request: web.Request, *, query: StreamQuery) -> web.Stre
         await response.prepare(request)
         await _send(response, f"retry: {RETRY_MS}\n\n")
         while not request.app[STREAMS_CLOSING].is_set():
-            rows = await notifications_after(user_id, after_id=cursor, limit=NOTIFICATION_PAGE)
-            for row in rows:
+            new = await request.app[NEW_ROWS].after(user_id, cursor)
+            for row in new.rows:
                 await _send(response, _event(row))
                 cursor = row.id
-            if len(rows) == NOTIFICATION_PAGE:
+            if new.more:
                 continue
             doorbell.clear()
             try:

@@ -18,6 +18,7 @@ from fitnus.commands.pending import PendingCommands
 from fitnus.config import Settings
 from fitnus.keys import Keys
 from fitnus.messages import Messages
+from fitnus.notifications.reads import CoalescedReads
 from fitnus.notifications.tickets import EventTickets
 from fitnus.pubsub import ChannelListener
 from fitnus.search.index import CenterIndex
@@ -37,6 +38,8 @@ PENDING = web.AppKey("pending", PendingCommands)
 DOORBELLS = web.AppKey("doorbells", ChannelListener)
 TICKETS = web.AppKey("tickets", EventTickets)
 TIMESLOT_STARTS = web.AppKey("timeslot_starts", TimeslotStarts)
+# Event streams woken together read their new rows together.
+NEW_ROWS = web.AppKey("new_rows", CoalescedReads)
 # The doorbells of open event streams, rung at shutdown so they close cleanly.
 STREAMS: web.AppKey[set[asyncio.Event]] = web.AppKey("streams")
 STREAMS_CLOSING = web.AppKey("streams_closing", asyncio.Event)

@@ -9,6 +9,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from fitnus.clock import Clock
@@ -74,6 +75,15 @@ async def notifications_after(user_id: int, *, after_id: int, limit: int) -> lis
     return await Notification.filter(user_id=user_id, id__gt=after_id).order_by("id").limit(
         limit
     )
+
+
+async def notifications_after_each(cursors: dict[int, int], limit: int) -> list[Notification]:
+    """Rows of several people, each after their own cursor, in id order: one query."""
+    if not cursors:
+        return []
+    after_each = Q(*(Q(user_id=user_id, id__gt=after_id) for user_id, after_id in cursors.items()),
+                   join_type=Q.OR)
+    return await Notification.filter(after_each).order_by("id").limit(limit)
 
 
 async def mark_read(*, user_id: int, notification_id: int, now: datetime) -> None:

@@ -1,0 +1,95 @@
+"""Event streams woken together read their rows together, without losing or
+repeating a row, on the real database."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+
+from fitnus.clock import system_clock
+from fitnus.notifications.models import Notification
+from fitnus.notifications.reads import CoalescedReads
+from fitnus.notifications.service import notifications_after_each
+
+
+async def rows_for(user_id: int, count: int) -> list[int]:
+    now = system_clock.now()
+    for number in range(count):
+        await Notification.create(user_id=user_id, type="test.coalesced", payload={"n": number},
+                                  dedupe_key=f"coalesced:{uuid.uuid4().hex}", created_at=now)
+    return [row.id for row in await Notification.filter(user_id=user_id).order_by("id")]
+
+
+class CountedReads:
+    def __init__(self) -> None:
+        self.queries = 0
+
+    async def __call__(self, cursors: dict[int, int], limit: int) -> list[Notification]:
+        self.queries += 1
+        return await notifications_after_each(cursors, limit)
+
+
+async def test_people_woken_together_share_one_query(sign_up: Any) -> None:
+    people = [await sign_up() for _ in range(6)]
+    ids = {person.id: await rows_for(person.id, 3) for person in people}
+    counted = CountedReads()
+    reads = CoalescedReads(counted, page=100, people_per_query=4)
+    # Each asks from after its first row; one person has two streams at different places.
+    answers = await asyncio.gather(
+        *(reads.after(person.id, ids[person.id][0]) for person in people),
+        reads.after(people[0].id, ids[people[0].id][1]),
+    )
+    assert counted.queries == 2  # six people, four per query
+    for person, answer in zip(people, answers, strict=False):
+        assert [row.id for row in answer.rows] == ids[person.id][1:]
+        assert {row.user_id for row in answer.rows} == {person.id}  # type: ignore[attr-defined]
+        assert not answer.more
+    assert [row.id for row in answers[-1].rows] == ids[people[0].id][2:]
+
+
+async def test_a_cut_answer_says_there_is_more_and_the_rest_follows(sign_up: Any) -> None:
+    busy, quiet = await sign_up(), await sign_up()
+    busy_ids = await rows_for(busy.id, 7)
+    quiet_ids = await rows_for(quiet.id, 1)
+    reads = CoalescedReads(notifications_after_each, page=3)
+    seen: dict[int, list[int]] = {busy.id: [], quiet.id: []}
+    cursors = {busy.id: 0, quiet.id: 0}
+    rounds = 0
+    while cursors:
+        rounds += 1
+        answers = await asyncio.gather(*(reads.after(user, after) for user, after in
+                                         cursors.items()))
+        for (user, _), answer in zip(list(cursors.items()), answers, strict=True):
+            seen[user] += [row.id for row in answer.rows]
+            if answer.rows:
+                cursors[user] = answer.rows[-1].id
+            if not answer.more:
+                del cursors[user]
+    assert seen == {busy.id: busy_ids, quiet.id: quiet_ids}
+    assert rounds >= 3
+
+
+async def test_a_failed_query_reaches_every_stream_that_asked() -> None:
+    async def broken(cursors: dict[int, int], limit: int) -> list[Notification]:
+        raise ConnectionError("database away")
+
+    reads = CoalescedReads(broken, page=10)
+    results = await asyncio.gather(reads.after(1, 0), reads.after(2, 0), return_exceptions=True)
+    assert all(isinstance(result, ConnectionError) for result in results)
+
+
+async def test_a_stream_that_leaves_does_not_spoil_the_others(sign_up: Any) -> None:
+    stays, leaves = await sign_up(), await sign_up()
+    stay_ids = await rows_for(stays.id, 2)
+    await rows_for(leaves.id, 2)
+    reads = CoalescedReads(notifications_after_each, page=10)
+    staying = asyncio.create_task(reads.after(stays.id, 0))
+    leaving = asyncio.create_task(reads.after(leaves.id, 0))
+    await asyncio.sleep(0)
+    leaving.cancel()
+    assert [row.id for row in (await staying).rows] == stay_ids
+    with pytest.raises(asyncio.CancelledError):
+        await leaving
