@@ -135,8 +135,11 @@ async def stream_events(request: web.Request, *, query: StreamQuery) -> web.Stre
             if new.more:
                 continue
             doorbell.clear()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for starts a
+            # task per call, and a broadcast wakes every stream at once.
             try:
-                await asyncio.wait_for(doorbell.wait(), HEARTBEAT_SECONDS)
+                async with asyncio.timeout(HEARTBEAT_SECONDS):
+                    await doorbell.wait()
             except TimeoutError:
                 await _send(response, ": heartbeat\n\n")
     except (ConnectionResetError, TimeoutError):
@@ -164,4 +167,5 @@ def _event(row: Notification) -> str:
 
 
 async def _send(response: web.StreamResponse, text: str) -> None:
-    await asyncio.wait_for(response.write(text.encode()), WRITE_TIMEOUT_SECONDS)
+    async with asyncio.timeout(WRITE_TIMEOUT_SECONDS):
+        await response.write(text.encode())

@@ -3,8 +3,9 @@
 One event for thousands of people rings thousands of doorbells in the same
 moment, and each woken stream must read its new rows: one query each would
 queue thousands of queries on the connection pool. Streams woken together ask
-here instead; the requests made within one turn of the event loop are
-answered by one query per ``people_per_query`` people.
+here instead: what is asked within one turn of the event loop, or while
+``queries_at_once`` queries are running, is answered by one query per
+``people_per_query`` people.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from fitnus.notifications.models import Notification
 ReadMany = Callable[[dict[int, int], int], Awaitable[list[Notification]]]
 
 PEOPLE_PER_QUERY = 500
+# Queries in flight at most; the web process's database pool holds 20 connections.
+QUERIES_AT_ONCE = 4
 
 
 @dataclass(frozen=True)
@@ -38,35 +41,52 @@ class _Asked:
 
 class CoalescedReads:
     def __init__(
-        self, read_many: ReadMany, *, page: int, people_per_query: int = PEOPLE_PER_QUERY
+        self, read_many: ReadMany, *, page: int, people_per_query: int = PEOPLE_PER_QUERY,
+        queries_at_once: int = QUERIES_AT_ONCE,
     ) -> None:
         self._read_many = read_many
         self._page = page
         self._people_per_query = people_per_query
+        self._queries_at_once = queries_at_once
         self._asked: list[_Asked] = []
-        self._flushing: set[asyncio.Task[None]] = set()
+        self._scheduled = False
+        self._querying: set[asyncio.Task[None]] = set()
 
     async def after(self, user_id: int, after_id: int) -> NewRows:
         """This person's rows after ``after_id``, at most a page, in id order."""
-        loop = asyncio.get_running_loop()
-        if not self._asked:
-            loop.call_soon(self._flush)
-        asked = _Asked(user_id, after_id, loop.create_future())
+        asked = _Asked(user_id, after_id, asyncio.get_running_loop().create_future())
         self._asked.append(asked)
+        self._schedule()
         return await asked.answer
 
+    def _schedule(self) -> None:
+        # While every query slot is busy, asks gather for the next query: the
+        # busier the database, the bigger the batches.
+        if self._asked and not self._scheduled and len(self._querying) < self._queries_at_once:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
     def _flush(self) -> None:
-        asked, self._asked = self._asked, []
-        by_person: dict[int, list[_Asked]] = defaultdict(list)
-        for one in asked:
-            by_person[one.user_id].append(one)
-        people = list(by_person)
-        for start in range(0, len(people), self._people_per_query):
-            group = {person: by_person[person] for person in
-                     people[start:start + self._people_per_query]}
-            task = asyncio.ensure_future(self._answer(group))
-            self._flushing.add(task)
-            task.add_done_callback(self._flushing.discard)
+        self._scheduled = False
+        while self._asked and len(self._querying) < self._queries_at_once:
+            group: dict[int, list[_Asked]] = defaultdict(list)
+            rest = []
+            for one in self._asked:
+                if one.answer.done():
+                    continue  # its stream has gone
+                if one.user_id in group or len(group) < self._people_per_query:
+                    group[one.user_id].append(one)
+                else:
+                    rest.append(one)
+            self._asked = rest
+            if group:
+                task = asyncio.ensure_future(self._answer(group))
+                self._querying.add(task)
+                task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._querying.discard(task)
+        self._schedule()
 
     async def _answer(self, group: dict[int, list[_Asked]]) -> None:
         # A person may have several streams at different cursors: read from the lowest.

@@ -9,7 +9,6 @@ from typing import Any
 
 from redis.asyncio import Redis
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from fitnus.clock import Clock
@@ -78,12 +77,21 @@ async def notifications_after(user_id: int, *, after_id: int, limit: int) -> lis
 
 
 async def notifications_after_each(cursors: dict[int, int], limit: int) -> list[Notification]:
-    """Rows of several people, each after their own cursor, in id order: one query."""
+    """Rows of several people, each after their own cursor, in id order: one query.
+
+    Written as SQL: the query builder spends ~20 ms composing 500 OR terms.
+    Every value is an int, formatted as one.
+    """
     if not cursors:
         return []
-    after_each = Q(*(Q(user_id=user_id, id__gt=after_id) for user_id, after_id in cursors.items()),
-                   join_type=Q.OR)
-    return await Notification.filter(after_each).order_by("id").limit(limit)
+    after_each = " OR ".join(
+        f"(user_id = {int(user_id)} AND id > {int(after_id)})"
+        for user_id, after_id in cursors.items()
+    )
+    table = Notification._meta.db_table
+    return await Notification.raw(
+        f"SELECT * FROM {table} WHERE {after_each} ORDER BY id LIMIT {int(limit)}"  # noqa: S608
+    )
 
 
 async def mark_read(*, user_id: int, notification_id: int, now: datetime) -> None:

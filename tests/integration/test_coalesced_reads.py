@@ -32,6 +32,7 @@ class CountedReads:
         return await notifications_after_each(cursors, limit)
 
 
+@pytest.mark.portable
 async def test_people_woken_together_share_one_query(sign_up: Any) -> None:
     people = [await sign_up() for _ in range(6)]
     ids = {person.id: await rows_for(person.id, 3) for person in people}
@@ -50,6 +51,7 @@ async def test_people_woken_together_share_one_query(sign_up: Any) -> None:
     assert [row.id for row in answers[-1].rows] == ids[people[0].id][2:]
 
 
+@pytest.mark.portable
 async def test_a_cut_answer_says_there_is_more_and_the_rest_follows(sign_up: Any) -> None:
     busy, quiet = await sign_up(), await sign_up()
     busy_ids = await rows_for(busy.id, 7)
@@ -93,3 +95,24 @@ async def test_a_stream_that_leaves_does_not_spoil_the_others(sign_up: Any) -> N
     assert [row.id for row in (await staying).rows] == stay_ids
     with pytest.raises(asyncio.CancelledError):
         await leaving
+
+
+async def test_asks_made_while_the_database_is_busy_wait_for_one_query(sign_up: Any) -> None:
+    people = [await sign_up() for _ in range(5)]
+    ids = {person.id: await rows_for(person.id, 1) for person in people}
+    counted, release = CountedReads(), asyncio.Event()
+
+    async def slow(cursors: dict[int, int], limit: int) -> list[Notification]:
+        await release.wait()
+        return await counted(cursors, limit)
+
+    reads = CoalescedReads(slow, page=10, queries_at_once=1)
+    first = asyncio.create_task(reads.after(people[0].id, 0))
+    await asyncio.sleep(0.01)  # the first query is running
+    later = [asyncio.create_task(reads.after(person.id, 0)) for person in people[1:]]
+    await asyncio.sleep(0.01)
+    release.set()
+    answers = await asyncio.gather(first, *later)
+    assert counted.queries == 2
+    assert [[row.id for row in answer.rows] for answer in answers] == [
+        ids[person.id] for person in people]
