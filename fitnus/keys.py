@@ -29,6 +29,10 @@ class Keys:
         """The doorbell of a person's event stream: "you have new notifications"."""
         return f"{self.prefix}user-events:{user_id}"
 
+    def timeslot_reopened(self, timeslot_id: str) -> str:
+        """Announces that a full timeslot has a free seat again."""
+        return f"{self.prefix}timeslot-reopened:{timeslot_id}"
+
     def event_ticket(self, ticket: str) -> str:
         return f"{self.prefix}event-ticket:{ticket}"
 

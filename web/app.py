@@ -15,6 +15,7 @@ from fitnus.accounts.service import Accounts
 from fitnus.accounts.throttle import LoginThrottle
 from fitnus.accounts.tokens import AccessTokens
 from fitnus.booking.service import bookable_start
+from fitnus.booking.sold_out import SoldOutMemory
 from fitnus.booking.starts import TimeslotStarts
 from fitnus.clock import Clock, system_clock
 from fitnus.commands.outcomes import OutcomeListener
@@ -47,6 +48,7 @@ from web.keys import (
     PENDING,
     REDIS,
     SETTINGS,
+    SOLD_OUT,
     STREAMS,
     STREAMS_CLOSING,
     TICKETS,
@@ -143,7 +145,11 @@ def _redis(redis_url: str) -> Any:
         await doorbells.start()
         app[DOORBELLS] = doorbells
         app[TICKETS] = EventTickets(redis=redis, keys=app[KEYS])
+        reopenings = ChannelListener(redis=redis, prefix=app[KEYS].timeslot_reopened(""))
+        await reopenings.start()
+        app[SOLD_OUT] = SoldOutMemory(watch=reopenings.watch, unwatch=reopenings.unwatch)
         yield
+        await reopenings.stop()
         await doorbells.stop()
         await outcomes.stop()
         await redis.aclose()

@@ -18,7 +18,17 @@ from fitnus.booking.service import (
 )
 from fitnus.commands.models import CommandStatus
 from web.commands import PreferHeader, preferred_wait_seconds
-from web.keys import CLOCK, KEYS, MESSAGES, OUTCOMES, PENDING, REDIS, SETTINGS, TIMESLOT_STARTS
+from web.keys import (
+    CLOCK,
+    KEYS,
+    MESSAGES,
+    OUTCOMES,
+    PENDING,
+    REDIS,
+    SETTINGS,
+    SOLD_OUT,
+    TIMESLOT_STARTS,
+)
 from web.routing import Api
 from web.schemas import RequestBody, json
 from web.wallet import IdempotencyHeader
@@ -77,7 +87,7 @@ async def reserve(
         principal=principal, timeslot_id=body.timeslot_id,
         idempotency_key=headers.idempotency_key, redis=app[REDIS], keys=app[KEYS],
         pending=app[PENDING], clock=app[CLOCK], schedule_drain=app[MESSAGES].schedule_drain,
-        starts=app[TIMESLOT_STARTS],
+        starts=app[TIMESLOT_STARTS], sold_out=app[SOLD_OUT],
     )
     wait_seconds = preferred_wait_seconds(headers.prefer)
     if wait_seconds > 0:
@@ -123,7 +133,7 @@ async def cancel_reservation(
     queued = await request_cancellation(
         principal=principal, reservation_id=path.reservation_id, redis=app[REDIS],
         keys=app[KEYS], pending=app[PENDING], clock=app[CLOCK],
-        schedule_drain=app[MESSAGES].schedule_drain,
+        schedule_drain=app[MESSAGES].schedule_drain, sold_out=app[SOLD_OUT],
     )
     if isinstance(queued, Decided):
         command = queued.command

@@ -65,11 +65,12 @@ async def drain_timeslot(
             while items := await queue.peek(timeslot_id, batch_size):
                 outcomes, full = await decide_batch(timeslot_id, items, token=token, clock=clock)
                 # The fast path's flag follows the committed count both ways:
-                # a cancellation reopens the timeslot.
+                # a cancellation reopens the timeslot, and web processes that
+                # remember it full hear so (fitnus.booking.sold_out).
                 if full:
                     await redis.set(queue.flag(timeslot_id, "full"), "1")
-                else:
-                    await redis.delete(queue.flag(timeslot_id, "full"))
+                elif await redis.delete(queue.flag(timeslot_id, "full")):
+                    await redis.publish(keys.timeslot_reopened(str(timeslot_id)), "1")
                 if await queue.ack(timeslot_id, token, len(items)) is None:
                     return decided  # lease lost: the new holder takes over
                 await published(outcomes)

@@ -33,6 +33,7 @@ from fitnus.booking.outcomes import (
     Decided,
     succeeded,
 )
+from fitnus.booking.sold_out import SoldOutMemory
 from fitnus.booking.starts import TimeslotStarts
 from fitnus.centers.models import Timeslot
 from fitnus.clock import Clock
@@ -72,7 +73,7 @@ async def bookable_start(timeslot_id: int) -> float | None:
 async def request_seat(
     *, principal: Principal, timeslot_id: int, idempotency_key: str | None, redis: Redis,
     keys: Keys, pending: PendingCommands, clock: Clock, schedule_drain: ScheduleDrain,
-    starts: TimeslotStarts,
+    starts: TimeslotStarts, sold_out: SoldOutMemory,
 ) -> SeatRequested:
     """Accept a request into the timeslot's queue; the position is its place in line."""
     queue = timeslot_queue(redis, keys)
@@ -83,7 +84,10 @@ async def request_seat(
             return SeatRequested(uuid.UUID(answer["command_id"]), answer["position"])
     # Fast paths, without touching MySQL: a timeslot the worker found full,
     # and the start of one this process has seen.
-    if await redis.exists(queue.flag(timeslot_id, "full")):
+    async def flagged_full() -> bool:
+        return bool(await redis.exists(queue.flag(timeslot_id, "full")))
+
+    if await sold_out.is_full(timeslot_id, flagged_full):
         raise SeatRefused("every seat is taken", code=rules.SOLD_OUT)
     starts_at = await starts.start_of(timeslot_id)
     if starts_at is None:
@@ -114,6 +118,7 @@ async def request_seat(
 async def request_cancellation(
     *, principal: Principal, reservation_id: int, redis: Redis, keys: Keys,
     pending: PendingCommands, clock: Clock, schedule_drain: ScheduleDrain,
+    sold_out: SoldOutMemory,
 ) -> uuid.UUID | Decided:
     """Queue a cancellation behind the timeslot's other requests, so a freed
     seat goes to the next in line; an already cancelled reservation answers
@@ -131,6 +136,9 @@ async def request_cancellation(
         raise SeatRefused(REFUSAL_DETAIL[rules.ALREADY_STARTED], code=rules.ALREADY_STARTED)
     command_id = uuid.uuid4()
     timeslot_id = reservation.timeslot_id  # type: ignore[attr-defined]
+    # Other processes hear of the reopening from the worker; this one may be
+    # asked again by the same person the moment the answer reaches them.
+    sold_out.forget(timeslot_id)
     enqueued = await timeslot_queue(redis, keys).enqueue(
         timeslot_id,
         {"kind": CANCEL_RESERVATION, "command_id": str(command_id),

@@ -334,6 +334,33 @@ async def test_nobody_cancels_another_users_reservation(
     assert (await Reservation.get(id=reservation["id"])).active
 
 
+async def test_another_instance_hears_the_reopening_at_once(
+    aiohttp_client: Any, make_app: Any, sign_up: Any, worker: dramatiq.Worker
+) -> None:
+    instance_a = await aiohttp_client(make_app())
+    instance_b = await aiohttp_client(make_app())
+    session, user, reservation = await book(instance_a, sign_up, capacity=1)
+    waiting = await sign_up()
+    await fund(waiting.id, PRICE)
+
+    async def refused_by_b() -> bool:
+        return (await reserve(instance_b, waiting, session.timeslot_id)).status == 409
+
+    await eventually(refused_by_b)  # instance B now remembers the timeslot full
+    cancelled = await instance_a.delete(f"/api/v1/reservations/{reservation['id']}",
+                                        headers=user.headers)
+    assert cancelled.status == 200
+    # B remembers a full timeslot for 5 s at most; only the worker's
+    # announcement lets it take the request well before that.
+    deadline = asyncio.get_running_loop().time() + 1.5
+    while True:
+        response = await reserve(instance_b, waiting, session.timeslot_id, Prefer="wait=8")
+        if response.status == 201 or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    assert response.status == 201, await response.text()
+
+
 async def test_a_cancellation_reopens_a_full_timeslot(
     client: Client, sign_up: Any, worker: dramatiq.Worker
 ) -> None:
