@@ -39,7 +39,8 @@ def run(settings: Settings) -> None:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    worker = dramatiq.Worker(broker, worker_threads=settings.worker_threads)
+    worker = dramatiq.Worker(broker, worker_threads=settings.worker_threads,
+                             worker_timeout=settings.worker_idle_poll_ms)
     worker.start()
     log.info("worker started", extra={"threads": settings.worker_threads})
     stop.wait()

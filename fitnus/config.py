@@ -43,6 +43,10 @@ class Settings:
     password_hash_memory_kib: int = 64 * 1024
     worker_processes: int = 1
     worker_threads: int = 8
+    # How long an idle worker waits between looks for new messages at most.
+    # dramatiq's default (1 s) made the first booking after a quiet spell wait
+    # up to a second for its drain to start.
+    worker_idle_poll_ms: int = 50
     worker_metrics_port: int = 9191
     web_processes: int = 1
     command_redrive_after_seconds: int = 30
@@ -75,6 +79,7 @@ _INT_FIELDS = {
     "PASSWORD_HASH_MEMORY_KIB": "password_hash_memory_kib",
     "WORKER_PROCESSES": "worker_processes",
     "WORKER_THREADS": "worker_threads",
+    "WORKER_IDLE_POLL_MS": "worker_idle_poll_ms",
     "WORKER_METRICS_PORT": "worker_metrics_port",
     "WEB_PROCESSES": "web_processes",
     "COMMAND_REDRIVE_AFTER_SECONDS": "command_redrive_after_seconds",

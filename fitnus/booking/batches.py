@@ -7,6 +7,8 @@ expired cannot commit.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from itertools import groupby
@@ -34,6 +36,8 @@ from fitnus.keys import Keys
 from fitnus.notifications.models import Notification
 from fitnus.wallet.models import LedgerKind, Wallet
 from fitnus.wallet.service import post_entry
+
+log = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
 # Short, and renewed after every batch: a killed drainer's queue is taken
@@ -63,7 +67,10 @@ async def drain_timeslot(
             return decided
         try:
             while items := await queue.peek(timeslot_id, batch_size):
+                started = time.perf_counter()
                 outcomes, full = await decide_batch(timeslot_id, items, token=token, clock=clock)
+                log.info("timeslot %s: batch of %d decided in %.1f ms", timeslot_id, len(items),
+                         (time.perf_counter() - started) * 1000)
                 # The fast path's flag follows the committed count both ways:
                 # a cancellation reopens the timeslot, and web processes that
                 # remember it full hear so (fitnus.booking.sold_out).
