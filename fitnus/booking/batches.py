@@ -204,10 +204,12 @@ async def _apply_seats(
     for decision in decisions:
         request = decision.request
         if decision.confirmed:
-            await post_entry(
-                user_id=request.user_id, kind=LedgerKind.BOOKING_DEBIT, amount=-price,
-                reference=f"reservation:{request.command_id}", now=now, center_id=center_id,
-            )
+            if price > 0:  # a free session moves no coupons
+                await post_entry(
+                    user_id=request.user_id, kind=LedgerKind.BOOKING_DEBIT, amount=-price,
+                    reference=f"reservation:{request.command_id}", now=now,
+                    center_id=center_id,
+                )
             reservation = await Reservation.create(
                 user_id=request.user_id, timeslot_id=timeslot.id,
                 status=ReservationStatus.CONFIRMED, active=True, price_coupons=price,

@@ -230,6 +230,30 @@ async def test_two_thousand_requests_for_fifty_seats_first_come_first_served(
     assert debits == 50
 
 
+@pytest.mark.portable
+async def test_a_free_session_is_booked_and_cancelled_without_coupons(
+    client: Client, sign_up: Any, worker: dramatiq.Worker
+) -> None:
+    owner = await sign_up("owner")
+    program = await new_program(client, owner, (await new_center(client, owner))["id"],
+                                price_coupons=0)
+    created = await client.post(f"/api/v1/programs/{program['id']}/timeslots",
+                                json={"starts_at": in_days(3, 10), "capacity": 2},
+                                headers=owner.headers)
+    timeslot_id = (await created.json())["id"]
+    user = await sign_up()  # holds no coupons at all
+    response = await reserve(client, user, timeslot_id, Prefer="wait=8")
+    assert response.status == 201, await response.text()
+    reservation = await response.json()
+    assert reservation["price_coupons"] == 0
+    cancelled = await client.delete(f"/api/v1/reservations/{reservation['id']}",
+                                    headers=user.headers)
+    assert cancelled.status == 200, await cancelled.text()
+    assert (await cancelled.json())["refunded_coupons"] == 0
+    assert not await LedgerEntry.filter(user_id=user.id).exists()
+    assert (await Timeslot.get(id=timeslot_id)).reserved == 0
+
+
 async def test_a_full_timeslot_refuses_at_once(
     client: Client, sign_up: Any, worker: dramatiq.Worker
 ) -> None:
