@@ -271,11 +271,11 @@ async def search_centers(request: web.Request, *, query: SearchQuery) -> web.Res
     )
     # The index stores each hit's summary as JSON: the page is spliced together
     # rather than decoded and encoded again (CenterPage documents the shape).
-    items = ",".join(
-        f'{hit.summary_json[:-1]},"distance_m":{round(hit.distance_m, 1)}}}' for hit in page.hits
+    items = b",".join(
+        b'%s,"distance_m":%.1f}' % (hit.summary_json[:-1], hit.distance_m) for hit in page.hits
     )
-    next_cursor = json_dumps(page.next_cursor.encode() if page.next_cursor else None)
-    return web.Response(body=f'{{"items":[{items}],"next_cursor":{next_cursor}}}'.encode(),
+    next_cursor = json_dumps(page.next_cursor.encode() if page.next_cursor else None).encode()
+    return web.Response(body=b'{"items":[%s],"next_cursor":%s}' % (items, next_cursor),
                         content_type="application/json")
 
 

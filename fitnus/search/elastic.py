@@ -184,7 +184,7 @@ class ElasticsearchIndex:
         )
         hits = [
             CenterHit(hit["_source"]["center_id"], float(hit["sort"][0]),
-                      summary_json(_document(hit["_source"])))
+                      summary_json(_document(hit["_source"])).encode())
             for hit in response["hits"]["hits"]
         ]
         return page_from_sorted(hits, query.limit)

@@ -12,7 +12,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from fitnus.errors import InvalidInput
 
@@ -81,11 +81,12 @@ def summary_json(document: CenterDocument) -> str:
     )
 
 
-@dataclass(frozen=True)
-class CenterHit:
+class CenterHit(NamedTuple):
+    """A tuple: a search page builds dozens of these per request."""
+
     center_id: int
     distance_m: float
-    summary_json: str
+    summary_json: bytes  # UTF-8, as stored: a page is written without decoding it
 
     def summary(self) -> dict[str, Any]:
         summary: dict[str, Any] = json.loads(self.summary_json)

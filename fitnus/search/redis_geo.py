@@ -175,7 +175,7 @@ class RedisGeoIndex:
         after = query.after
         hits = []
         for member, distance in reply:
-            center_id, summary = member.decode().split(":", 1)
+            center_id, summary = member.split(b":", 1)
             hit = CenterHit(int(center_id), float(distance), summary)
             if terms and not name_matches(hit.summary()["name"], terms):
                 continue
