@@ -34,8 +34,8 @@ from fitnus.commands.models import Command
 from fitnus.keyed_queue import QueuedItem
 from fitnus.keys import Keys
 from fitnus.notifications.models import Notification
-from fitnus.wallet.models import LedgerEntry, LedgerKind, Wallet
-from fitnus.wallet.service import post_entry
+from fitnus.wallet.models import LedgerKind, Wallet
+from fitnus.wallet.service import debit_locked, post_entry
 
 log = logging.getLogger(__name__)
 
@@ -151,8 +151,8 @@ async def _seats(timeslot: Timeslot, items: list[QueuedItem], *, now: datetime) 
     price = timeslot.program.price_coupons
     # Locked in user order, so batches of other timeslots that share people
     # wait for each other instead of deadlocking.
-    balances = {
-        wallet.user_id: (wallet.balance, wallet.held)  # type: ignore[attr-defined]
+    wallets = {
+        wallet.user_id: wallet  # type: ignore[attr-defined]
         for wallet in await Wallet.select_for_update().filter(user_id__in=users).order_by(
             "user_id")
     }
@@ -160,7 +160,7 @@ async def _seats(timeslot: Timeslot, items: list[QueuedItem], *, now: datetime) 
         requests,
         seats_left=timeslot.capacity - timeslot.reserved,
         price=price,
-        available={user: balance - held for user, (balance, held) in balances.items()},
+        available={user: wallet.balance - wallet.held for user, wallet in wallets.items()},
         holders={
             reservation.user_id  # type: ignore[attr-defined]
             for reservation in await Reservation.filter(
@@ -178,9 +178,7 @@ async def _seats(timeslot: Timeslot, items: list[QueuedItem], *, now: datetime) 
         # queued after its center was deleted.
         is_open=timeslot.starts_at > now and timeslot.program.center.deleted_at is None,
     )
-    outcomes = await _apply_seats(timeslot, decisions, price=price, now=now,
-                                  balances={user: balance for user, (balance, _) in
-                                            balances.items()})
+    outcomes = await _apply_seats(timeslot, decisions, price=price, now=now, wallets=wallets)
     seated = sum(1 for decision in decisions if decision.confirmed)
     if seated:
         await _move_seats(timeslot, seated)
@@ -199,14 +197,18 @@ async def _move_seats(timeslot: Timeslot, change: int) -> None:
 
 async def _apply_seats(
     timeslot: Timeslot, decisions: list[rules.SeatDecision], *, price: int, now: datetime,
-    balances: dict[int, int],
+    wallets: dict[int, Wallet],
 ) -> list[Decided]:
     """Write the batch's decisions in a few statements, whatever its size: the
     first batch of a flash crowd holds the timeslot's lock while it writes."""
     seated = [decision.request for decision in decisions if decision.confirmed]
     if seated and price > 0:  # a free session moves no coupons
-        await _charge(seated, price=price, balances=balances, now=now,
-                      center_id=timeslot.program.center_id)  # type: ignore[attr-defined]
+        await debit_locked(
+            [(wallets[request.user_id], f"reservation:{request.command_id}")
+             for request in seated],
+            amount=price, kind=LedgerKind.BOOKING_DEBIT, now=now,
+            center_id=timeslot.program.center_id,  # type: ignore[attr-defined]
+        )
     reservation_ids: dict[str, int] = {}
     if seated:
         await Reservation.bulk_create([
@@ -243,32 +245,6 @@ async def _apply_seats(
                 "timeslot_id": timeslot.id, "command_id": request.command_id,
                 "code": decision.outcome}, request.command_id, now))
     return await _record(commands, notifications)
-
-
-async def _charge(
-    seated: list[rules.SeatRequest], *, price: int, balances: dict[int, int], now: datetime,
-    center_id: int,
-) -> None:
-    """Debit every seated person ``price`` coupons in one guarded UPDATE, and
-    append their ledger rows (unique references) in one INSERT. The wallets
-    are locked by this transaction, so the balances read with them are exact."""
-    users = [request.user_id for request in seated]
-    # The guard is in the UPDATE itself; price > 0, so every matched row
-    # changes and MySQL's changed-row count is the matched count.
-    charged = await Wallet.filter(user_id__in=users, balance__gte=F("held") + price).update(
-        balance=F("balance") - price, updated_at=now
-    )
-    if charged != len(users):
-        raise RuntimeError(f"{len(users) - charged} seated people could not pay: "
-                           "the rule and the wallets disagree")
-    await LedgerEntry.bulk_create([
-        LedgerEntry(
-            user_id=request.user_id, kind=LedgerKind.BOOKING_DEBIT, amount=-price,
-            balance_after=balances[request.user_id] - price,
-            reference=f"reservation:{request.command_id}", center_id=center_id, created_at=now,
-        )
-        for request in seated
-    ])
 
 
 async def _cancellations(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -78,6 +79,39 @@ async def post_entry(
     except IntegrityError:
         # The same reference committed concurrently: ours is rolled back.
         return await LedgerEntry.select_for_update().get(reference=reference)
+
+
+async def debit_locked(
+    debits: Sequence[tuple[Wallet, str]], *, amount: int, kind: LedgerKind, now: datetime,
+    center_id: int | None = None,
+) -> None:
+    """``post_entry`` for many people at once: take ``amount`` coupons from each
+    wallet and append one ledger row per (wallet, reference), in one guarded
+    UPDATE and one INSERT, whatever the count.
+
+    The wallets belong to different people and are locked by the caller's
+    transaction (SELECT ... FOR UPDATE), so their balances give each row's
+    balance_after. If any cannot pay, raises InsufficientCoupons after a
+    partial UPDATE: the caller's transaction must not commit.
+    """
+    if amount <= 0:
+        raise InvalidInput("a debit takes at least one coupon", code="zero_amount")
+    users = [wallet.user_id for wallet, _ in debits]  # type: ignore[attr-defined]
+    # The guard is in the UPDATE itself. Every matched row changes (amount > 0),
+    # so MySQL's changed-row count is the matched count.
+    debited = await Wallet.filter(user_id__in=users, balance__gte=F("held") + amount).update(
+        balance=F("balance") - amount, updated_at=now
+    )
+    if debited != len(users):
+        raise InsufficientCoupons(f"{len(users) - debited} of {len(users)} cannot pay")
+    await LedgerEntry.bulk_create([
+        LedgerEntry(
+            user_id=wallet.user_id, kind=kind, amount=-amount,  # type: ignore[attr-defined]
+            balance_after=wallet.balance - amount, reference=reference, center_id=center_id,
+            created_at=now,
+        )
+        for wallet, reference in debits
+    ])
 
 
 async def grant_coupons(

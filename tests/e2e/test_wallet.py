@@ -13,7 +13,7 @@ from tortoise.transactions import in_transaction
 
 from fitnus.clock import system_clock
 from fitnus.wallet.models import LedgerEntry, LedgerKind, Wallet
-from fitnus.wallet.service import InsufficientCoupons, post_entry
+from fitnus.wallet.service import InsufficientCoupons, debit_locked, post_entry
 from tests.e2e.test_centers import admin_headers
 
 Client = TestClient[Any, Any]
@@ -109,6 +109,35 @@ async def test_concurrent_debits_never_overdraw(sign_up: Any) -> None:
     wallet = await Wallet.get(user_id=user.id)
     assert wallet.balance == 50 - 48 >= 0
     assert await ledger_sum(user.id) == wallet.balance
+
+
+@pytest.mark.portable
+async def test_a_batch_debit_charges_everyone_or_nobody(sign_up: Any) -> None:
+    rich, poor = await sign_up(), await sign_up()
+    now = system_clock.now()
+    async with in_transaction():
+        await post_entry(user_id=rich.id, kind=LedgerKind.GRANT, amount=30,
+                         reference=f"seed:{rich.id}", now=now)
+        await post_entry(user_id=poor.id, kind=LedgerKind.GRANT, amount=5,
+                         reference=f"seed:{poor.id}", now=now)
+
+    async def debit_both(amount: int) -> None:
+        async with in_transaction():
+            wallets = await Wallet.select_for_update().filter(
+                user_id__in=[rich.id, poor.id]).order_by("user_id")
+            debits = [(wallet, f"batch:{wallet.user_id}:{amount}")  # type: ignore[attr-defined]
+                      for wallet in wallets]
+            await debit_locked(debits, amount=amount, kind=LedgerKind.BOOKING_DEBIT, now=now)
+
+    with pytest.raises(InsufficientCoupons):
+        await debit_both(10)
+    assert [(await Wallet.get(user_id=user.id)).balance for user in (rich, poor)] == [30, 5]
+    await debit_both(4)
+    for user, balance in ((rich, 26), (poor, 1)):
+        assert (await Wallet.get(user_id=user.id)).balance == balance
+        assert await ledger_sum(user.id) == balance
+        entry = await LedgerEntry.get(reference=f"batch:{user.id}:4")
+        assert (entry.amount, entry.balance_after) == (-4, balance)
 
 
 async def test_the_ledger_pages_newest_first(client: Client, sign_up: Any, settings: Any) -> None:
