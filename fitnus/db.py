@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.context import TortoiseContext, _current_context
+from tortoise.exceptions import OperationalError
 from tortoise.migrations.api import migrate as run_migrations
 
 from fitnus.errors import ConfigurationError
@@ -29,9 +30,19 @@ MODEL_MODULES = [
 ]
 MIGRATIONS_MODULE = "fitnus.migrations"
 
+# READ COMMITTED, not MySQL's REPEATABLE READ: there a plain SELECT reads the
+# snapshot taken at the transaction's first plain read, even after waiting
+# for a row lock another transaction just released, so a rule checked after
+# the lock ("this person holds no overlapping seat": their wallet row) could
+# pass in two transactions at once. Each statement here sees what committed
+# before it. It also takes no gap locks, and an UPDATE skips rows that do
+# not match instead of waiting on them, which keeps batches from deadlocking.
+# A DATABASE_URL may set another level (its query string wins).
+READ_COMMITTED = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
 # MySQL drops idle connections after wait_timeout (8 h by default; often much
 # less behind proxies): recycle pooled connections well before that.
-MYSQL_DEFAULTS = {"pool_recycle": "1800", "minsize": "1", "maxsize": "20", "charset": "utf8mb4"}
+MYSQL_DEFAULTS = {"pool_recycle": "1800", "minsize": "1", "maxsize": "20", "charset": "utf8mb4",
+                  "init_command": READ_COMMITTED}
 # Several local processes share one SQLite file: wait for the writer instead of
 # failing with "database is locked".
 SQLITE_DEFAULTS = {"busy_timeout": "5000"}
@@ -141,6 +152,17 @@ async def ensure_database_exists(database_url: str) -> None:
             )
     finally:
         connection.close()
+
+
+# MySQL's ER_LOCK_DEADLOCK: the server chose this transaction as the victim
+# and rolled all of it back, so running it again from the start is safe.
+MYSQL_DEADLOCK = 1213
+
+
+def is_deadlock(error: OperationalError) -> bool:
+    """tortoise wraps the driver's error: its first argument is aiomysql's."""
+    cause = error.args[0] if error.args else None
+    return isinstance(cause, Exception) and bool(cause.args) and cause.args[0] == MYSQL_DEADLOCK
 
 
 async def ping(context: TortoiseContext) -> None:

@@ -2,7 +2,9 @@
 
 Reservations key it by timeslot; bids will key it by auction, club joins by
 meetup. Every key of one queue shares a hash tag, so the scripts run on a
-Redis Cluster too.
+Redis Cluster too. The drain loop (``drain``) and the sweeper (``sweep``) are
+written once here; each kind brings only how it decides a batch and what it
+announces once that batch committed.
 
 Order and throughput come from here; correctness does not. The lease carries a
 fencing token that the database write checks (a holder whose lease expired
@@ -16,12 +18,16 @@ Fails closed: when Redis is down nothing is queued and callers get an error.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+
+log = logging.getLogger(__name__)
 
 # KEYS: queue, position, scheduled flag. ARGV: payload json.
 # Returns {position, 1 if the caller must send a drain message}.
@@ -86,7 +92,7 @@ class KeyedQueue:
     def __init__(self, *, redis: Redis, prefix: str, kind: str) -> None:
         self._redis = redis
         self._prefix = prefix
-        self._kind = kind
+        self.kind = kind
         self._enqueue = redis.register_script(_ENQUEUE)
         self._acquire = redis.register_script(_ACQUIRE)
         self._renew = redis.register_script(_RENEW)
@@ -94,11 +100,11 @@ class KeyedQueue:
         self._release = redis.register_script(_RELEASE)
 
     def _key(self, key: int | str, part: str) -> str:
-        return f"{self._prefix}{{{self._kind}:{key}}}:{part}"
+        return f"{self._prefix}{{{self.kind}:{key}}}:{part}"
 
     def active_set(self) -> str:
         """Keys that may hold items: what the sweeper walks."""
-        return f"{self._prefix}keyed:{self._kind}:active"
+        return f"{self._prefix}keyed:{self.kind}:active"
 
     async def enqueue(
         self, key: int | str, payload: dict[str, Any],
@@ -161,9 +167,85 @@ class KeyedQueue:
         return [member.decode() if isinstance(member, bytes) else member for member in members]
 
     async def forget_if_empty(self, key: int | str) -> None:
-        if await self.length(key) == 0:
-            await self._redis.srem(self.active_set(), str(key))
+        """Drop the key from the sweeper's set unless it holds items.
+
+        Not one script: the set spans every key, so on a Redis Cluster it lives
+        in another slot than the queue. Instead the length is read again after
+        the removal and the key put back if an enqueue slipped in between: an
+        enqueue adds the key after pushing its item, so either that read sees
+        the item or the enqueue's own add comes after our removal.
+        """
+        if await self.length(key) > 0:
+            return
+        await self._redis.srem(self.active_set(), str(key))
+        if await self.length(key) > 0:
+            await self._redis.sadd(self.active_set(), str(key))
 
     def flag(self, key: int | str, name: str) -> str:
         """A per-key Redis key of the caller's (e.g. the sold-out flag)."""
         return self._key(key, name)
+
+
+class StaleLease(Exception):
+    """Our lease expired and another drainer committed after us: the batch
+    was rolled back, and the new holder decides its items."""
+
+
+Batch = TypeVar("Batch")
+# Decides items in one database transaction that checks the fencing token
+# (raising StaleLease when a newer one committed); returns what committed.
+DecideBatch = Callable[[Sequence[QueuedItem], int], Awaitable[Batch]]
+# Announces a committed batch: outcomes, flags. Safe to repeat.
+AnnounceBatch = Callable[[Batch], Awaitable[None]]
+ScheduleDrain = Callable[[str], Awaitable[None]]
+
+
+async def drain(
+    queue: KeyedQueue, key: int | str, *, decide: DecideBatch[Batch],
+    announce: AnnounceBatch[Batch], batch_size: int, lease_ttl_ms: int,
+) -> int:
+    """Decide everything queued under ``key``, in order; the number of items taken.
+
+    Returns at once when another drainer holds the lease: that one goes on
+    until the queue is empty, and checks again after releasing. A committed
+    batch is announced even when the lease turns out lost afterwards: it
+    committed, and whoever decides its items next finds them decided.
+    """
+    await queue.clear_scheduled(key)
+    taken = 0
+    while True:
+        token = await queue.acquire(key, ttl_ms=lease_ttl_ms)
+        if token is None:
+            return taken
+        try:
+            while items := await queue.peek(key, batch_size):
+                started = time.perf_counter()
+                batch = await decide(items, token)
+                log.info("%s %s: batch of %d decided in %.1f ms", queue.kind, key, len(items),
+                         (time.perf_counter() - started) * 1000)
+                await announce(batch)
+                if await queue.ack(key, token, len(items)) is None:
+                    return taken  # lease lost: the new holder takes over
+                taken += len(items)
+                await queue.renew(key, token, ttl_ms=lease_ttl_ms)
+        except StaleLease:
+            return taken
+        finally:
+            await queue.release(key, token)
+        # Requests that arrived between the last peek and the release.
+        if await queue.length(key) == 0:
+            await queue.forget_if_empty(key)
+            return taken
+
+
+async def sweep(queue: KeyedQueue, *, schedule_drain: ScheduleDrain) -> int:
+    """Re-drive every queue of the kind that has items and no live lease (its
+    drainer died, or its message was lost); returns how many were sent."""
+    sent = 0
+    for key in await queue.active_keys():
+        if await queue.length(key) == 0:
+            await queue.forget_if_empty(key)
+        elif not await queue.leased(key):
+            await schedule_drain(key)
+            sent += 1
+    return sent

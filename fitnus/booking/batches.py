@@ -8,13 +8,14 @@ expired cannot commit.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import groupby
 from typing import Any
 
 from redis.asyncio import Redis
+from tortoise.exceptions import OperationalError
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
@@ -31,89 +32,90 @@ from fitnus.booking.service import ScheduleDrain, timeslot_queue
 from fitnus.centers.models import Timeslot
 from fitnus.clock import Clock
 from fitnus.commands.models import Command
-from fitnus.keyed_queue import QueuedItem
+from fitnus.db import is_deadlock
+from fitnus.keyed_queue import QueuedItem, StaleLease, drain, sweep
 from fitnus.keys import Keys
 from fitnus.notifications.models import Notification
 from fitnus.wallet.models import LedgerKind, Wallet
-from fitnus.wallet.service import debit_locked, post_entry
+from fitnus.wallet.service import debit_locked, lock_wallets, post_entry
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
+# A batch the database rolled back to break a deadlock is decided again at
+# once, this many times at most; one lock order everywhere keeps it rare.
+DEADLOCK_ATTEMPTS = 3
 # Short, and renewed after every batch: a killed drainer's queue is taken
 # over by the sweeper within seconds (dramatiq itself would wait minutes).
 LEASE_TTL_MS = 3_000
 
 
-class StaleLease(Exception):
-    """Our lease expired and another drainer committed after us."""
+@dataclass(frozen=True)
+class TimeslotBatch:
+    """What one committed batch decided, and whether its timeslot is full."""
+
+    outcomes: list[Decided]
+    full: bool
 
 
 async def drain_timeslot(
     timeslot_id: int, *, redis: Redis, keys: Keys, clock: Clock,
     published: Callable[[list[Decided]], Awaitable[None]], batch_size: int = BATCH_SIZE,
 ) -> int:
-    """Decide everything queued for the timeslot, in order; the number decided.
-
-    Returns at once when another drainer holds the lease: that one goes on
-    until the queue is empty, and checks again after releasing.
-    """
+    """Decide everything queued for the timeslot, in order; the number of requests taken."""
     queue = timeslot_queue(redis, keys)
-    await queue.clear_scheduled(timeslot_id)
-    decided = 0
-    while True:
-        token = await queue.acquire(timeslot_id, ttl_ms=LEASE_TTL_MS)
-        if token is None:
-            return decided
-        try:
-            while items := await queue.peek(timeslot_id, batch_size):
-                started = time.perf_counter()
-                outcomes, full = await decide_batch(timeslot_id, items, token=token, clock=clock)
-                log.info("timeslot %s: batch of %d decided in %.1f ms", timeslot_id, len(items),
-                         (time.perf_counter() - started) * 1000)
-                # The fast path's flag follows the committed count both ways:
-                # a cancellation reopens the timeslot, and web processes that
-                # remember it full hear so (fitnus.booking.sold_out).
-                if full:
-                    await redis.set(queue.flag(timeslot_id, "full"), "1")
-                elif await redis.delete(queue.flag(timeslot_id, "full")):
-                    await redis.publish(keys.timeslot_reopened(str(timeslot_id)), "1")
-                if await queue.ack(timeslot_id, token, len(items)) is None:
-                    return decided  # lease lost: the new holder takes over
-                await published(outcomes)
-                decided += len(outcomes)
-                await queue.renew(timeslot_id, token, ttl_ms=LEASE_TTL_MS)
-        except StaleLease:
-            return decided
-        finally:
-            await queue.release(timeslot_id, token)
-        # Requests that arrived between the last peek and the release.
-        if await queue.length(timeslot_id) == 0:
-            await queue.forget_if_empty(timeslot_id)
-            return decided
+
+    async def decide(items: Sequence[QueuedItem], token: int) -> TimeslotBatch:
+        attempt = 1
+        while True:
+            try:
+                return await decide_batch(timeslot_id, items, token=token, clock=clock)
+            except OperationalError as error:
+                if not is_deadlock(error) or attempt == DEADLOCK_ATTEMPTS:
+                    raise
+                log.warning("timeslot %s: batch rolled back by a deadlock, deciding it again",
+                            timeslot_id, extra={"deadlock_attempt": attempt})
+                attempt += 1
+
+    async def announce(batch: TimeslotBatch) -> None:
+        # The fast path's flag follows the committed count both ways: a
+        # cancellation reopens the timeslot, and web processes that remember
+        # it full hear so (fitnus.booking.sold_out).
+        if batch.full:
+            await redis.set(queue.flag(timeslot_id, "full"), "1")
+        elif await redis.delete(queue.flag(timeslot_id, "full")):
+            await redis.publish(keys.timeslot_reopened(str(timeslot_id)), "1")
+        await published(batch.outcomes)
+
+    return await drain(queue, timeslot_id, decide=decide, announce=announce,
+                       batch_size=batch_size, lease_ttl_ms=LEASE_TTL_MS)
 
 
 async def sweep_timeslot_queues(
     *, redis: Redis, keys: Keys, schedule_drain: ScheduleDrain
 ) -> int:
-    """Re-drive every timeslot queue that has items and no live lease (its
-    drainer died, or its message was lost); returns how many were sent."""
-    queue = timeslot_queue(redis, keys)
-    sent = 0
-    for key in await queue.active_keys():
-        if await queue.length(key) == 0:
-            await queue.forget_if_empty(key)
-        elif not await queue.leased(key):
-            await schedule_drain(int(key))
-            sent += 1
-    return sent
+    """Re-drive every timeslot queue that has items and no live lease; returns
+    how many were sent."""
+    async def drain_later(key: str) -> None:
+        await schedule_drain(int(key))
+
+    return await sweep(timeslot_queue(redis, keys), schedule_drain=drain_later)
 
 
 async def decide_batch(
     timeslot_id: int, items: Sequence[QueuedItem], *, token: int, clock: Clock
-) -> tuple[list[Decided], bool]:
-    """One transaction for the whole batch, in queue order; returns the outcomes
-    and whether the timeslot is full afterwards."""
+) -> TimeslotBatch:
+    """One transaction for the whole batch, in queue order.
+
+    Locks are taken in one order everywhere: the timeslot row, then every
+    wallet the batch may touch, by user id. Runs of seats and cancellations
+    in queue order would otherwise take wallets in different orders and
+    deadlock against each other's batches.
+
+    Commands of the batch decided already (a drainer committed and died, or
+    lost its lease, before acknowledging) are returned again, so their
+    outcomes are announced by whoever notices.
+    """
     now = clock.now()
     async with in_transaction():
         timeslot = await Timeslot.select_for_update().get(id=timeslot_id).prefetch_related(
@@ -125,13 +127,14 @@ async def decide_batch(
             raise StaleLease(timeslot_id)
         if timeslot.drain_fence < token:
             await Timeslot.filter(id=timeslot_id).update(drain_fence=token)
-        decided_already = {
-            str(command_id) for command_id in await Command.filter(
-                id__in=[item.payload["command_id"] for item in items]
-            ).values_list("id", flat=True)
-        }
-        fresh = [item for item in items if item.payload["command_id"] not in decided_already]
-        outcomes: list[Decided] = []
+        decided_already = await Command.filter(
+            id__in=[item.payload["command_id"] for item in items]
+        )
+        outcomes = [Decided(command, command.user_id)  # type: ignore[attr-defined]
+                    for command in decided_already]
+        known = {str(command.id) for command in decided_already}
+        fresh = [item for item in items if item.payload["command_id"] not in known]
+        await _lock_wallets_of(fresh)
         # Runs of one kind keep the queue order between seats and cancellations:
         # a seat freed at position 10 can go to position 11.
         for kind, run in groupby(fresh, key=lambda item: item.payload.get("kind", RESERVE_SEAT)):
@@ -139,7 +142,11 @@ async def decide_batch(
                 outcomes += await _cancellations(timeslot, list(run), now=now)
             else:
                 outcomes += await _seats(timeslot, list(run), now=now)
-        return outcomes, timeslot.reserved >= timeslot.capacity
+        return TimeslotBatch(outcomes, timeslot.reserved >= timeslot.capacity)
+
+
+async def _lock_wallets_of(items: Sequence[QueuedItem]) -> None:
+    await lock_wallets({item.payload["user_id"] for item in items})
 
 
 async def _seats(timeslot: Timeslot, items: list[QueuedItem], *, now: datetime) -> list[Decided]:
@@ -149,13 +156,8 @@ async def _seats(timeslot: Timeslot, items: list[QueuedItem], *, now: datetime) 
     ]
     users = {request.user_id for request in requests}
     price = timeslot.program.price_coupons
-    # Locked in user order, so batches of other timeslots that share people
-    # wait for each other instead of deadlocking.
-    wallets = {
-        wallet.user_id: wallet  # type: ignore[attr-defined]
-        for wallet in await Wallet.select_for_update().filter(user_id__in=users).order_by(
-            "user_id")
-    }
+    # Held since the start of the batch; read again for what earlier runs changed.
+    wallets = await lock_wallets(users)
     decisions = rules.decide_seats(
         requests,
         seats_left=timeslot.capacity - timeslot.reserved,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -13,6 +13,9 @@ from tortoise.transactions import in_transaction
 from fitnus.accounts.models import User
 from fitnus.errors import Conflict, InvalidInput, NotFound
 from fitnus.wallet.models import LedgerEntry, LedgerKind, Wallet
+
+# The unique index MySQL names after the wallet's user_id column.
+WALLET_USER_INDEX = "user_id"
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,26 @@ async def post_entry(
         return await LedgerEntry.select_for_update().get(reference=reference)
 
 
+async def lock_wallets(user_ids: Collection[int]) -> dict[int, Wallet]:
+    """Lock these people's wallets for the caller's transaction, by user id.
+
+    Every transaction that changes several wallets takes them through here,
+    in this one order, so two such transactions wait for each other instead
+    of deadlocking.
+    """
+    if not user_ids:
+        return {}
+    # Rows are locked in the order the scan meets them, whatever ORDER BY
+    # says: on a small table MySQL prefers a scan of the primary key, which
+    # also locks every row it passes. The unique index on user_id walks them
+    # in user order and locks only these.
+    return {
+        wallet.user_id: wallet  # type: ignore[attr-defined]
+        for wallet in await Wallet.select_for_update().filter(
+            user_id__in=list(user_ids)).force_index(WALLET_USER_INDEX).order_by("user_id")
+    }
+
+
 async def debit_locked(
     debits: Sequence[tuple[Wallet, str]], *, amount: int, kind: LedgerKind, now: datetime,
     center_id: int | None = None,
@@ -96,14 +119,16 @@ async def debit_locked(
     """
     if amount <= 0:
         raise InvalidInput("a debit takes at least one coupon", code="zero_amount")
-    users = [wallet.user_id for wallet, _ in debits]  # type: ignore[attr-defined]
+    # By primary key: only these rows, which the caller holds (a scan would
+    # lock every row it passes, and wait on other people's batches).
+    wallet_ids = [wallet.id for wallet, _ in debits]
     # The guard is in the UPDATE itself. Every matched row changes (amount > 0),
     # so MySQL's changed-row count is the matched count.
-    debited = await Wallet.filter(user_id__in=users, balance__gte=F("held") + amount).update(
+    debited = await Wallet.filter(id__in=wallet_ids, balance__gte=F("held") + amount).update(
         balance=F("balance") - amount, updated_at=now
     )
-    if debited != len(users):
-        raise InsufficientCoupons(f"{len(users) - debited} of {len(users)} cannot pay")
+    if debited != len(wallet_ids):
+        raise InsufficientCoupons(f"{len(wallet_ids) - debited} of {len(wallet_ids)} cannot pay")
     await LedgerEntry.bulk_create([
         LedgerEntry(
             user_id=wallet.user_id, kind=kind, amount=-amount,  # type: ignore[attr-defined]

@@ -3,6 +3,7 @@ decided exactly once and the invariants hold."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 from fitnus.booking.batches import (
-    StaleLease,
+    TimeslotBatch,
     decide_batch,
     drain_timeslot,
     sweep_timeslot_queues,
@@ -21,6 +22,7 @@ from fitnus.centers.models import Timeslot
 from fitnus.clock import system_clock
 from fitnus.commands.models import Command
 from fitnus.config import Settings
+from fitnus.keyed_queue import KeyedQueue, StaleLease, drain
 from fitnus.keys import Keys
 from fitnus.wallet.models import LedgerEntry, Wallet
 from tests.e2e.test_booking import PRICE, fund, open_session
@@ -45,8 +47,8 @@ async def snapshot(timeslot_id: int, user_ids: list[int]) -> tuple[Any, ...]:
 async def test_a_batch_replayed_after_a_crash_changes_nothing(
     client: Any, sign_up: Any, redis: Redis, settings: Settings
 ) -> None:
-    """The worker committed, then died before acknowledging: the same items
-    are decided again by the next drainer."""
+    """The worker committed, then died before acknowledging: the next drainer
+    finds the same items decided, changes nothing, and announces them again."""
     session = await open_session(client, sign_up, capacity=2)
     users = [await sign_up() for _ in range(3)]
     for user in users:
@@ -54,11 +56,12 @@ async def test_a_batch_replayed_after_a_crash_changes_nothing(
     keys = Keys(settings.redis_key_prefix)
     await queued_requests(redis, keys, session.timeslot_id, users)
     items = await timeslot_queue(redis, keys).peek(session.timeslot_id, 10)
-    first, _ = await decide_batch(session.timeslot_id, items, token=10**9, clock=system_clock)
-    assert len(first) == 3
+    first = await decide_batch(session.timeslot_id, items, token=10**9, clock=system_clock)
+    assert len(first.outcomes) == 3
     before = await snapshot(session.timeslot_id, [u.id for u in users])
-    again, _ = await decide_batch(session.timeslot_id, items, token=10**9, clock=system_clock)
-    assert again == []
+    again = await decide_batch(session.timeslot_id, items, token=10**9, clock=system_clock)
+    assert ({(o.command.id, o.command.status) for o in again.outcomes}
+            == {(o.command.id, o.command.status) for o in first.outcomes})
     assert await snapshot(session.timeslot_id, [u.id for u in users]) == before
     assert before[0] == before[1] == 2
 
@@ -127,3 +130,94 @@ async def test_the_sweeper_redrives_queues_nobody_holds(
     await sweep_timeslot_queues(redis=redis, keys=keys, schedule_drain=drain_later)
     assert session.timeslot_id not in sent  # a live lease: its holder drains it
     await queue.release(session.timeslot_id, token)
+
+
+async def test_a_batch_is_announced_even_when_its_lease_was_lost_after_the_commit(
+    client: Any, sign_up: Any, redis: Redis, settings: Settings
+) -> None:
+    """Waiting callers hear of what committed at once, not at their timeout."""
+    session = await open_session(client, sign_up, capacity=5)
+    users = [await sign_up() for _ in range(3)]
+    keys = Keys(settings.redis_key_prefix)
+    queue = timeslot_queue(redis, keys)
+    await queued_requests(redis, keys, session.timeslot_id, users)
+
+    async def decide_then_lose_the_lease(items: Any, token: int) -> TimeslotBatch:
+        batch = await decide_batch(session.timeslot_id, items, token=token, clock=system_clock)
+        await redis.delete(queue.flag(session.timeslot_id, "lease"))  # it expired
+        assert await queue.acquire(session.timeslot_id, ttl_ms=10_000) is not None
+        return batch
+
+    announced: list[Any] = []
+
+    async def announce(batch: TimeslotBatch) -> None:
+        announced.extend(batch.outcomes)
+
+    await drain(queue, session.timeslot_id, decide=decide_then_lose_the_lease,
+                announce=announce, batch_size=10, lease_ttl_ms=10_000)
+    assert len(announced) == 3
+    assert await queue.length(session.timeslot_id) == 3  # the new holder acknowledges
+
+
+async def test_the_next_drainer_announces_what_a_dead_one_committed(
+    client: Any, sign_up: Any, redis: Redis, settings: Settings
+) -> None:
+    session = await open_session(client, sign_up, capacity=5)
+    users = [await sign_up() for _ in range(2)]
+    keys = Keys(settings.redis_key_prefix)
+    await queued_requests(redis, keys, session.timeslot_id, users)
+    queue = timeslot_queue(redis, keys)
+    items = await queue.peek(session.timeslot_id, 10)
+    token = await queue.acquire(session.timeslot_id, ttl_ms=10_000)
+    assert token is not None
+    committed = await decide_batch(session.timeslot_id, items, token=token, clock=system_clock)
+    await queue.release(session.timeslot_id, token)  # its lease ran out: it died
+    published: list[Any] = []
+
+    async def publish(outcomes: list[Any]) -> None:
+        published.extend(outcomes)
+
+    await drain_timeslot(session.timeslot_id, redis=redis, keys=keys, clock=system_clock,
+                         published=publish)
+    assert sorted(str(o.command.id) for o in published) == sorted(
+        str(o.command.id) for o in committed.outcomes)
+
+
+# Keys raced at once: within the test Redis client's connection pool.
+RACE_CHUNK = 25
+
+
+async def forget_while_enqueueing(redis: Redis, keys: Keys, rounds: int = 300) -> list[str]:
+    """Enqueues racing the emptiness check; the keys that hold items but
+    dropped out of the sweeper's set (which would then never re-drive them)."""
+    queue = KeyedQueue(redis=redis, prefix=keys.prefix, kind=f"race-{uuid.uuid4().hex[:6]}")
+
+    async def enqueue(key: int) -> None:
+        await queue.enqueue(key, {"command_id": str(uuid.uuid4()), "user_id": 1})
+
+    for first in range(0, rounds, RACE_CHUNK):
+        await asyncio.gather(*(
+            call for key in range(first, min(first + RACE_CHUNK, rounds))
+            for call in (queue.forget_if_empty(key), enqueue(key))
+        ))
+    active = set(await queue.active_keys())
+    return [str(key) for key in range(rounds)
+            if await queue.length(key) > 0 and str(key) not in active]
+
+
+async def test_an_enqueue_during_forget_if_empty_keeps_its_key_swept(
+    redis: Redis, settings: Settings
+) -> None:
+    assert await forget_while_enqueueing(redis, Keys(settings.redis_key_prefix)) == []
+
+
+@pytest.mark.control
+async def test_control_forget_if_empty_without_the_second_look_loses_keys(
+    redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def length_then_remove(self: KeyedQueue, key: int | str) -> None:
+        if await self.length(key) == 0:
+            await self._redis.srem(self.active_set(), str(key))
+
+    monkeypatch.setattr(KeyedQueue, "forget_if_empty", length_then_remove)
+    assert await forget_while_enqueueing(redis, Keys(settings.redis_key_prefix)) != []

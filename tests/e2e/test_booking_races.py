@@ -1,0 +1,145 @@
+"""Storms that look for races in the booking engine, each beside its control:
+the same storm with the guard switched off must break the invariant, which
+shows the storm can find the race at all."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import dramatiq
+import pytest
+from aiohttp.test_utils import TestClient
+from tortoise.functions import Sum
+
+from fitnus.booking import batches
+from fitnus.booking.models import Reservation
+from fitnus.centers.models import Timeslot
+from fitnus.commands.models import Command
+from fitnus.config import Settings
+from fitnus.wallet.models import LedgerEntry, Wallet
+from tests.conftest import eventually
+from tests.e2e.test_booking import PRICE, open_session, users_with_tokens
+
+Client = TestClient[Any, Any]
+STORM_DEADLINE_SECONDS = 60.0
+
+
+async def decided(command_ids: list[str]) -> None:
+    async def all_decided() -> bool:
+        return await Command.filter(id__in=command_ids).count() == len(command_ids)
+
+    await eventually(all_decided, deadline_seconds=STORM_DEADLINE_SECONDS)
+
+
+async def book(client: Client, headers: dict[str, str], timeslot_id: int,
+               wait: bool = False) -> dict[str, Any]:
+    extra = {"Prefer": "wait=10"} if wait else {}
+    response = await client.post("/api/v1/reservations", json={"timeslot_id": timeslot_id},
+                                 headers={**headers, **extra})
+    assert response.status in (201, 202), await response.text()
+    body: dict[str, Any] = await response.json()
+    return body
+
+
+async def ledgers_agree(user_ids: list[int]) -> list[int]:
+    """The people whose balance is not the sum of their ledger."""
+    wrong = []
+    for wallet in await Wallet.filter(user_id__in=user_ids):
+        total = await LedgerEntry.filter(user_id=wallet.user_id).annotate(  # type: ignore[attr-defined]
+            total=Sum("amount")).first().values("total")
+        if wallet.balance != (total or {}).get("total"):
+            wrong.append(wallet.user_id)  # type: ignore[attr-defined]
+    return wrong
+
+
+async def seats_agree(timeslot_ids: list[int]) -> list[int]:
+    """The timeslots whose seat count is not their live reservations, or over capacity."""
+    wrong = []
+    for timeslot in await Timeslot.filter(id__in=timeslot_ids):
+        live = await Reservation.filter(timeslot_id=timeslot.id, active=True).count()
+        if timeslot.reserved != live or live > timeslot.capacity:
+            wrong.append(timeslot.id)
+    return wrong
+
+
+# --- 4. One lock order: bookings and cancellations of the same people ---------------
+
+
+@dataclass
+class DeadlockStorm:
+    deadlocks: int
+    unbalanced: list[int]
+    miscounted: list[int]
+    misplaced: list[int]
+
+
+async def book_and_cancel_storm(
+    client: Client, sign_up: Any, settings: Settings, caplog: pytest.LogCaptureFixture,
+) -> DeadlockStorm:
+    """40 people hold seats in four sessions; all at once, in random order,
+    they cancel those and book four others. Batches of cancellations and of
+    seats then lock the same wallets."""
+    sessions = [await open_session(client, sign_up, capacity=100, days=3 + n)
+                for n in range(8)]
+    held, wanted = sessions[:4], sessions[4:]
+    people = await users_with_tokens(settings, 40, coupons=PRICE * 20)
+    reservations = await asyncio.gather(*(
+        book(client, headers, session.timeslot_id, wait=True)
+        for _, headers in people for session in held
+    ))
+    assert all("id" in reservation for reservation in reservations)
+    caplog.set_level(logging.WARNING, logger=batches.__name__)
+    caplog.clear()
+
+    async def cancel(headers: dict[str, str], reservation_id: int) -> dict[str, Any]:
+        response = await client.delete(f"/api/v1/reservations/{reservation_id}",
+                                       headers=headers)
+        assert response.status in (200, 202), await response.text()
+        # 202 when not decided within the wait: its command id tells when it is.
+        return await response.json() if response.status == 202 else {}
+
+    requests = [cancel(people[n // 4][1], reservation["id"])
+                for n, reservation in enumerate(reservations)]
+    requests += [book(client, headers, session.timeslot_id)
+                 for _, headers in people for session in wanted]
+    random.Random(4).shuffle(requests)
+    answers = await asyncio.gather(*requests)
+    await decided([answer["command_id"] for answer in answers if "command_id" in answer])
+    user_ids = [user_id for user_id, _ in people]
+    wanted_ids = {session.timeslot_id for session in wanted}
+    misplaced = [
+        user_id for user_id in user_ids
+        if {r.timeslot_id for r in await Reservation.filter(  # type: ignore[attr-defined]
+            user_id=user_id, active=True)} != wanted_ids
+    ]
+    return DeadlockStorm(
+        deadlocks=sum("deadlock" in record.getMessage() for record in caplog.records),
+        unbalanced=await ledgers_agree(user_ids),
+        miscounted=await seats_agree([session.timeslot_id for session in sessions]),
+        misplaced=misplaced,
+    )
+
+
+async def test_bookings_and_cancellations_of_the_same_people_never_deadlock(
+    client: Client, sign_up: Any, settings: Settings, worker: dramatiq.Worker,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    storm = await book_and_cancel_storm(client, sign_up, settings, caplog)
+    assert storm == DeadlockStorm(deadlocks=0, unbalanced=[], miscounted=[], misplaced=[])
+
+
+@pytest.mark.control
+async def test_control_wallets_locked_in_queue_order_deadlock(
+    client: Client, sign_up: Any, settings: Settings, worker: dramatiq.Worker,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def lock_nothing_up_front(items: Any) -> None:
+        return None
+
+    monkeypatch.setattr(batches, "_lock_wallets_of", lock_nothing_up_front)
+    storm = await book_and_cancel_storm(client, sign_up, settings, caplog)
+    assert storm.deadlocks > 0
