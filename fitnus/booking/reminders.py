@@ -19,6 +19,7 @@ column existed, still give one notification.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
@@ -32,14 +33,18 @@ REMINDER = "reservation.reminder"
 REMINDER_PAGE = 200
 
 
-async def send_due_reminders(*, lead: timedelta, clock: Clock) -> list[int]:
-    """Send every reminder owed now; returns the ids of the people reminded."""
+async def send_due_reminders(*, lead: timedelta, zone: ZoneInfo, clock: Clock) -> list[int]:
+    """Send every reminder owed now; returns the ids of the people reminded.
+
+    Times in the payload are in ``zone``, the service time zone, like every
+    time the API shows.
+    """
     now = clock.now()
     reminded: list[int] = []
     after: tuple[datetime, int] | None = None
     while True:
         page = await _owed(now=now, lead=lead, after=after)
-        reminded += await _remind(page, clock=clock)
+        reminded += await _remind(page, zone=zone, clock=clock)
         if len(page) < REMINDER_PAGE:
             return reminded
         after = (page[-1].starts_at, page[-1].id)
@@ -63,7 +68,7 @@ async def _owed(
     )
 
 
-async def _remind(page: list[Reservation], *, clock: Clock) -> list[int]:
+async def _remind(page: list[Reservation], *, zone: ZoneInfo, clock: Clock) -> list[int]:
     if not page:
         return []
     async with in_transaction():
@@ -84,18 +89,18 @@ async def _remind(page: list[Reservation], *, clock: Clock) -> list[int]:
             await notify(
                 user_id=reservation.user_id,  # type: ignore[attr-defined]
                 type=REMINDER,
-                payload=_payload(reservation),
+                payload=_payload(reservation, zone),
                 dedupe_key=f"{REMINDER}:{reservation.id}",
                 clock=clock,
             )
     return [reservation.user_id for reservation in due]  # type: ignore[attr-defined]
 
 
-def _payload(reservation: Reservation) -> dict[str, object]:
+def _payload(reservation: Reservation, zone: ZoneInfo) -> dict[str, object]:
     return {
         "reservation_id": reservation.id,
         "timeslot_id": reservation.timeslot.id,
-        "starts_at": reservation.starts_at.isoformat(),
+        "starts_at": reservation.starts_at.astimezone(zone).isoformat(),
         "program": reservation.timeslot.program.name,
         "center": reservation.timeslot.program.center.name,
         "address": reservation.timeslot.program.center.address,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import dramatiq
 import pytest
@@ -19,6 +20,7 @@ from tests.e2e.test_booking import book
 
 Client = TestClient[Any, Any]
 HOUR = timedelta(hours=1)
+SEOUL = ZoneInfo("Asia/Seoul")
 
 
 async def reminded(user_id: int) -> list[Notification]:
@@ -32,7 +34,7 @@ async def booked(client: Client, sign_up: Any) -> tuple[Any, dict[str, Any], dat
 
 
 async def scan_at(moment: datetime, lead: timedelta = HOUR) -> None:
-    await send_due_reminders(lead=lead, clock=ManualClock(moment))
+    await send_due_reminders(lead=lead, zone=SEOUL, clock=ManualClock(moment))
 
 
 async def test_a_reminder_is_sent_once_within_its_minute(
@@ -47,6 +49,18 @@ async def test_a_reminder_is_sent_once_within_its_minute(
     [reminder] = await reminded(user.id)
     assert reminder.payload["reservation_id"] == reservation["id"]
     assert reminder.created_at - due <= timedelta(minutes=1)
+
+
+async def test_the_reminder_tells_the_start_in_the_service_time_zone(
+    client: Client, sign_up: Any, worker: dramatiq.Worker
+) -> None:
+    user, _, starts_at = await booked(client, sign_up)
+    await scan_at(starts_at - HOUR)
+    listed = await client.get("/api/v1/notifications", headers=user.headers)
+    [reminder] = [item for item in (await listed.json())["items"] if item["type"] == REMINDER]
+    assert reminder["payload"]["starts_at"].endswith("+09:00")
+    assert datetime.fromisoformat(reminder["payload"]["starts_at"]) == starts_at
+    assert reminder["created_at"].endswith("+09:00")
 
 
 async def test_none_for_a_cancelled_reservation(
