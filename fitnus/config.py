@@ -36,9 +36,14 @@ class Settings:
     jwt_audience: str = "fitnus-api"
     access_token_ttl_seconds: int = 15 * 60
     refresh_token_ttl_seconds: int = 14 * 24 * 3600
-    login_failures_per_email: int = 5
+    # Failed logins: per address and per (email, address) in one window; per
+    # email across addresses in a longer one, past which only addresses that
+    # have not failed may try (see fitnus.accounts.throttle).
     login_failures_per_address: int = 100
+    login_failures_per_email_and_address: int = 5
     login_failure_window_seconds: int = 15 * 60
+    login_failures_per_email: int = 20
+    login_email_failure_window_seconds: int = 60 * 60
     password_hash_time_cost: int = 3
     password_hash_memory_kib: int = 64 * 1024
     worker_processes: int = 1
@@ -72,9 +77,11 @@ _INT_FIELDS = {
     "HTTP_PORT": "http_port",
     "ACCESS_TOKEN_TTL_SECONDS": "access_token_ttl_seconds",
     "REFRESH_TOKEN_TTL_SECONDS": "refresh_token_ttl_seconds",
-    "LOGIN_FAILURES_PER_EMAIL": "login_failures_per_email",
     "LOGIN_FAILURES_PER_ADDRESS": "login_failures_per_address",
+    "LOGIN_FAILURES_PER_EMAIL_AND_ADDRESS": "login_failures_per_email_and_address",
     "LOGIN_FAILURE_WINDOW_SECONDS": "login_failure_window_seconds",
+    "LOGIN_FAILURES_PER_EMAIL": "login_failures_per_email",
+    "LOGIN_EMAIL_FAILURE_WINDOW_SECONDS": "login_email_failure_window_seconds",
     "PASSWORD_HASH_TIME_COST": "password_hash_time_cost",
     "PASSWORD_HASH_MEMORY_KIB": "password_hash_memory_kib",
     "WORKER_PROCESSES": "worker_processes",
