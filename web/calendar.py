@@ -20,8 +20,9 @@ from fitnus.booking.calendar import (
 )
 from web.booking import ReservationOut, reservation_out
 from web.keys import CLOCK, SETTINGS
+from web.pagination import decode_cursor, encode_cursor
 from web.routing import Api
-from web.schemas import Moment, json
+from web.schemas import Moment, json, plausible_moment
 
 api = Api()
 
@@ -34,9 +35,14 @@ class RangeQuery(BaseModel):
     to: Moment | None = Field(default=None, description="default: 31 days after 'from'")
 
 
+class ReservationQuery(RangeQuery):
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: Annotated[str, StringConstraints(max_length=200)] | None = None
+
+
 class ReservationList(BaseModel):
     items: list[ReservationOut]
-    next_cursor: None = None
+    next_cursor: str | None
 
 
 class CalendarEntry(BaseModel):
@@ -69,18 +75,29 @@ def _range(request: web.Request, query: RangeQuery) -> tuple[datetime, datetime]
 
 
 @api.route("GET", "/api/v1/me/reservations", tag="calendar",
-           summary="Your reservations by start (cancelled ones included)", query=RangeQuery,
-           auth=True, responses={200: ReservationList}, errors=(400, 401))
+           summary="Your reservations by start (cancelled ones included)",
+           query=ReservationQuery, auth=True, responses={200: ReservationList},
+           errors=(400, 401))
 async def my_reservations(
-    request: web.Request, *, query: RangeQuery, principal: Principal
+    request: web.Request, *, query: ReservationQuery, principal: Principal
 ) -> web.Response:
     starts_from, starts_before = _range(request, query)
+    after = None
+    if query.cursor:
+        start, reservation_id = decode_cursor(
+            query.cursor, [lambda raw: plausible_moment(datetime.fromisoformat(raw)), int]
+        )
+        after = (start, reservation_id)
     reservations = await reservations_between(
         principal.user_id, starts_from=starts_from, starts_before=starts_before,
-        include_cancelled=True,
+        include_cancelled=True, after=after, limit=query.limit + 1,
     )
+    page, more = reservations[: query.limit], len(reservations) > query.limit
     zone = ZoneInfo(request.app[SETTINGS].time_zone)
-    return json(ReservationList(items=[reservation_out(r, zone) for r in reservations]))
+    return json(ReservationList(
+        items=[reservation_out(r, zone) for r in page],
+        next_cursor=encode_cursor([page[-1].starts_at.isoformat(), page[-1].id]) if more else None,
+    ))
 
 
 @api.route("GET", "/api/v1/me/calendar", tag="calendar",

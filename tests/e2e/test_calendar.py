@@ -10,6 +10,7 @@ import dramatiq
 import pytest
 from aiohttp.test_utils import TestClient
 
+from fitnus.booking.models import Reservation
 from fitnus.clock import system_clock
 from tests.e2e.test_booking import PRICE, fund, open_session, reserve
 
@@ -60,6 +61,34 @@ async def test_cancelled_reservations_leave_the_calendar_but_not_the_list(
     assert calendar["items"] == []
     listed = await (await client.get("/api/v1/me/reservations", headers=user.headers)).json()
     assert [(r["id"], r["status"]) for r in listed["items"]] == [(reservation_id, "cancelled")]
+
+
+async def test_my_reservations_come_in_pages_by_start(
+    client: Client, sign_up: Any, worker: dramatiq.Worker
+) -> None:
+    user, ids = await booked_user(client, sign_up, [6, 2, 4])
+    # A cancelled seat and a new one in the same session start together: the id orders them.
+    await client.delete(f"/api/v1/reservations/{ids[1]}", headers=user.headers)
+    timeslot_id = (await Reservation.get(id=ids[1])).timeslot_id  # type: ignore[attr-defined]
+    rebooked = await reserve(client, user, timeslot_id, Prefer="wait=8")
+    assert rebooked.status == 201
+    expected = [ids[1], (await rebooked.json())["id"], ids[2], ids[0]]
+
+    async def page(query: str) -> dict[str, Any]:
+        response = await client.get(f"/api/v1/me/reservations?{window(10)}&{query}",
+                                    headers=user.headers)
+        assert response.status == 200, await response.text()
+        return await response.json()
+
+    first = await page("limit=2")
+    second = await page(f"limit=2&cursor={first['next_cursor']}")
+    assert [r["id"] for r in first["items"] + second["items"]] == expected
+    assert second["next_cursor"] is None
+    whole = await page("")
+    assert ([r["id"] for r in whole["items"]], whole["next_cursor"]) == (expected, None)
+    for bad in ("limit=0", "limit=101", "cursor=not-ours"):
+        response = await client.get(f"/api/v1/me/reservations?{bad}", headers=user.headers)
+        assert response.status == 400, bad
 
 
 @pytest.mark.parametrize("query", [
