@@ -27,6 +27,7 @@ from web.schemas import Moment, json, plausible_moment
 api = Api()
 
 DEFAULT_RANGE_DAYS = 31
+FEED_PATH = "/api/v1/me/calendar.ics"
 
 
 class RangeQuery(BaseModel):
@@ -67,6 +68,13 @@ class FeedOut(BaseModel):
 
 class FeedQuery(BaseModel):
     token: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
+def public_url(request: web.Request, path: str) -> str:
+    """A link for a client to keep: under PUBLIC_BASE_URL when it is set, not
+    under whatever Host header this request happened to carry."""
+    base = request.app[SETTINGS].public_base_url or f"{request.scheme}://{request.host}"
+    return f"{base}{path}"
 
 
 def _range(request: web.Request, query: RangeQuery) -> tuple[datetime, datetime]:
@@ -125,8 +133,7 @@ async def my_calendar(
            auth=True, responses={201: FeedOut}, errors=(401,))
 async def new_feed(request: web.Request, *, principal: Principal) -> web.Response:
     token = await rotate_feed_token(user_id=principal.user_id, now=request.app[CLOCK].now())
-    url = f"{request.scheme}://{request.host}/api/v1/me/calendar.ics?token={token}"
-    return json(FeedOut(token=token, url=url), 201)
+    return json(FeedOut(token=token, url=public_url(request, f"{FEED_PATH}?token={token}")), 201)
 
 
 @api.route("DELETE", "/api/v1/me/calendar/feed", tag="calendar",
@@ -137,7 +144,7 @@ async def revoke_feed(request: web.Request, *, principal: Principal) -> web.Resp
     return web.Response(status=204)
 
 
-@api.route("GET", "/api/v1/me/calendar.ics", tag="calendar",
+@api.route("GET", FEED_PATH, tag="calendar",
            summary="Your calendar for phone calendar apps (secret URL from POST .../feed)",
            query=FeedQuery, responses={200: "text/calendar"}, errors=(400, 401))
 async def calendar_feed(request: web.Request, *, query: FeedQuery) -> web.Response:

@@ -12,6 +12,8 @@ from aiohttp.test_utils import TestClient
 
 from fitnus.booking.models import Reservation
 from fitnus.clock import system_clock
+from fitnus.config import Settings, load_settings
+from fitnus.errors import ConfigurationError
 from tests.e2e.test_booking import PRICE, fund, open_session, reserve
 
 Client = TestClient[Any, Any]
@@ -122,3 +124,42 @@ async def test_the_ical_feed_serves_the_owner_and_can_be_revoked(
     assert (await client.delete("/api/v1/me/calendar/feed", headers=user.headers)).status == 204
     assert (await client.get(f"/api/v1/me/calendar.ics?token={rotated['token']}")).status == 401
     assert (await client.get("/api/v1/me/calendar.ics")).status == 400
+
+
+async def test_the_feed_url_is_under_the_public_base_url_whatever_the_host_header(
+    aiohttp_client: Any, make_app: Any, sign_up: Any
+) -> None:
+    user = await sign_up()
+    public = await aiohttp_client(make_app(public_base_url="https://fitnus.example.com/app"))
+    response = await public.post("/api/v1/me/calendar/feed",
+                                 headers={**user.headers, "Host": "attacker.example"})
+    feed = await response.json()
+    assert feed["url"] == (
+        f"https://fitnus.example.com/app/api/v1/me/calendar.ics?token={feed['token']}"
+    )
+
+
+async def test_without_a_public_base_url_the_feed_url_follows_the_request(
+    client: Client, sign_up: Any
+) -> None:
+    user = await sign_up()
+    feed = await (await client.post("/api/v1/me/calendar/feed", headers=user.headers)).json()
+    assert feed["url"] == str(client.make_url(f"/api/v1/me/calendar.ics?token={feed['token']}"))
+
+
+@pytest.mark.parametrize(("value", "read"), [
+    ("https://fitnus.example.com/", "https://fitnus.example.com"),
+    ("http://127.0.0.1:8080/fitnus", "http://127.0.0.1:8080/fitnus"),
+])
+def test_public_base_url_is_read_from_the_environment(
+    settings: Settings, value: str, read: str
+) -> None:
+    environment = {"JWT_SECRET": settings.jwt_secret, "PUBLIC_BASE_URL": value}
+    assert load_settings(environment).public_base_url == read
+
+
+@pytest.mark.parametrize("value", ["fitnus.example.com", "ftp://fitnus.example.com",
+                                   "https://", "https://fitnus.example.com/?a=1"])
+def test_a_public_base_url_that_is_not_one_is_refused(settings: Settings, value: str) -> None:
+    with pytest.raises(ConfigurationError):
+        load_settings({"JWT_SECRET": settings.jwt_secret, "PUBLIC_BASE_URL": value})
