@@ -65,6 +65,7 @@ async def test_cancelled_reservations_leave_the_calendar_but_not_the_list(
     assert [(r["id"], r["status"]) for r in listed["items"]] == [(reservation_id, "cancelled")]
 
 
+@pytest.mark.portable
 async def test_my_reservations_come_in_pages_by_start(
     client: Client, sign_up: Any, worker: dramatiq.Worker
 ) -> None:

@@ -90,6 +90,7 @@ async def test_a_restart_spanning_the_due_minute_still_sends(
     assert len(await reminded(user.id)) == 1
 
 
+@pytest.mark.portable
 async def test_a_scheduler_off_for_five_minutes_across_the_due_time_sends_on_the_first_scan_after(
     client: Client, sign_up: Any, worker: dramatiq.Worker
 ) -> None:
