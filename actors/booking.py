@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import dramatiq
 
@@ -39,5 +40,7 @@ async def sweep_keyed_queues() -> None:
 async def send_reminders() -> None:
     rt = runtime()
     lead = timedelta(minutes=rt.settings.reminder_lead_minutes)
-    reminded = await send_due_reminders(lead=lead, clock=rt.clock)
+    reminded = await send_due_reminders(
+        lead=lead, zone=ZoneInfo(rt.settings.time_zone), clock=rt.clock
+    )
     await ring(rt.redis, rt.keys, reminded)

@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fitnus.errors import ConfigurationError
 
@@ -30,15 +31,24 @@ class Settings:
     redis_key_prefix: str = "fitnus:"
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    # Where clients reach us (scheme, host, optional path; no trailing "/"),
+    # for links we hand out. None: the request's own scheme and Host header,
+    # which a client or a proxy in front of us chooses.
+    public_base_url: str | None = None
     jwt_secret: str = field(default="", repr=False)
     jwt_algorithm: str = "HS256"
     jwt_issuer: str = "fitnus"
     jwt_audience: str = "fitnus-api"
     access_token_ttl_seconds: int = 15 * 60
     refresh_token_ttl_seconds: int = 14 * 24 * 3600
-    login_failures_per_email: int = 5
+    # Failed logins: per address and per (email, address) in one window; per
+    # email across addresses in a longer one, past which only addresses that
+    # have not failed may try (see fitnus.accounts.throttle).
     login_failures_per_address: int = 100
+    login_failures_per_email_and_address: int = 5
     login_failure_window_seconds: int = 15 * 60
+    login_failures_per_email: int = 20
+    login_email_failure_window_seconds: int = 60 * 60
     password_hash_time_cost: int = 3
     password_hash_memory_kib: int = 64 * 1024
     worker_processes: int = 1
@@ -72,9 +82,11 @@ _INT_FIELDS = {
     "HTTP_PORT": "http_port",
     "ACCESS_TOKEN_TTL_SECONDS": "access_token_ttl_seconds",
     "REFRESH_TOKEN_TTL_SECONDS": "refresh_token_ttl_seconds",
-    "LOGIN_FAILURES_PER_EMAIL": "login_failures_per_email",
     "LOGIN_FAILURES_PER_ADDRESS": "login_failures_per_address",
+    "LOGIN_FAILURES_PER_EMAIL_AND_ADDRESS": "login_failures_per_email_and_address",
     "LOGIN_FAILURE_WINDOW_SECONDS": "login_failure_window_seconds",
+    "LOGIN_FAILURES_PER_EMAIL": "login_failures_per_email",
+    "LOGIN_EMAIL_FAILURE_WINDOW_SECONDS": "login_email_failure_window_seconds",
     "PASSWORD_HASH_TIME_COST": "password_hash_time_cost",
     "PASSWORD_HASH_MEMORY_KIB": "password_hash_memory_kib",
     "WORKER_PROCESSES": "worker_processes",
@@ -126,6 +138,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                 raise ConfigurationError(f"{name} must be an integer, got {env[name]!r}") from exc
     if env.get("FITNUS_VAR_DIR"):
         values["var_dir"] = Path(env["FITNUS_VAR_DIR"])
+    if env.get("PUBLIC_BASE_URL"):
+        # With or without the trailing "/", it names the same place.
+        values["public_base_url"] = env["PUBLIC_BASE_URL"].rstrip("/")
     settings = Settings(**values)  # type: ignore[arg-type]
     _validate(settings)
     if not settings.jwt_secret:
@@ -146,6 +161,18 @@ def _validate(settings: Settings) -> None:
         raise ConfigurationError("SEARCH_BACKEND=elasticsearch requires ELASTICSEARCH_URL")
     if settings.jwt_secret and len(settings.jwt_secret) < 32:
         raise ConfigurationError("JWT_SECRET must be at least 32 characters")
+    if settings.public_base_url is not None:
+        _validate_public_base_url(settings.public_base_url)
+
+
+def _validate_public_base_url(url: str) -> None:
+    parts = urlsplit(url)
+    if (parts.scheme not in ("http", "https") or not parts.netloc or parts.query
+            or parts.fragment or url.endswith("/")):
+        raise ConfigurationError(
+            "PUBLIC_BASE_URL must be an http(s) URL with a host and no query, e.g. "
+            f"https://fitnus.example.com, got {url!r}"
+        )
 
 
 def _with_local_jwt_secret(settings: Settings) -> Settings:

@@ -16,6 +16,11 @@ class Keys:
     def login_failures_by_address(self, address: str) -> str:
         return f"{self.prefix}login-failures:address:{address}"
 
+    def login_failures_by_email_and_address(self, email: str, address: str) -> str:
+        # The address first, and "|" after it: no address holds a "|", so no
+        # crafted email can name another pair's key.
+        return f"{self.prefix}login-failures:address-email:{address}|{email}"
+
     def command_channel(self, command_id: str) -> str:
         return f"{self.prefix}command:{command_id}"
 

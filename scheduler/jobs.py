@@ -25,7 +25,8 @@ def jobs() -> list[Job]:
     return [
         Job(
             name="send-reminders",
-            # At second 0 of every minute; each scan covers the minute before.
+            # At second 0 of every minute; each scan sends every reminder still owed,
+            # so a missed run delays reminders and drops none.
             trigger=CronTrigger(second=0),
             enqueue=send_reminders.send,
         ),

@@ -180,9 +180,11 @@ def _accounts(dispatch: Dispatch) -> Any:
             throttle=LoginThrottle(
                 redis=app[REDIS],
                 keys=app[KEYS],
-                failures_per_email=settings.login_failures_per_email,
                 failures_per_address=settings.login_failures_per_address,
+                failures_per_email_and_address=settings.login_failures_per_email_and_address,
+                failures_per_email=settings.login_failures_per_email,
                 window_seconds=settings.login_failure_window_seconds,
+                email_window_seconds=settings.login_email_failure_window_seconds,
             ),
             refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
             clock=app[CLOCK],

@@ -20,12 +20,14 @@ from fitnus.booking.calendar import (
 )
 from web.booking import ReservationOut, reservation_out
 from web.keys import CLOCK, SETTINGS
+from web.pagination import decode_cursor, encode_cursor
 from web.routing import Api
-from web.schemas import Moment, json
+from web.schemas import Moment, json, plausible_moment
 
 api = Api()
 
 DEFAULT_RANGE_DAYS = 31
+FEED_PATH = "/api/v1/me/calendar.ics"
 
 
 class RangeQuery(BaseModel):
@@ -34,9 +36,14 @@ class RangeQuery(BaseModel):
     to: Moment | None = Field(default=None, description="default: 31 days after 'from'")
 
 
+class ReservationQuery(RangeQuery):
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: Annotated[str, StringConstraints(max_length=200)] | None = None
+
+
 class ReservationList(BaseModel):
     items: list[ReservationOut]
-    next_cursor: None = None
+    next_cursor: str | None
 
 
 class CalendarEntry(BaseModel):
@@ -63,24 +70,42 @@ class FeedQuery(BaseModel):
     token: Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
 
+def public_url(request: web.Request, path: str) -> str:
+    """A link for a client to keep: under PUBLIC_BASE_URL when it is set, not
+    under whatever Host header this request happened to carry."""
+    base = request.app[SETTINGS].public_base_url or f"{request.scheme}://{request.host}"
+    return f"{base}{path}"
+
+
 def _range(request: web.Request, query: RangeQuery) -> tuple[datetime, datetime]:
     starts_from = query.from_ or request.app[CLOCK].now()
     return starts_from, query.to or starts_from + timedelta(days=DEFAULT_RANGE_DAYS)
 
 
 @api.route("GET", "/api/v1/me/reservations", tag="calendar",
-           summary="Your reservations by start (cancelled ones included)", query=RangeQuery,
-           auth=True, responses={200: ReservationList}, errors=(400, 401))
+           summary="Your reservations by start (cancelled ones included)",
+           query=ReservationQuery, auth=True, responses={200: ReservationList},
+           errors=(400, 401))
 async def my_reservations(
-    request: web.Request, *, query: RangeQuery, principal: Principal
+    request: web.Request, *, query: ReservationQuery, principal: Principal
 ) -> web.Response:
     starts_from, starts_before = _range(request, query)
+    after = None
+    if query.cursor:
+        start, reservation_id = decode_cursor(
+            query.cursor, [lambda raw: plausible_moment(datetime.fromisoformat(raw)), int]
+        )
+        after = (start, reservation_id)
     reservations = await reservations_between(
         principal.user_id, starts_from=starts_from, starts_before=starts_before,
-        include_cancelled=True,
+        include_cancelled=True, after=after, limit=query.limit + 1,
     )
+    page, more = reservations[: query.limit], len(reservations) > query.limit
     zone = ZoneInfo(request.app[SETTINGS].time_zone)
-    return json(ReservationList(items=[reservation_out(r, zone) for r in reservations]))
+    return json(ReservationList(
+        items=[reservation_out(r, zone) for r in page],
+        next_cursor=encode_cursor([page[-1].starts_at.isoformat(), page[-1].id]) if more else None,
+    ))
 
 
 @api.route("GET", "/api/v1/me/calendar", tag="calendar",
@@ -108,8 +133,7 @@ async def my_calendar(
            auth=True, responses={201: FeedOut}, errors=(401,))
 async def new_feed(request: web.Request, *, principal: Principal) -> web.Response:
     token = await rotate_feed_token(user_id=principal.user_id, now=request.app[CLOCK].now())
-    url = f"{request.scheme}://{request.host}/api/v1/me/calendar.ics?token={token}"
-    return json(FeedOut(token=token, url=url), 201)
+    return json(FeedOut(token=token, url=public_url(request, f"{FEED_PATH}?token={token}")), 201)
 
 
 @api.route("DELETE", "/api/v1/me/calendar/feed", tag="calendar",
@@ -120,7 +144,7 @@ async def revoke_feed(request: web.Request, *, principal: Principal) -> web.Resp
     return web.Response(status=204)
 
 
-@api.route("GET", "/api/v1/me/calendar.ics", tag="calendar",
+@api.route("GET", FEED_PATH, tag="calendar",
            summary="Your calendar for phone calendar apps (secret URL from POST .../feed)",
            query=FeedQuery, responses={200: "text/calendar"}, errors=(400, 401))
 async def calendar_feed(request: web.Request, *, query: FeedQuery) -> web.Response:

@@ -61,7 +61,8 @@ class IdempotencyHeader(BaseModel):
     idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=64,
                                                       pattern=r"^[A-Za-z0-9._:-]+$")] | None = (
         Field(default=None, alias="Idempotency-Key",
-              description="the same key from the same caller returns the first answer")
+              description="the same key from the same caller for the same user returns the "
+                          "first answer; for another user it is another grant")
     )
 
 
@@ -106,9 +107,9 @@ async def grant(
 ) -> web.Response:
     if principal.role is not Role.ADMIN:
         raise Forbidden("only admins grant coupons", code="admin_role_required")
-    key = headers.idempotency_key or uuid.uuid4().hex
     wallet = await grant_coupons(
-        user_id=path.user_id, amount=body.amount,
-        reference=f"grant:{principal.user_id}:{key}", now=request.app[CLOCK].now(),
+        granted_by=principal.user_id, user_id=path.user_id, amount=body.amount,
+        idempotency_key=headers.idempotency_key or uuid.uuid4().hex,
+        now=request.app[CLOCK].now(),
     )
     return json(wallet_out(wallet), 201)

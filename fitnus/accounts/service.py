@@ -97,7 +97,7 @@ class Accounts:
             await self.throttle.record_failure(email=email, address=address)
             raise NotAuthenticated("wrong email or password", code="invalid_credentials")
         assert user is not None
-        await self.throttle.clear_email(email)
+        await self.throttle.record_success(email=email, address=address)
         return await self._issue(user, family=uuid.uuid4())
 
     async def refresh(self, *, refresh_token: str) -> TokenPair:

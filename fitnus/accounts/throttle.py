@@ -1,4 +1,17 @@
-"""Failed-login limits in Redis, per email and per client address.
+"""Failed-login limits in Redis, so guessing is slow and nobody can lock an owner out.
+
+Three counters, each a window that starts at its first failure:
+
+- per client address: one address spraying many accounts;
+- per (email, address): one address guessing one account;
+- per email, across addresses, over a longer window: guessing spread over
+  many addresses. Past it, only addresses that have not failed for this email
+  in their window may try, so the owner still logs in from their own address
+  while each guessing address is stopped at its first failure.
+
+A hard lock per email would let anyone lock anyone out with a few wrong
+passwords; OWASP's authentication and credential-stuffing guidance warns
+against exactly that.
 
 Fails open: when Redis is unreachable, logins go on (logged), because locking
 everyone out of their accounts is worse than a short window without a limit.
@@ -19,55 +32,84 @@ from fitnus.keys import Keys
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class _Counter:
+    key: str
+    window_seconds: int
+
+
+@dataclass(frozen=True)
+class _Reading:
+    count: int
+    ttl_seconds: int
+
+
 @dataclass(frozen=True, kw_only=True)
 class LoginThrottle:
     redis: Redis
     keys: Keys
-    failures_per_email: int
     failures_per_address: int
+    failures_per_email_and_address: int
+    failures_per_email: int
     window_seconds: int
+    email_window_seconds: int
 
-    def _counters(self, email: str, address: str) -> list[tuple[str, int]]:
-        return [
-            (self.keys.login_failures_by_email(email), self.failures_per_email),
-            (self.keys.login_failures_by_address(address), self.failures_per_address),
-        ]
+    def _counters(self, email: str, address: str) -> tuple[_Counter, _Counter, _Counter]:
+        return (
+            _Counter(self.keys.login_failures_by_address(address), self.window_seconds),
+            _Counter(self.keys.login_failures_by_email_and_address(email, address),
+                     self.window_seconds),
+            _Counter(self.keys.login_failures_by_email(email), self.email_window_seconds),
+        )
 
     async def check(self, *, email: str, address: str) -> None:
         """Refuse before the password is even checked once a bound is reached."""
         counters = self._counters(email, address)
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
-                for key, _ in counters:
-                    pipe.get(key)
-                    pipe.ttl(key)
+                for counter in counters:
+                    pipe.get(counter.key)
+                    pipe.ttl(counter.key)
                 replies = await pipe.execute()
         except RedisError:
             log.warning("login throttle unavailable, failing open", exc_info=True)
             return
-        for index, (_, bound) in enumerate(counters):
-            count, ttl = replies[2 * index], replies[2 * index + 1]
-            if count is not None and int(count) >= bound:
-                raise RateLimited(
-                    "too many failed logins, try again later",
-                    retry_after_seconds=max(int(ttl), 1),
-                    code="too_many_login_attempts",
-                )
+        by_address, by_pair, by_email = (
+            _Reading(int(replies[2 * i] or 0), max(int(replies[2 * i + 1]), 1))
+            for i in range(len(counters))
+        )
+        waits = []
+        if by_address.count >= self.failures_per_address:
+            waits.append(by_address.ttl_seconds)
+        if by_pair.count >= self.failures_per_email_and_address:
+            waits.append(by_pair.ttl_seconds)
+        if by_email.count >= self.failures_per_email and by_pair.count > 0:
+            # Either window ending lets this address try again.
+            waits.append(min(by_pair.ttl_seconds, by_email.ttl_seconds))
+        if waits:
+            raise RateLimited(
+                "too many failed logins, try again later",
+                retry_after_seconds=max(waits),
+                code="too_many_login_attempts",
+            )
 
     async def record_failure(self, *, email: str, address: str) -> None:
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
-                for key, _ in self._counters(email, address):
+                for counter in self._counters(email, address):
                     # SET NX EX then INCR: the window starts at the first failure
                     # (EXPIRE NX needs Redis 7; the embedded server is 6.2).
-                    pipe.set(key, 0, ex=self.window_seconds, nx=True)
-                    pipe.incr(key)
+                    pipe.set(counter.key, 0, ex=counter.window_seconds, nx=True)
+                    pipe.incr(counter.key)
                 await pipe.execute()
         except RedisError:
             log.warning("login throttle unavailable, failure not counted", exc_info=True)
 
-    async def clear_email(self, email: str) -> None:
+    async def record_success(self, *, email: str, address: str) -> None:
+        """The owner got in from here: this address may fail afresh. The
+        per-email count stands, or a guesser would start over each time the
+        owner logs in."""
         try:
-            await self.redis.delete(self.keys.login_failures_by_email(email))
+            await self.redis.delete(self.keys.login_failures_by_email_and_address(email, address))
         except RedisError:
             log.warning("login throttle unavailable, counter not cleared", exc_info=True)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from icalendar import Calendar, Event
+from tortoise.expressions import Q
 
 from fitnus.booking.models import CalendarFeed, Reservation, ReservationStatus
 from fitnus.clock import as_utc
@@ -33,9 +34,11 @@ class CalendarItem:
 
 async def reservations_between(
     user_id: int, *, starts_from: datetime, starts_before: datetime,
-    include_cancelled: bool = False,
+    include_cancelled: bool = False, after: tuple[datetime, int] | None = None,
+    limit: int | None = None,
 ) -> list[Reservation]:
-    """One query over the (user_id, starts_at) index, centers joined in."""
+    """One query over the (user_id, starts_at) index, centers joined in, by
+    (start, id); a page is the ``limit`` after the (start, id) ``after``."""
     if starts_before <= starts_from:
         raise InvalidInput("'to' must be after 'from'", code="invalid_range")
     if starts_before - starts_from > timedelta(days=MAX_RANGE_DAYS):
@@ -45,7 +48,12 @@ async def reservations_between(
     )
     if not include_cancelled:
         query = query.filter(status=ReservationStatus.CONFIRMED)
-    return await query.select_related("timeslot__program__center").order_by("starts_at", "id")
+    if after is not None:
+        after_start, after_id = as_utc(after[0]), after[1]
+        query = query.filter(Q(starts_at__gt=after_start) | Q(starts_at=after_start,
+                                                               id__gt=after_id))
+    query = query.select_related("timeslot__program__center").order_by("starts_at", "id")
+    return await (query if limit is None else query.limit(limit))
 
 
 def calendar_items(reservations: list[Reservation]) -> list[CalendarItem]:

@@ -34,12 +34,16 @@ class Reservation(Model):
     command_id = fields.UUIDField(unique=True)
     created_at = fields.DatetimeField()
     cancelled_at = fields.DatetimeField(null=True)
+    # Set in the transaction that writes the reminder, so the scan can ask the
+    # reservation itself, not the notifications, whether it is still owed one.
+    reminded_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "reservation"
         unique_together = (("timeslot", "user", "active"),)
-        # The calendar reads by person; the reminder scan by start.
-        indexes = (("user_id", "starts_at"), ("starts_at",))
+        # The calendar reads by person. The reminder scan reads the reservations
+        # not yet reminded that start within the lead: one range of this index.
+        indexes = (("user_id", "starts_at"), ("reminded_at", "starts_at"))
 
 
 class CalendarFeed(Model):

@@ -140,13 +140,15 @@ async def debit_locked(
 
 
 async def grant_coupons(
-    *, user_id: int, amount: int, reference: str, now: datetime
+    *, granted_by: int, user_id: int, amount: int, idempotency_key: str, now: datetime
 ) -> WalletView:
+    """An admin's grant, once per (admin, person, key): the same key sent for
+    two people is two grants, and sent again for one person is that grant."""
     if not await User.exists(id=user_id):
         raise NotFound("no such user", code="user_not_found")
     async with in_transaction():
         await post_entry(user_id=user_id, kind=LedgerKind.GRANT, amount=amount,
-                         reference=reference, now=now)
+                         reference=f"grant:{granted_by}:{user_id}:{idempotency_key}", now=now)
     return await wallet_of(user_id)
 
 

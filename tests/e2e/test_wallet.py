@@ -88,6 +88,22 @@ async def test_a_repeated_idempotency_key_grants_once_even_concurrently(
     assert await LedgerEntry.filter(user_id=user.id).count() == 1
 
 
+async def test_one_idempotency_key_for_two_people_is_two_grants(
+    client: Client, sign_up: Any, settings: Any
+) -> None:
+    first, second = await sign_up(), await sign_up()
+    admin, key = await admin_headers(client, settings), uuid.uuid4().hex
+    to_first = await grant(client, admin, first.id, 100, key)
+    to_second = await grant(client, admin, second.id, 30, key)
+    assert (to_first.status, to_second.status) == (201, 201)
+    assert await to_second.json() == {"balance": 30, "held": 0, "available": 30}
+    repeated = await grant(client, admin, first.id, 100, key)
+    assert (repeated.status, await repeated.json()) == (201, await to_first.json())
+    for user, balance in ((first, 100), (second, 30)):
+        assert (await Wallet.get(user_id=user.id)).balance == balance
+        assert await ledger_sum(user.id) == balance
+
+
 async def test_concurrent_debits_never_overdraw(sign_up: Any) -> None:
     user = await sign_up()
     now = system_clock.now()
