@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, time, timedelta
 
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from fitnus.accounts.models import Role
@@ -234,9 +235,8 @@ async def timeslots_of(
         query = query.filter(starts_at__lt=as_utc(starts_before))
     if after is not None:
         after_start, after_id = as_utc(after[0]), after[1]
-        query = query.filter(starts_at__gte=after_start).exclude(
-            starts_at=after_start, id__lte=after_id
-        )
+        query = query.filter(Q(starts_at__gt=after_start)
+                             | Q(starts_at=after_start, id__gt=after_id))
     return await query.order_by("starts_at", "id").limit(limit + 1)
 
 

@@ -335,6 +335,30 @@ async def test_timeslots_list_by_range_in_pages(client: Client, sign_up: Any) ->
     assert seen[0].startswith(f"{window_from}T08:00")
 
 
+async def test_timeslots_created_out_of_start_order_all_appear_in_pages(
+    client: Client, sign_up: Any
+) -> None:
+    owner = await sign_up("owner")
+    program = await new_program(client, owner, (await new_center(client, owner))["id"])
+    # Later sessions first: ids no longer follow starts.
+    for days in (9, 8, 7, 6, 5, 4):
+        created = await client.post(f"/api/v1/programs/{program['id']}/timeslots",
+                                    json={"starts_at": in_days(days), "capacity": 2},
+                                    headers=owner.headers)
+        assert created.status == 201, await created.text()
+    url = f"/api/v1/programs/{program['id']}/timeslots?limit=2"
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = await (await client.get(url + (f"&cursor={cursor}" if cursor else ""))).json()
+        seen += [item["starts_at"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == 6
+    assert seen == sorted(seen)
+
+
 async def test_programs_list_in_pages(client: Client, sign_up: Any) -> None:
     owner = await sign_up("owner")
     center = await new_center(client, owner)
