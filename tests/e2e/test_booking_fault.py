@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,78 +23,30 @@ from fitnus.config import Settings
 from fitnus.wallet.models import LedgerEntry, LedgerKind, Wallet
 from tests.conftest import eventually
 from tests.e2e.test_booking import PRICE, users_with_tokens
-from tests.e2e.test_centers import center_body, in_days, program_body
-from tests.e2e.test_processes import (
-    ROOT,
-    environment,
-    free_port,
-    procfile_commands,
-    wait_until_healthy,
-)
+from tests.e2e.test_processes import wait_until_healthy
+from tests.stacks import Stack, open_timeslot, owner_headers, running_stack
 
 SEATS, PEOPLE, REQUESTS = 50, 500, 2000
 RECOVERY_SECONDS = 10.0
 
 
 @pytest.fixture
-def stack(settings: Settings, database: TortoiseContext) -> Iterator[dict[str, Any]]:
-    commands = procfile_commands()
-    port = free_port()
-    env = environment(settings, HTTP_PORT=str(port),
-                      REDIS_KEY_PREFIX=f"{settings.redis_key_prefix}fault-{uuid.uuid4().hex[:6]}:")
-    processes = {
-        "web": subprocess.Popen(commands["web"], env=env, cwd=ROOT),
-        "worker.1": subprocess.Popen(commands["worker"], env=env, cwd=ROOT),
-        "worker.2": subprocess.Popen(
-            commands["worker"], env={**env, "WORKER_METRICS_PORT": str(free_port())}, cwd=ROOT
-        ),
-        "scheduler": subprocess.Popen(commands["scheduler"], env=env, cwd=ROOT),
-    }
-    try:
-        yield {"url": f"http://127.0.0.1:{port}", "processes": processes}
-    finally:
-        for process in processes.values():
-            if process.poll() is None:
-                process.terminate()
-        for process in processes.values():
-            process.wait(timeout=30)
-
-
-async def open_timeslot(session: aiohttp.ClientSession, url: str, owner_token: str) -> int:
-    headers = {"Authorization": f"Bearer {owner_token}"}
-    center = await (await session.post(f"{url}/api/v1/centers", json=center_body(),
-                                       headers=headers)).json()
-    program = await (await session.post(f"{url}/api/v1/centers/{center['id']}/programs",
-                                        json=program_body(price_coupons=PRICE),
-                                        headers=headers)).json()
-    timeslot = await (await session.post(f"{url}/api/v1/programs/{program['id']}/timeslots",
-                                         json={"starts_at": in_days(8), "capacity": SEATS},
-                                         headers=headers)).json()
-    return int(timeslot["id"])
+def stack(settings: Settings, database: TortoiseContext) -> Iterator[Stack]:
+    with running_stack(settings, workers=2) as running:
+        yield running
 
 
 @pytest.mark.parametrize("kill_a_worker", [False, True], ids=["two-workers", "one-killed"])
 async def test_two_worker_processes_seat_fifty_first_come_first_served(
-    stack: dict[str, Any], settings: Settings, kill_a_worker: bool
+    stack: Stack, settings: Settings, kill_a_worker: bool
 ) -> None:
-    url = stack["url"]
+    url = stack.url
     people = await users_with_tokens(settings, PEOPLE, coupons=PRICE * 2)
-    [owner] = await users_with_tokens(settings, 1, coupons=0)
-    from fitnus.accounts.models import Role, User
-
-    await User.filter(id=owner[0]).update(role=Role.OWNER)
-    from fitnus.accounts.tokens import AccessTokens
-    from fitnus.clock import system_clock
-
-    owner_token = AccessTokens(
-        secret=settings.jwt_secret, algorithm=settings.jwt_algorithm, issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience, ttl_seconds=900,
-    ).issue(user_id=owner[0], role=Role.OWNER, now=system_clock.now())
-
+    owner = await owner_headers(settings)
     connector = aiohttp.TCPConnector(limit=100)
     async with aiohttp.ClientSession(connector=connector) as session:
         await wait_until_healthy(session, url)
-        timeslot_id = await open_timeslot(session, url, owner_token)
+        timeslot_id = await open_timeslot(session, url, owner, capacity=SEATS, price=PRICE)
         accepted: list[tuple[int, dict[str, Any]]] = []
 
         async def ask(person: Any) -> None:
@@ -122,7 +72,7 @@ async def test_two_worker_processes_seat_fifty_first_come_first_served(
             return bool(ids) and await Command.filter(id__in=ids).exists()
 
         await eventually(some_decided, deadline_seconds=30)
-        victim = stack["processes"]["worker.1"]
+        victim = stack.processes["worker.1"]
         if kill_a_worker:
             assert not crowd.done()  # mid-run: requests are still arriving
             os.kill(victim.pid, signal.SIGKILL)

@@ -8,8 +8,10 @@ import asyncio
 import logging
 import random
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import dramatiq
 import pytest
 from aiohttp.test_utils import TestClient
@@ -20,9 +22,11 @@ from fitnus.booking.models import Reservation
 from fitnus.centers.models import Timeslot
 from fitnus.commands.models import Command
 from fitnus.config import Settings
-from fitnus.wallet.models import LedgerEntry, Wallet
+from fitnus.wallet.models import LedgerEntry, LedgerKind, Wallet
 from tests.conftest import eventually
 from tests.e2e.test_booking import PRICE, open_session, users_with_tokens
+from tests.e2e.test_processes import wait_until_healthy
+from tests.stacks import open_timeslot, owner_headers, running_stack
 
 Client = TestClient[Any, Any]
 STORM_DEADLINE_SECONDS = 60.0
@@ -64,6 +68,85 @@ async def seats_agree(timeslot_ids: list[int]) -> list[int]:
         if timeslot.reserved != live or live > timeslot.capacity:
             wrong.append(timeslot.id)
     return wrong
+
+
+# --- 1. Overlapping sessions booked at the same instant -----------------------------
+
+OVERLAPPING, PEOPLE_BOOKING_ALL = 6, 60
+# MySQL's own default: each transaction reads the snapshot of its first plain read.
+REPEATABLE_READ = "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ"
+
+
+@dataclass
+class OverlapStorm:
+    seats_per_person: dict[int, int]
+    debits_per_person: dict[int, int]
+    unbalanced: list[int]
+    miscounted: list[int]
+
+    def doubled(self) -> list[int]:
+        return sorted(user for user, seats in self.seats_per_person.items() if seats != 1)
+
+    def charged_twice(self) -> list[int]:
+        return sorted(user for user, debits in self.debits_per_person.items() if debits != 1)
+
+
+async def overlapping_bookings_storm(settings: Settings, *, worker_env: dict[str, str]
+                                     ) -> OverlapStorm:
+    """60 people each ask, all at once, for six sessions that overlap in time,
+    decided by two worker processes: each person must end up with one."""
+    with running_stack(settings, workers=2, worker_env=worker_env) as stack:
+        people = await users_with_tokens(settings, PEOPLE_BOOKING_ALL, coupons=PRICE * 10)
+        owner = await owner_headers(settings)
+        start = (datetime.now(UTC) + timedelta(days=9)).replace(minute=0, second=0,
+                                                                microsecond=0)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as session:
+            await wait_until_healthy(session, stack.url)
+            # An hour each, ten minutes apart: every pair overlaps.
+            timeslots = [
+                await open_timeslot(session, stack.url, owner, capacity=PEOPLE_BOOKING_ALL,
+                                    price=PRICE,
+                                    starts_at=(start + timedelta(minutes=10 * n)).isoformat())
+                for n in range(OVERLAPPING)
+            ]
+
+            async def ask(headers: dict[str, str], timeslot_id: int) -> str:
+                async with session.post(f"{stack.url}/api/v1/reservations",
+                                        json={"timeslot_id": timeslot_id},
+                                        headers=headers) as response:
+                    assert response.status == 202, await response.text()
+                    return str((await response.json())["command_id"])
+
+            asks = [ask(headers, timeslot_id) for _, headers in people
+                    for timeslot_id in timeslots]
+            random.Random(1).shuffle(asks)
+            await decided(list(await asyncio.gather(*asks)))
+    user_ids = [user_id for user_id, _ in people]
+    seats = {user_id: await Reservation.filter(user_id=user_id, active=True).count()
+             for user_id in user_ids}
+    debits = {user_id: await LedgerEntry.filter(user_id=user_id,
+                                                kind=LedgerKind.BOOKING_DEBIT).count()
+              for user_id in user_ids}
+    return OverlapStorm(seats, debits, await ledgers_agree(user_ids),
+                        await seats_agree(timeslots))
+
+
+async def test_overlapping_sessions_booked_at_once_seat_each_person_once(
+    settings: Settings, database: Any,
+) -> None:
+    storm = await overlapping_bookings_storm(settings, worker_env={})
+    assert (storm.doubled(), storm.charged_twice()) == ([], [])
+    assert (storm.unbalanced, storm.miscounted) == ([], [])
+
+
+@pytest.mark.control
+async def test_control_overlaps_checked_on_a_repeatable_read_snapshot_seat_people_twice(
+    settings: Settings, database: Any,
+) -> None:
+    storm = await overlapping_bookings_storm(settings, worker_env={
+        "DATABASE_URL": f"{settings.database_url}?init_command={REPEATABLE_READ}"})
+    assert storm.doubled() != []
+    assert storm.charged_twice() != []
 
 
 # --- 4. One lock order: bookings and cancellations of the same people ---------------

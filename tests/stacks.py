@@ -1,0 +1,85 @@
+"""The Procfile's processes as real subprocesses, for storms that need more
+than one worker process, and HTTP helpers to arrange state through them."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from fitnus.accounts.models import Role, User
+from fitnus.accounts.tokens import AccessTokens
+from fitnus.clock import system_clock
+from fitnus.config import Settings
+from tests.e2e.test_booking import users_with_tokens
+from tests.e2e.test_centers import center_body, in_days, program_body
+from tests.e2e.test_processes import ROOT, environment, free_port, procfile_commands
+
+STOP_SECONDS = 30
+
+
+@dataclass
+class Stack:
+    url: str
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+
+@contextmanager
+def running_stack(
+    settings: Settings, *, workers: int = 2, worker_env: dict[str, str] | None = None,
+) -> Iterator[Stack]:
+    """One web process, ``workers`` worker processes and the scheduler, on a
+    key prefix (and so a dramatiq namespace) of their own; ``worker_env``
+    changes the workers' environment only."""
+    commands = procfile_commands()
+    port = free_port()
+    env = environment(settings, HTTP_PORT=str(port),
+                      REDIS_KEY_PREFIX=f"{settings.redis_key_prefix}stack-{uuid.uuid4().hex[:6]}:")
+    stack = Stack(url=f"http://127.0.0.1:{port}")
+    stack.processes["web"] = subprocess.Popen(commands["web"], env=env, cwd=ROOT)
+    for n in range(1, workers + 1):
+        stack.processes[f"worker.{n}"] = subprocess.Popen(
+            commands["worker"],
+            env={**env, "WORKER_METRICS_PORT": str(free_port()), **(worker_env or {})}, cwd=ROOT,
+        )
+    stack.processes["scheduler"] = subprocess.Popen(commands["scheduler"], env=env, cwd=ROOT)
+    try:
+        yield stack
+    finally:
+        for process in stack.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in stack.processes.values():
+            process.wait(timeout=STOP_SECONDS)
+
+
+async def owner_headers(settings: Settings) -> dict[str, str]:
+    [(user_id, _)] = await users_with_tokens(settings, 1, coupons=0)
+    await User.filter(id=user_id).update(role=Role.OWNER)
+    token = AccessTokens(
+        secret=settings.jwt_secret, algorithm=settings.jwt_algorithm, issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience, ttl_seconds=900,
+    ).issue(user_id=user_id, role=Role.OWNER, now=system_clock.now())
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def open_timeslot(
+    session: aiohttp.ClientSession, url: str, headers: dict[str, str], *, capacity: int,
+    price: int, starts_at: str | None = None,
+) -> int:
+    """A center of its own, a program and one timeslot, through the API."""
+    center = await (await session.post(f"{url}/api/v1/centers", json=center_body(),
+                                       headers=headers)).json()
+    program = await (await session.post(f"{url}/api/v1/centers/{center['id']}/programs",
+                                        json=program_body(price_coupons=price),
+                                        headers=headers)).json()
+    timeslot: Any = await (await session.post(
+        f"{url}/api/v1/programs/{program['id']}/timeslots",
+        json={"starts_at": starts_at or in_days(8), "capacity": capacity}, headers=headers,
+    )).json()
+    return int(timeslot["id"])
