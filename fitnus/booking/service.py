@@ -15,10 +15,10 @@ transaction, so a drainer whose lease expired cannot commit.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -37,6 +37,7 @@ from fitnus.booking.sold_out import SoldOutMemory
 from fitnus.booking.starts import TimeslotStarts
 from fitnus.centers.models import Timeslot
 from fitnus.clock import Clock
+from fitnus.commands.idempotency import IdempotencyKeys
 from fitnus.commands.pending import PendingCommands
 from fitnus.errors import Conflict, NotFound
 from fitnus.keyed_queue import KeyedQueue
@@ -44,7 +45,6 @@ from fitnus.keys import Keys
 from fitnus.wallet.models import LedgerEntry
 
 QUEUE_KIND = "timeslot"
-IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 
 # Sends one drain message for a timeslot (a dramatiq message in production).
 ScheduleDrain = Callable[[int], Awaitable[None]]
@@ -75,13 +75,32 @@ async def request_seat(
     keys: Keys, pending: PendingCommands, clock: Clock, schedule_drain: ScheduleDrain,
     starts: TimeslotStarts, sold_out: SoldOutMemory,
 ) -> SeatRequested:
-    """Accept a request into the timeslot's queue; the position is its place in line."""
+    """Accept a request into the timeslot's queue; the position is its place in line.
+    Every copy sent with one Idempotency-Key gets the first copy's answer, and
+    only the first is queued."""
+    async def accept() -> dict[str, Any]:
+        requested = await _accept_seat_request(
+            principal=principal, timeslot_id=timeslot_id, redis=redis, keys=keys,
+            pending=pending, clock=clock, schedule_drain=schedule_drain, starts=starts,
+            sold_out=sold_out,
+        )
+        return {"command_id": str(requested.command_id), "position": requested.position}
+
+    if idempotency_key is None:
+        answer = await accept()
+    else:
+        answer = await IdempotencyKeys(redis=redis, keys=keys).first_answer(
+            user_id=principal.user_id, key=idempotency_key, answer=accept)
+    return SeatRequested(uuid.UUID(answer["command_id"]), answer["position"])
+
+
+async def _accept_seat_request(
+    *, principal: Principal, timeslot_id: int, redis: Redis, keys: Keys,
+    pending: PendingCommands, clock: Clock, schedule_drain: ScheduleDrain,
+    starts: TimeslotStarts, sold_out: SoldOutMemory,
+) -> SeatRequested:
     queue = timeslot_queue(redis, keys)
-    if idempotency_key is not None:
-        first = await redis.get(keys.idempotency(principal.user_id, idempotency_key))
-        if first is not None:
-            answer = json.loads(first)
-            return SeatRequested(uuid.UUID(answer["command_id"]), answer["position"])
+
     # Fast paths, without touching MySQL: a timeslot the worker found full,
     # and the start of one this process has seen.
     async def flagged_full() -> bool:
@@ -100,16 +119,6 @@ async def request_seat(
         along=lambda pipe: pending.open(pipe, command_id=command_id, user_id=principal.user_id,
                                         kind=RESERVE_SEAT),
     )
-    if idempotency_key is not None:
-        answer = json.dumps({"command_id": str(command_id), "position": enqueued.position})
-        stored = await redis.set(keys.idempotency(principal.user_id, idempotency_key), answer,
-                                 nx=True, ex=IDEMPOTENCY_TTL_SECONDS)
-        if not stored:
-            # A concurrent request with the same key won; ours stays queued and
-            # will be decided on its own (its command id was never shown).
-            winner = json.loads(await redis.get(
-                keys.idempotency(principal.user_id, idempotency_key)) or answer)
-            return SeatRequested(uuid.UUID(winner["command_id"]), winner["position"])
     if enqueued.must_schedule_drain:
         await schedule_drain(timeslot_id)
     return SeatRequested(command_id, enqueued.position)

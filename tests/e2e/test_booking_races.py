@@ -5,8 +5,10 @@ shows the storm can find the race at all."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,16 +17,22 @@ import aiohttp
 import dramatiq
 import pytest
 from aiohttp.test_utils import TestClient
+from redis.asyncio import Redis
 from tortoise.functions import Sum
 
 from fitnus.booking import batches
 from fitnus.booking.models import Reservation
+from fitnus.booking.outcomes import RESERVE_SEAT
+from fitnus.booking.service import timeslot_queue
 from fitnus.centers.models import Timeslot
+from fitnus.commands.idempotency import IdempotencyKeys
 from fitnus.commands.models import Command
 from fitnus.config import Settings
+from fitnus.keys import Keys
+from fitnus.notifications.models import Notification
 from fitnus.wallet.models import LedgerEntry, LedgerKind, Wallet
 from tests.conftest import eventually
-from tests.e2e.test_booking import PRICE, open_session, users_with_tokens
+from tests.e2e.test_booking import PRICE, fund, open_session, users_with_tokens
 from tests.e2e.test_processes import wait_until_healthy
 from tests.stacks import open_timeslot, owner_headers, running_stack
 
@@ -147,6 +155,75 @@ async def test_control_overlaps_checked_on_a_repeatable_read_snapshot_seat_peopl
         "DATABASE_URL": f"{settings.database_url}?init_command={REPEATABLE_READ}"})
     assert storm.doubled() != []
     assert storm.charged_twice() != []
+
+
+# --- 2. One Idempotency-Key sent many times at once ---------------------------------
+
+COPIES = 20
+
+
+@dataclass
+class KeyStorm:
+    command_ids: set[str]
+    decided: int
+    rejected: int
+
+
+async def one_key_storm(client: Client, sign_up: Any, redis: Redis, settings: Settings
+                        ) -> KeyStorm:
+    """A client retries one booking 20 times at once with one Idempotency-Key."""
+    session = await open_session(client, sign_up, capacity=5)
+    user = await sign_up()
+    await fund(user.id, PRICE)
+    key = uuid.uuid4().hex
+    answers = await asyncio.gather(*(
+        book(client, {**user.headers, "Idempotency-Key": key}, session.timeslot_id)
+        for _ in range(COPIES)
+    ))
+    await decided(list({answer["command_id"] for answer in answers}))
+    queue = timeslot_queue(redis, Keys(settings.redis_key_prefix))
+
+    async def drained() -> bool:
+        return (await queue.length(session.timeslot_id) == 0
+                and not await queue.leased(session.timeslot_id))
+
+    await eventually(drained)
+    return KeyStorm(
+        command_ids={answer["command_id"] for answer in answers},
+        decided=await Command.filter(user_id=user.id, kind=RESERVE_SEAT).count(),
+        rejected=await Notification.filter(user_id=user.id,
+                                           type="reservation.rejected").count(),
+    )
+
+
+async def test_copies_of_one_idempotency_key_sent_at_once_are_one_command(
+    client: Client, sign_up: Any, redis: Redis, settings: Settings, worker: dramatiq.Worker,
+) -> None:
+    storm = await one_key_storm(client, sign_up, redis, settings)
+    assert len(storm.command_ids) == 1
+    assert (storm.decided, storm.rejected) == (1, 0)
+
+
+@pytest.mark.control
+async def test_control_get_then_set_queues_every_copy(
+    client: Client, sign_up: Any, redis: Redis, settings: Settings, worker: dramatiq.Worker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def get_then_set(self: IdempotencyKeys, *, user_id: int, key: str,
+                           answer: Any) -> dict[str, Any]:
+        redis_key = Keys(settings.redis_key_prefix).idempotency(user_id, key)
+        stored = await redis.get(redis_key)
+        if stored is not None:
+            first: dict[str, Any] = json.loads(stored)
+            return first
+        result: dict[str, Any] = await answer()
+        await redis.set(redis_key, json.dumps(result), nx=True)
+        return result
+
+    monkeypatch.setattr(IdempotencyKeys, "first_answer", get_then_set)
+    storm = await one_key_storm(client, sign_up, redis, settings)
+    assert storm.decided > 1
+    assert storm.rejected > 0
 
 
 # --- 4. One lock order: bookings and cancellations of the same people ---------------
