@@ -28,7 +28,7 @@ from redis.asyncio import Redis
 from tortoise.context import TortoiseContext
 
 from actors.setup import install_broker
-from fitnus.clock import system_clock
+from fitnus.clock import Clock, system_clock
 from fitnus.config import Settings, load_settings
 from fitnus.db import migrate, tortoise_config
 from tests.search_servers import open_test_center_index
@@ -163,13 +163,12 @@ def osmem_url() -> Iterator[str]:
 def make_app(
     settings: Settings, database: TortoiseContext, redis: Redis, messages: Any,
 ) -> Callable[..., web.Application]:
-    def make(**overrides: Any) -> web.Application:
+    def make(*, clock: Clock = system_clock, **overrides: Any) -> web.Application:
         from dataclasses import replace
 
         return create_app(
             replace(settings, **overrides), redis_url=REDIS_URL, messages=messages,
-            clock=system_clock,
-            center_index_factory=open_test_center_index,
+            clock=clock, center_index_factory=open_test_center_index,
         )
 
     return make

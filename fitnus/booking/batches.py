@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import groupby
 from typing import Any
 
@@ -265,7 +265,8 @@ async def _cancellations(
                                     rules.NOT_RESERVED, now))
             continue
         refund = rules.refund_for_cancellation(
-            price=reservation.price_coupons, starts_at=timeslot.starts_at, now=now
+            price=reservation.price_coupons, starts_at=timeslot.starts_at,
+            now=accepted_at(item, default=now),
         )
         if reservation.status is ReservationStatus.CANCELLED:
             commands.append(succeeded(command_id, user_id, CANCEL_RESERVATION,
@@ -290,6 +291,14 @@ async def _cancellations(
         notifications.append(_event(user_id, "reservation.cancelled",
                                     {**result, "timeslot_id": timeslot.id}, command_id, now))
     return await _record(commands, notifications)
+
+
+def accepted_at(item: QueuedItem, *, default: datetime) -> datetime:
+    """When the web tier accepted the request: the moment the refund and move
+    windows count from, however long the queue kept it. Requests queued by a
+    web process older than the stamp count from the decision."""
+    stamp = item.payload.get("accepted_at")
+    return default if stamp is None else datetime.fromtimestamp(stamp, UTC)
 
 
 def _event(

@@ -151,7 +151,8 @@ async def request_cancellation(
     enqueued = await timeslot_queue(redis, keys).enqueue(
         timeslot_id,
         {"kind": CANCEL_RESERVATION, "command_id": str(command_id),
-         "user_id": principal.user_id, "reservation_id": reservation.id},
+         "user_id": principal.user_id, "reservation_id": reservation.id,
+         "accepted_at": clock.now().timestamp()},
         along=lambda pipe: pending.open(pipe, command_id=command_id, user_id=principal.user_id,
                                         kind=CANCEL_RESERVATION),
     )

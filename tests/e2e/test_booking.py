@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import dramatiq
@@ -400,3 +400,27 @@ async def test_a_cancellation_reopens_a_full_timeslot(
     await client.delete(f"/api/v1/reservations/{reservation['id']}", headers=user.headers)
     response = await reserve(client, waiting, session.timeslot_id, Prefer="wait=8")
     assert response.status == 201
+
+
+class ClockBehind:
+    """The web tier's clock, a few seconds behind the worker's: a request it
+    accepts is decided that much later."""
+
+    def __init__(self, seconds: float) -> None:
+        self.lag = timedelta(seconds=seconds)
+
+    def now(self) -> datetime:
+        return system_clock.now() - self.lag
+
+
+async def test_a_cancellation_counts_from_when_it_was_accepted_not_decided(
+    aiohttp_client: Any, make_app: Any, sign_up: Any, worker: dramatiq.Worker
+) -> None:
+    """Accepted 24 h + 1 s before the start and decided 5 s later: a full refund."""
+    client = await aiohttp_client(make_app(clock=ClockBehind(5)))
+    starts = system_clock.now() + timedelta(hours=24, seconds=-4)
+    _, user, reservation = await book(client, sign_up, starts_at=starts.isoformat())
+    response = await client.delete(f"/api/v1/reservations/{reservation['id']}",
+                                   headers=user.headers)
+    assert response.status == 200, await response.text()
+    assert (await response.json())["refunded_coupons"] == PRICE
