@@ -61,6 +61,8 @@ class RateLimited(FitnusError):
 
 
 class Unavailable(FitnusError):
-    """A dependency we fail closed on is down: the caller may retry."""
+    """A dependency we fail closed on is down: nothing was done, the caller may
+    retry after ``retry_after_seconds``."""
 
-    code = "unavailable"
+    code = "service_unavailable"
+    retry_after_seconds = 5

@@ -111,8 +111,10 @@ class KeyedQueue:
         *, along: Callable[[Pipeline], object] | None = None,
     ) -> Enqueued:
         """Append in one round trip; ``along`` adds the caller's own commands
-        (e.g. the pending command record) to the same pipeline, ahead of it."""
-        async with self._redis.pipeline(transaction=False) as pipe:
+        (e.g. the pending command record) to the same pipeline, ahead of it.
+        One MULTI/EXEC: Redis failing half-way leaves neither the record
+        without its request nor the request without its record."""
+        async with self._redis.pipeline(transaction=True) as pipe:
             if along is not None:
                 along(pipe)
             await self._enqueue(

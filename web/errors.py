@@ -8,6 +8,8 @@ from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from fitnus.errors import (
     Conflict,
@@ -77,7 +79,7 @@ def problem_for_domain_error(error: FitnusError) -> web.Response:
     extra: dict[str, Any] = {}
     if isinstance(error, NotAuthenticated):
         headers["WWW-Authenticate"] = 'Bearer realm="fitnus"'
-    if isinstance(error, RateLimited):
+    if isinstance(error, RateLimited | Unavailable):
         headers["Retry-After"] = str(error.retry_after_seconds)
     if isinstance(error, InvalidInput):
         extra["errors"] = [{"field": e.field, "message": e.message} for e in error.errors]
@@ -101,6 +103,12 @@ async def problem_middleware(request: web.Request, handler: Any) -> web.StreamRe
         return response
     except FitnusError as error:
         return problem_for_domain_error(error)
+    except (RedisConnectionError, RedisTimeoutError):
+        # Whatever fails closed on Redis (seats, cancellations, tickets)
+        # stops before anything is half-done; the client retries.
+        log.warning("a dependency is down on %s %s", request.method, request.path,
+                    exc_info=True)
+        return problem_for_domain_error(Unavailable("a service we depend on is down"))
     except web.HTTPException as error:
         if error.status < 400:
             raise
