@@ -7,8 +7,9 @@ import dramatiq
 
 from actors.runtime import runtime
 from fitnus.booking.batches import drain_timeslot, sweep_timeslot_queues
-from fitnus.booking.outcomes import Decided
+from fitnus.booking.outcomes import Decisions
 from fitnus.booking.reminders import send_due_reminders
+from fitnus.booking.service import request_withdrawals, withdrawn_with_seats
 from fitnus.commands.outcomes import publish_outcomes
 from fitnus.notifications.service import ring
 
@@ -17,22 +18,22 @@ from fitnus.notifications.service import ring
 async def drain_timeslot_queue(*, timeslot_id: int) -> None:
     rt = runtime()
 
-    async def published(outcomes: list[Decided]) -> None:
-        await publish_outcomes(rt.redis, rt.keys, [outcome.command for outcome in outcomes])
-        await ring(rt.redis, rt.keys, (outcome.user_id for outcome in outcomes))
+    async def published(decided: Decisions) -> None:
+        await publish_outcomes(rt.redis, rt.keys, [outcome.command for outcome in decided.outcomes])
+        await ring(rt.redis, rt.keys, decided.notified)
 
     await drain_timeslot(
         timeslot_id, redis=rt.redis, keys=rt.keys, clock=rt.clock, published=published
     )
 
 
+async def drain_later(timeslot_id: int) -> None:
+    drain_timeslot_queue.send(timeslot_id=timeslot_id)
+
+
 @dramatiq.actor(queue_name="maintenance", max_retries=0)
 async def sweep_keyed_queues() -> None:
     rt = runtime()
-
-    async def drain_later(timeslot_id: int) -> None:
-        drain_timeslot_queue.send(timeslot_id=timeslot_id)
-
     await sweep_timeslot_queues(redis=rt.redis, keys=rt.keys, schedule_drain=drain_later)
 
 
@@ -44,3 +45,10 @@ async def send_reminders() -> None:
         lead=lead, zone=ZoneInfo(rt.settings.time_zone), clock=rt.clock
     )
     await ring(rt.redis, rt.keys, reminded)
+
+
+@dramatiq.actor(queue_name="maintenance", max_retries=0)
+async def sweep_withdrawals() -> None:
+    rt = runtime()
+    await request_withdrawals(await withdrawn_with_seats(), redis=rt.redis, keys=rt.keys,
+                              schedule_drain=drain_later)

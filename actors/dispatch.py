@@ -5,7 +5,7 @@ from __future__ import annotations
 import dramatiq
 
 from actors.accounts import welcome_new_user
-from actors.booking import drain_timeslot_queue
+from actors.booking import drain_later
 from actors.search import index_center
 from fitnus.accounts.service import WELCOME_COMMAND
 from fitnus.commands.models import Command
@@ -18,10 +18,6 @@ ACTOR_FOR_KIND: dict[str, dramatiq.Actor] = {  # type: ignore[type-arg]
 
 async def index_center_later(center_id: int) -> None:
     index_center.send(center_id=center_id)
-
-
-async def drain_later(timeslot_id: int) -> None:
-    drain_timeslot_queue.send(timeslot_id=timeslot_id)
 
 
 async def dispatch(command: Command) -> None:

@@ -18,7 +18,7 @@ class Job:
 
 
 def jobs() -> list[Job]:
-    from actors.booking import send_reminders, sweep_keyed_queues
+    from actors.booking import send_reminders, sweep_keyed_queues, sweep_withdrawals
     from actors.commands import redrive_pending_commands
     from actors.search import sweep_search_outbox
 
@@ -35,6 +35,12 @@ def jobs() -> list[Job]:
             # Within seconds: requests left by a killed worker wait on this.
             trigger=IntervalTrigger(seconds=2),
             enqueue=sweep_keyed_queues.send,
+        ),
+        Job(
+            name="sweep-withdrawals",
+            # A timeslot withdrawn whose cancellations were never queued.
+            trigger=IntervalTrigger(seconds=30),
+            enqueue=sweep_withdrawals.send,
         ),
         Job(
             name="sweep-search-outbox",

@@ -14,7 +14,7 @@ from fitnus.accounts.passwords import Passwords
 from fitnus.accounts.service import Accounts
 from fitnus.accounts.throttle import LoginThrottle
 from fitnus.accounts.tokens import AccessTokens
-from fitnus.booking.service import bookable_start
+from fitnus.booking.service import BookingDesk, bookable_start
 from fitnus.booking.sold_out import SoldOutMemory
 from fitnus.booking.starts import TimeslotStarts
 from fitnus.clock import Clock, system_clock
@@ -36,6 +36,7 @@ from web.errors import problem_middleware
 from web.keys import (
     ACCESS_TOKENS,
     ACCOUNTS,
+    BOOKING_DESK,
     CENTER_INDEX,
     CLOCK,
     DATABASE,
@@ -148,6 +149,11 @@ def _redis(redis_url: str) -> Any:
         reopenings = ChannelListener(redis=redis, prefix=app[KEYS].timeslot_reopened(""))
         await reopenings.start()
         app[SOLD_OUT] = SoldOutMemory(watch=reopenings.watch, unwatch=reopenings.unwatch)
+        app[BOOKING_DESK] = BookingDesk(
+            redis=redis, keys=app[KEYS], pending=app[PENDING], clock=app[CLOCK],
+            schedule_drain=app[MESSAGES].schedule_drain, starts=app[TIMESLOT_STARTS],
+            sold_out=app[SOLD_OUT],
+        )
         yield
         await reopenings.stop()
         await doorbells.stop()

@@ -12,23 +12,15 @@ from fitnus.booking.models import Reservation
 from fitnus.booking.outcomes import Decided
 from fitnus.booking.service import (
     SeatRefused,
+    SeatRequested,
     request_cancellation,
+    request_move,
     request_seat,
     reservation_for,
 )
 from fitnus.commands.models import CommandStatus
 from web.commands import PreferHeader, preferred_wait_seconds
-from web.keys import (
-    CLOCK,
-    KEYS,
-    MESSAGES,
-    OUTCOMES,
-    PENDING,
-    REDIS,
-    SETTINGS,
-    SOLD_OUT,
-    TIMESLOT_STARTS,
-)
+from web.keys import BOOKING_DESK, OUTCOMES, SETTINGS
 from web.routing import Api
 from web.schemas import RequestBody, json
 from web.wallet import IdempotencyHeader
@@ -82,14 +74,19 @@ async def reserve(
     request: web.Request, *, body: ReservationBody, headers: ReservationHeaders,
     principal: Principal,
 ) -> web.Response:
-    app = request.app
     requested = await request_seat(
-        principal=principal, timeslot_id=body.timeslot_id,
-        idempotency_key=headers.idempotency_key, redis=app[REDIS], keys=app[KEYS],
-        pending=app[PENDING], clock=app[CLOCK], schedule_drain=app[MESSAGES].schedule_drain,
-        starts=app[TIMESLOT_STARTS], sold_out=app[SOLD_OUT],
+        request.app[BOOKING_DESK], principal=principal, timeslot_id=body.timeslot_id,
+        idempotency_key=headers.idempotency_key,
     )
-    wait_seconds = preferred_wait_seconds(headers.prefer)
+    return await _answer(request.app, principal, requested, prefer=headers.prefer,
+                         decided_status=201)
+
+
+async def _answer(app: web.Application, principal: Principal, requested: SeatRequested, *,
+                  prefer: str | None, decided_status: int) -> web.Response:
+    """202 with the place in line; with ``Prefer: wait=N`` the reservation the
+    command made, or its refusal, once decided within N seconds."""
+    wait_seconds = preferred_wait_seconds(prefer)
     if wait_seconds > 0:
         command = await app[OUTCOMES].wait(
             user_id=principal.user_id, command_id=requested.command_id,
@@ -98,12 +95,33 @@ async def reserve(
         if command.status is CommandStatus.SUCCEEDED:
             assert command.result is not None
             reservation = await Reservation.get(id=command.result["reservation_id"])
-            return json(reservation_out(reservation, ZoneInfo(app[SETTINGS].time_zone)), 201)
+            return json(reservation_out(reservation, ZoneInfo(app[SETTINGS].time_zone)),
+                        decided_status)
         if command.status is CommandStatus.FAILED:
             assert command.error is not None
             raise SeatRefused(command.error["detail"], code=command.error["code"])
     return json(ReservationAccepted(command_id=str(requested.command_id),
                                     position=requested.position), 202)
+
+
+@api.route("POST", "/api/v1/reservations/{reservation_id}/move", tag="booking",
+           summary="Move your booking to another session: 202 with your place in its line, "
+                   "or with Prefer: wait=N 200 the new reservation / 409 once decided. Either "
+                   "the new seat is held and the old one freed (the price difference charged "
+                   "or refunded), or nothing changed",
+           path_params=ReservationPath, body=ReservationBody, headers=ReservationHeaders,
+           auth=True, responses={202: ReservationAccepted, 200: ReservationOut},
+           errors=(400, 401, 404, 409))
+async def move_reservation(
+    request: web.Request, *, path: ReservationPath, body: ReservationBody,
+    headers: ReservationHeaders, principal: Principal,
+) -> web.Response:
+    requested = await request_move(
+        request.app[BOOKING_DESK], principal=principal, reservation_id=path.reservation_id,
+        timeslot_id=body.timeslot_id, idempotency_key=headers.idempotency_key,
+    )
+    return await _answer(request.app, principal, requested, prefer=headers.prefer,
+                         decided_status=200)
 
 
 class CancelledOut(BaseModel):
@@ -131,9 +149,7 @@ async def cancel_reservation(
 ) -> web.Response:
     app = request.app
     queued = await request_cancellation(
-        principal=principal, reservation_id=path.reservation_id, redis=app[REDIS],
-        keys=app[KEYS], pending=app[PENDING], clock=app[CLOCK],
-        schedule_drain=app[MESSAGES].schedule_drain, sold_out=app[SOLD_OUT],
+        app[BOOKING_DESK], principal=principal, reservation_id=path.reservation_id,
     )
     if isinstance(queued, Decided):
         command = queued.command

@@ -9,6 +9,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from fitnus.accounts.tokens import Principal
+from fitnus.booking.service import request_withdrawals
 from fitnus.centers import service
 from fitnus.centers.models import Center, Program, Timeslot
 from fitnus.centers.rules import (
@@ -25,7 +26,7 @@ from fitnus.centers.rules import (
 )
 from fitnus.errors import InvalidInput
 from fitnus.search.index import MAX_RADIUS_M, CenterQuery, SearchCursor
-from web.keys import CENTER_INDEX, CLOCK, MESSAGES, SETTINGS
+from web.keys import CENTER_INDEX, CLOCK, KEYS, MESSAGES, REDIS, SETTINGS
 from web.pagination import decode_cursor, encode_cursor
 from web.routing import Api
 from web.schemas import MAX_YEAR, MIN_YEAR, Moment, RequestBody, json, plausible_moment
@@ -300,15 +301,18 @@ async def update_center(
 
 
 @api.route("DELETE", "/api/v1/centers/{center_id}", tag="centers",
-           summary="Close a center (its owner, admins)", path_params=CenterPath, auth=True,
+           summary="Close a center (its owner, admins): its future sessions are withdrawn "
+                   "and their reservations cancelled with a full refund",
+           path_params=CenterPath, auth=True,
            responses={204: None}, errors=(401, 403, 404))
 async def delete_center(
     request: web.Request, *, path: CenterPath, principal: Principal
 ) -> web.Response:
-    await service.delete_center(
+    withdrawn = await service.delete_center(
         principal=principal, center_id=path.center_id, clock=request.app[CLOCK],
         index_center=request.app[MESSAGES].index_center,
     )
+    await _cancel_reservations_of(request.app, withdrawn)
     return web.Response(status=204)
 
 
@@ -406,3 +410,22 @@ async def list_timeslots(
            path_params=TimeslotPath, responses={200: TimeslotOut}, errors=(404,))
 async def get_timeslot(request: web.Request, *, path: TimeslotPath) -> web.Response:
     return json(timeslot_out(await service.timeslot_by_id(path.timeslot_id), _zone(request)))
+
+
+@api.route("DELETE", "/api/v1/timeslots/{timeslot_id}", tag="timeslots",
+           summary="Withdraw a session before it starts (its center's owner, admins): its "
+                   "reservations are cancelled with a full refund; 409 once it has started",
+           path_params=TimeslotPath, auth=True, responses={204: None},
+           errors=(401, 403, 404, 409))
+async def withdraw_timeslot(
+    request: web.Request, *, path: TimeslotPath, principal: Principal
+) -> web.Response:
+    withdrawn = await service.withdraw_timeslot(
+        principal=principal, timeslot_id=path.timeslot_id, clock=request.app[CLOCK])
+    await _cancel_reservations_of(request.app, withdrawn)
+    return web.Response(status=204)
+
+
+async def _cancel_reservations_of(app: web.Application, withdrawn: list[int]) -> None:
+    await request_withdrawals(withdrawn, redis=app[REDIS], keys=app[KEYS],
+                              schedule_drain=app[MESSAGES].schedule_drain)

@@ -11,6 +11,7 @@ from tortoise.context import TortoiseContext
 
 from fitnus.accounts.service import Accounts
 from fitnus.accounts.tokens import AccessTokens
+from fitnus.booking.service import BookingDesk
 from fitnus.booking.sold_out import SoldOutMemory
 from fitnus.booking.starts import TimeslotStarts
 from fitnus.clock import Clock
@@ -40,6 +41,7 @@ DOORBELLS = web.AppKey("doorbells", ChannelListener)
 TICKETS = web.AppKey("tickets", EventTickets)
 TIMESLOT_STARTS = web.AppKey("timeslot_starts", TimeslotStarts)
 SOLD_OUT = web.AppKey("sold_out", SoldOutMemory)
+BOOKING_DESK = web.AppKey("booking_desk", BookingDesk)
 # Event streams woken together read their new rows together.
 NEW_ROWS = web.AppKey("new_rows", CoalescedReads)
 # The doorbells of open event streams, rung at shutdown so they close cleanly.

@@ -10,24 +10,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from itertools import groupby
-from typing import Any
 
 from redis.asyncio import Redis
 from tortoise.exceptions import OperationalError
-from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
-from fitnus.booking import rules
-from fitnus.booking.models import Reservation, ReservationStatus
+from fitnus.booking.cancelling import cancellations, withdrawal
+from fitnus.booking.models import Reservation
 from fitnus.booking.outcomes import (
     CANCEL_RESERVATION,
+    MOVE_RESERVATION,
     RESERVE_SEAT,
+    WITHDRAW_TIMESLOT,
     Decided,
-    failed,
-    succeeded,
+    Decisions,
 )
+from fitnus.booking.seating import moves, seats
 from fitnus.booking.service import ScheduleDrain, timeslot_queue
 from fitnus.centers.models import Timeslot
 from fitnus.clock import Clock
@@ -35,9 +34,7 @@ from fitnus.commands.models import Command
 from fitnus.db import is_deadlock
 from fitnus.keyed_queue import QueuedItem, StaleLease, drain, sweep
 from fitnus.keys import Keys
-from fitnus.notifications.models import Notification
-from fitnus.wallet.models import LedgerKind, Wallet
-from fitnus.wallet.service import debit_locked, lock_wallets, post_entry
+from fitnus.wallet.service import lock_wallets
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +49,15 @@ LEASE_TTL_MS = 3_000
 
 @dataclass(frozen=True)
 class TimeslotBatch:
-    """What one committed batch decided, and whether its timeslot is full."""
+    """What one committed batch decided; whether its timeslot is full after it."""
 
-    outcomes: list[Decided]
+    decided: Decisions
     full: bool
 
 
 async def drain_timeslot(
     timeslot_id: int, *, redis: Redis, keys: Keys, clock: Clock,
-    published: Callable[[list[Decided]], Awaitable[None]], batch_size: int = BATCH_SIZE,
+    published: Callable[[Decisions], Awaitable[None]], batch_size: int = BATCH_SIZE,
 ) -> int:
     """Decide everything queued for the timeslot, in order; the number of requests taken."""
     queue = timeslot_queue(redis, keys)
@@ -80,12 +77,17 @@ async def drain_timeslot(
     async def announce(batch: TimeslotBatch) -> None:
         # The fast path's flag follows the committed count both ways: a
         # cancellation reopens the timeslot, and web processes that remember
-        # it full hear so (fitnus.booking.sold_out).
+        # it full hear so (fitnus.booking.sold_out). A move frees a seat in
+        # the timeslot it left.
+        freed = set(batch.decided.freed)
         if batch.full:
             await redis.set(queue.flag(timeslot_id, "full"), "1")
-        elif await redis.delete(queue.flag(timeslot_id, "full")):
-            await redis.publish(keys.timeslot_reopened(str(timeslot_id)), "1")
-        await published(batch.outcomes)
+        else:
+            freed.add(timeslot_id)
+        for reopened in freed:
+            if await redis.delete(queue.flag(reopened, "full")):
+                await redis.publish(keys.timeslot_reopened(str(reopened)), "1")
+        await published(batch.decided)
 
     return await drain(queue, timeslot_id, decide=decide, announce=announce,
                        batch_size=batch_size, lease_ttl_ms=LEASE_TTL_MS)
@@ -107,10 +109,11 @@ async def decide_batch(
 ) -> TimeslotBatch:
     """One transaction for the whole batch, in queue order.
 
-    Locks are taken in one order everywhere: the timeslot row, then every
-    wallet the batch may touch, by user id. Runs of seats and cancellations
-    in queue order would otherwise take wallets in different orders and
-    deadlock against each other's batches.
+    Locks are taken in one order everywhere: timeslot rows by id (this one,
+    and those the batch's moves leave), then every wallet the batch may
+    touch, by user id. Runs of seats and cancellations in queue order would
+    otherwise take wallets in different orders and deadlock against each
+    other's batches.
 
     Commands of the batch decided already (a drainer committed and died, or
     lost its lease, before acknowledging) are returned again, so their
@@ -118,9 +121,9 @@ async def decide_batch(
     """
     now = clock.now()
     async with in_transaction():
-        timeslot = await Timeslot.select_for_update().get(id=timeslot_id).prefetch_related(
-            "program__center"
-        )
+        locked = await _lock_timeslots(timeslot_id, items)
+        timeslot = locked[timeslot_id]
+        await timeslot.fetch_related("program__center")
         # Compared on the locked row, not by an UPDATE's row count: MySQL counts
         # changed rows, and the same holder's next batch changes nothing.
         if timeslot.drain_fence > token:
@@ -130,187 +133,43 @@ async def decide_batch(
         decided_already = await Command.filter(
             id__in=[item.payload["command_id"] for item in items]
         )
-        outcomes = [Decided(command, command.user_id)  # type: ignore[attr-defined]
-                    for command in decided_already]
+        decided = Decisions(
+            outcomes=[Decided(command, command.user_id)  # type: ignore[attr-defined]
+                      for command in decided_already],
+            notified={command.user_id for command in decided_already},  # type: ignore[attr-defined]
+        )
         known = {str(command.id) for command in decided_already}
         fresh = [item for item in items if item.payload["command_id"] not in known]
-        await _lock_wallets_of(fresh)
+        await _lock_wallets_of(timeslot, fresh)
         # Runs of one kind keep the queue order between seats and cancellations:
         # a seat freed at position 10 can go to position 11.
         for kind, run in groupby(fresh, key=lambda item: item.payload.get("kind", RESERVE_SEAT)):
             if kind == CANCEL_RESERVATION:
-                outcomes += await _cancellations(timeslot, list(run), now=now)
+                decided.add(await cancellations(timeslot, list(run), now=now))
+            elif kind == WITHDRAW_TIMESLOT:
+                decided.add(await withdrawal(timeslot, now=now))
+            elif kind == MOVE_RESERVATION:
+                decided.add(await moves(timeslot, list(run), now=now, locked=locked))
             else:
-                outcomes += await _seats(timeslot, list(run), now=now)
-        return TimeslotBatch(outcomes, timeslot.reserved >= timeslot.capacity)
+                decided.add(await seats(timeslot, list(run), now=now))
+        decided.freed.discard(timeslot_id)
+        return TimeslotBatch(decided, timeslot.reserved >= timeslot.capacity)
 
 
-async def _lock_wallets_of(items: Sequence[QueuedItem]) -> None:
-    await lock_wallets({item.payload["user_id"] for item in items})
+async def _lock_timeslots(timeslot_id: int, items: Sequence[QueuedItem]) -> dict[int, Timeslot]:
+    """This timeslot and the ones its moves leave, locked by id."""
+    moving = [item.payload["reservation_id"] for item in items
+              if item.payload.get("kind") == MOVE_RESERVATION]
+    left = await Reservation.filter(id__in=moving).values_list("timeslot_id", flat=True)
+    return {
+        timeslot.id: timeslot for timeslot in await Timeslot.select_for_update().filter(
+            id__in=[timeslot_id, *left]).order_by("id")
+    }
 
 
-async def _seats(timeslot: Timeslot, items: list[QueuedItem], *, now: datetime) -> list[Decided]:
-    requests = [
-        rules.SeatRequest(item.position, item.payload["command_id"], item.payload["user_id"])
-        for item in items
-    ]
-    users = {request.user_id for request in requests}
-    price = timeslot.program.price_coupons
-    # Held since the start of the batch; read again for what earlier runs changed.
-    wallets = await lock_wallets(users)
-    decisions = rules.decide_seats(
-        requests,
-        seats_left=timeslot.capacity - timeslot.reserved,
-        price=price,
-        available={user: wallet.balance - wallet.held for user, wallet in wallets.items()},
-        holders={
-            reservation.user_id  # type: ignore[attr-defined]
-            for reservation in await Reservation.filter(
-                timeslot_id=timeslot.id, user_id__in=users, active=True
-            )
-        },
-        conflicting={
-            reservation.user_id  # type: ignore[attr-defined]
-            for reservation in await Reservation.filter(
-                user_id__in=users, active=True, starts_at__lt=timeslot.ends_at,
-                ends_at__gt=timeslot.starts_at,
-            ).exclude(timeslot_id=timeslot.id)
-        },
-        # Web processes remember timeslots for a while: a request may be
-        # queued after its center was deleted.
-        is_open=timeslot.starts_at > now and timeslot.program.center.deleted_at is None,
-    )
-    outcomes = await _apply_seats(timeslot, decisions, price=price, now=now, wallets=wallets)
-    seated = sum(1 for decision in decisions if decision.confirmed)
-    if seated:
-        await _move_seats(timeslot, seated)
-    return outcomes
-
-
-async def _move_seats(timeslot: Timeslot, change: int) -> None:
-    """The database has the last word on capacity, whatever the rule decided."""
-    moved = await Timeslot.filter(
-        id=timeslot.id, reserved__lte=timeslot.capacity - change, reserved__gte=-change
-    ).update(reserved=F("reserved") + change)
-    if moved != 1:
-        raise RuntimeError(f"timeslot {timeslot.id}: {change:+} seats breaks its bounds")
-    timeslot.reserved += change
-
-
-async def _apply_seats(
-    timeslot: Timeslot, decisions: list[rules.SeatDecision], *, price: int, now: datetime,
-    wallets: dict[int, Wallet],
-) -> list[Decided]:
-    """Write the batch's decisions in a few statements, whatever its size: the
-    first batch of a flash crowd holds the timeslot's lock while it writes."""
-    seated = [decision.request for decision in decisions if decision.confirmed]
-    if seated and price > 0:  # a free session moves no coupons
-        await debit_locked(
-            [(wallets[request.user_id], f"reservation:{request.command_id}")
-             for request in seated],
-            amount=price, kind=LedgerKind.BOOKING_DEBIT, now=now,
-            center_id=timeslot.program.center_id,  # type: ignore[attr-defined]
-        )
-    reservation_ids: dict[str, int] = {}
-    if seated:
-        await Reservation.bulk_create([
-            Reservation(
-                user_id=request.user_id, timeslot_id=timeslot.id,
-                status=ReservationStatus.CONFIRMED, active=True, price_coupons=price,
-                starts_at=timeslot.starts_at, ends_at=timeslot.ends_at,
-                command_id=request.command_id, created_at=now,
-            )
-            for request in seated
-        ])
-        # bulk_create returns no ids on MySQL: the command id finds them.
-        reservation_ids = {
-            str(command_id): reservation_id for command_id, reservation_id in
-            await Reservation.filter(
-                command_id__in=[request.command_id for request in seated]
-            ).values_list("command_id", "id")
-        }
-    commands: list[Command] = []
-    notifications: list[Notification] = []
-    for decision in decisions:
-        request = decision.request
-        if decision.confirmed:
-            reservation_id = reservation_ids[str(request.command_id)]
-            commands.append(succeeded(request.command_id, request.user_id, RESERVE_SEAT,
-                                       {"reservation_id": reservation_id}, now))
-            notifications.append(_event(request.user_id, "reservation.confirmed", {
-                "reservation_id": reservation_id, "timeslot_id": timeslot.id,
-                "command_id": request.command_id}, request.command_id, now))
-        else:
-            commands.append(failed(request.command_id, request.user_id, RESERVE_SEAT,
-                                    decision.outcome, now))
-            notifications.append(_event(request.user_id, "reservation.rejected", {
-                "timeslot_id": timeslot.id, "command_id": request.command_id,
-                "code": decision.outcome}, request.command_id, now))
-    return await _record(commands, notifications)
-
-
-async def _cancellations(
-    timeslot: Timeslot, items: list[QueuedItem], *, now: datetime
-) -> list[Decided]:
-    commands: list[Command] = []
-    notifications: list[Notification] = []
-    center_id = timeslot.program.center_id  # type: ignore[attr-defined]
-    for item in items:
-        command_id, user_id = item.payload["command_id"], item.payload["user_id"]
-        reservation = await Reservation.get_or_none(
-            id=item.payload["reservation_id"], user_id=user_id, timeslot_id=timeslot.id
-        )
-        if reservation is None:
-            commands.append(failed(command_id, user_id, CANCEL_RESERVATION,
-                                    rules.NOT_RESERVED, now))
-            continue
-        refund = rules.refund_for_cancellation(
-            price=reservation.price_coupons, starts_at=timeslot.starts_at,
-            now=accepted_at(item, default=now),
-        )
-        if reservation.status is ReservationStatus.CANCELLED:
-            commands.append(succeeded(command_id, user_id, CANCEL_RESERVATION,
-                                       {"reservation_id": reservation.id,
-                                        "refunded_coupons": 0}, now))
-            continue
-        if refund is None:
-            commands.append(failed(command_id, user_id, CANCEL_RESERVATION,
-                                    rules.ALREADY_STARTED, now))
-            continue
-        reservation.status, reservation.active = ReservationStatus.CANCELLED, None
-        reservation.cancelled_at = now
-        await reservation.save(update_fields=["status", "active", "cancelled_at"])
-        if refund:
-            await post_entry(
-                user_id=user_id, kind=LedgerKind.BOOKING_REFUND, amount=refund,
-                reference=f"cancellation:{reservation.id}", now=now, center_id=center_id,
-            )
-        await _move_seats(timeslot, -1)
-        result = {"reservation_id": reservation.id, "refunded_coupons": refund}
-        commands.append(succeeded(command_id, user_id, CANCEL_RESERVATION, result, now))
-        notifications.append(_event(user_id, "reservation.cancelled",
-                                    {**result, "timeslot_id": timeslot.id}, command_id, now))
-    return await _record(commands, notifications)
-
-
-def accepted_at(item: QueuedItem, *, default: datetime) -> datetime:
-    """When the web tier accepted the request: the moment the refund and move
-    windows count from, however long the queue kept it. Requests queued by a
-    web process older than the stamp count from the decision."""
-    stamp = item.payload.get("accepted_at")
-    return default if stamp is None else datetime.fromtimestamp(stamp, UTC)
-
-
-def _event(
-    user_id: int, type: str, payload: dict[str, Any], command_id: str, now: datetime
-) -> Notification:
-    return Notification(user_id=user_id, type=type, payload=payload,
-                        dedupe_key=f"{type}:{command_id}", created_at=now)
-
-
-async def _record(commands: list[Command], notifications: list[Notification]) -> list[Decided]:
-    if commands:
-        await Command.bulk_create(commands)
-    if notifications:
-        await Notification.bulk_create(notifications)
-    return [Decided(command, command.user_id) for command in commands]  # type: ignore[attr-defined]
+async def _lock_wallets_of(timeslot: Timeslot, items: Sequence[QueuedItem]) -> None:
+    people = {item.payload["user_id"] for item in items if "user_id" in item.payload}
+    if any(item.payload.get("kind") == WITHDRAW_TIMESLOT for item in items):
+        people |= set(await Reservation.filter(timeslot_id=timeslot.id, active=True)
+                      .values_list("user_id", flat=True))
+    await lock_wallets(people)

@@ -1,24 +1,64 @@
-"""What a decided booking command looks like: the command row, and the words
-for each refusal."""
+"""What a decided booking command looks like: the command row, the person's
+notification, and the words for each refusal."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from fitnus.booking import rules
 from fitnus.commands.models import Command, CommandStatus
+from fitnus.notifications.models import Notification
 
 RESERVE_SEAT = "reserve_seat"
 CANCEL_RESERVATION = "cancel_reservation"
+MOVE_RESERVATION = "move_reservation"
+# Not a person's command: the owner took the timeslot off (or closed the center).
+WITHDRAW_TIMESLOT = "withdraw_timeslot"
 
 
 @dataclass(frozen=True)
 class Decided:
     command: Command
     user_id: int
+
+
+@dataclass
+class Decisions:
+    """What part of a batch decided: command outcomes, the people who got a
+    notification, and other timeslots where a seat was freed (a move's old one)."""
+
+    outcomes: list[Decided] = field(default_factory=list)
+    notified: set[int] = field(default_factory=set)
+    freed: set[int] = field(default_factory=set)
+
+    def add(self, other: Decisions) -> None:
+        self.outcomes += other.outcomes
+        self.notified |= other.notified
+        self.freed |= other.freed
+
+
+def event(user_id: int, type: str, payload: dict[str, Any], *, dedupe: str,
+          now: datetime) -> Notification:
+    """A notification row, once per ``type`` and ``dedupe`` for the person."""
+    return Notification(user_id=user_id, type=type, payload=payload,
+                        dedupe_key=f"{type}:{dedupe}", created_at=now)
+
+
+async def record(commands: list[Command], notifications: list[Notification]) -> Decisions:
+    """Write a run's command rows and notifications, a statement each."""
+    if commands:
+        await Command.bulk_create(commands)
+    if notifications:
+        await Notification.bulk_create(notifications)
+    return Decisions(
+        outcomes=[Decided(command, command.user_id)  # type: ignore[attr-defined]
+                  for command in commands],
+        notified={notification.user_id  # type: ignore[attr-defined]
+                  for notification in notifications},
+    )
 
 
 REFUSAL_DETAIL = {
@@ -29,6 +69,7 @@ REFUSAL_DETAIL = {
     rules.TIMESLOT_CLOSED: "this session has started",
     rules.ALREADY_STARTED: "this session has started: it can no longer be cancelled",
     rules.NOT_RESERVED: "no such reservation",
+    rules.MOVE_WINDOW_CLOSED: "a booking can be moved until 24 h before its start",
 }
 
 

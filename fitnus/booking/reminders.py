@@ -55,8 +55,9 @@ async def _owed(
 ) -> list[Reservation]:
     """A plain read: a locking read of this range would also lock its gaps and
     hold up bookings of the coming hour, so rows are locked by id in _remind."""
+    # A withdrawn timeslot's reservations are about to be cancelled.
     query = Reservation.filter(
-        reminded_at=None, active=True,
+        reminded_at=None, active=True, timeslot__withdrawn_at__isnull=True,
         starts_at__gt=as_utc(now), starts_at__lte=as_utc(now + lead),
     )
     if after is not None:

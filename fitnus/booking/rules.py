@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 CONFIRMED = "confirmed"
 SOLD_OUT = "sold_out"
@@ -14,7 +15,10 @@ SCHEDULE_CONFLICT = "schedule_conflict"
 TIMESLOT_CLOSED = "timeslot_closed"
 ALREADY_STARTED = "already_started"
 NOT_RESERVED = "reservation_not_found"
+MOVE_WINDOW_CLOSED = "move_window_closed"
 REFUND_WINDOW_HOURS = 24
+# A booking moves while a cancellation would still be refunded in full.
+MOVE_WINDOW_HOURS = REFUND_WINDOW_HOURS
 
 
 @dataclass(frozen=True)
@@ -71,9 +75,53 @@ def decide_seats(
     return decisions
 
 
+def accepted_at(request: Mapping[str, Any], *, default: datetime) -> datetime:
+    """When the web tier accepted a queued request: the moment the refund and
+    move windows count from, however long the queue kept it. A request
+    queued by a web process older than the stamp counts from ``default``."""
+    stamp = request.get("accepted_at")
+    return default if stamp is None else datetime.fromtimestamp(stamp, UTC)
+
+
 def refund_for_cancellation(*, price: int, starts_at: datetime, now: datetime) -> int | None:
     """Coupons back when cancelling: all of them 24 h or more before the start,
     none later, and no cancelling at all once it started (None)."""
     if now >= starts_at:
         return None
     return price if starts_at - now >= timedelta(hours=REFUND_WINDOW_HOURS) else 0
+
+
+@dataclass(frozen=True)
+class MoveFacts:
+    """What the batch read, under its locks, about one move."""
+
+    old_starts_at: datetime | None  # None: the reservation is not live any more
+    accepted_at: datetime
+    target_open: bool
+    holds_target: bool
+    conflicting: bool
+    seats_left: int
+    available: int
+    price_difference: int  # new price - what the old seat cost
+
+
+def decide_move(facts: MoveFacts) -> str:
+    """Either the person gets the new seat and gives up the old one, or nothing
+    changes; counted from when the request was accepted."""
+    if facts.old_starts_at is None:
+        return NOT_RESERVED
+    if facts.accepted_at >= facts.old_starts_at:
+        return ALREADY_STARTED
+    if facts.old_starts_at - facts.accepted_at < timedelta(hours=MOVE_WINDOW_HOURS):
+        return MOVE_WINDOW_CLOSED
+    if not facts.target_open:
+        return TIMESLOT_CLOSED
+    if facts.holds_target:
+        return ALREADY_RESERVED
+    if facts.conflicting:
+        return SCHEDULE_CONFLICT
+    if facts.seats_left <= 0:
+        return SOLD_OUT
+    if facts.price_difference > facts.available:
+        return INSUFFICIENT_COUPONS
+    return CONFIRMED

@@ -16,8 +16,9 @@ transaction, so a drainer whose lease expired cannot commit.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from redis.asyncio import Redis
@@ -28,8 +29,10 @@ from fitnus.booking import rules
 from fitnus.booking.models import Reservation, ReservationStatus
 from fitnus.booking.outcomes import (
     CANCEL_RESERVATION,
+    MOVE_RESERVATION,
     REFUSAL_DETAIL,
     RESERVE_SEAT,
+    WITHDRAW_TIMESLOT,
     Decided,
     succeeded,
 )
@@ -60,74 +63,98 @@ class SeatRequested:
     position: int
 
 
+@dataclass(frozen=True, kw_only=True)
+class BookingDesk:
+    """What the web tier needs to accept requests into timeslot queues."""
+
+    redis: Redis
+    keys: Keys
+    pending: PendingCommands
+    clock: Clock
+    schedule_drain: ScheduleDrain
+    starts: TimeslotStarts
+    sold_out: SoldOutMemory
+
+    @property
+    def queue(self) -> KeyedQueue:
+        return timeslot_queue(self.redis, self.keys)
+
+    async def is_full(self, timeslot_id: int) -> bool:
+        """The fast path, without touching MySQL: a timeslot the worker found full."""
+        async def flagged_full() -> bool:
+            return bool(await self.redis.exists(self.queue.flag(timeslot_id, "full")))
+
+        return await self.sold_out.is_full(timeslot_id, flagged_full)
+
+    async def start_of(self, timeslot_id: int) -> float:
+        """A bookable timeslot's start (POSIX seconds), remembered by this process."""
+        starts_at = await self.starts.start_of(timeslot_id)
+        if starts_at is None:
+            raise NotFound("no such timeslot", code="timeslot_not_found")
+        return starts_at
+
+    async def enqueue(self, timeslot_id: int, *, kind: str, user_id: int,
+                      **request: Any) -> SeatRequested:
+        """Queue a person's command behind the timeslot's other requests,
+        stamped with the moment it was accepted."""
+        command_id = uuid.uuid4()
+        payload = {"command_id": str(command_id), "user_id": user_id, **request}
+        if kind != RESERVE_SEAT:  # the flash crowd's requests stay small
+            payload |= {"kind": kind, "accepted_at": self.clock.now().timestamp()}
+        enqueued = await self.queue.enqueue(
+            timeslot_id, payload,
+            along=lambda pipe: self.pending.open(pipe, command_id=command_id, user_id=user_id,
+                                                 kind=kind),
+        )
+        if enqueued.must_schedule_drain:
+            await self.schedule_drain(timeslot_id)
+        return SeatRequested(command_id, enqueued.position)
+
+    async def first_answer(
+        self, principal: Principal, idempotency_key: str | None,
+        accept: Callable[[], Awaitable[SeatRequested]],
+    ) -> SeatRequested:
+        """``accept()``, once per Idempotency-Key: every copy gets the first answer."""
+        async def answer() -> dict[str, Any]:
+            requested = await accept()
+            return {"command_id": str(requested.command_id), "position": requested.position}
+
+        if idempotency_key is None:
+            return await accept()
+        first = await IdempotencyKeys(redis=self.redis, keys=self.keys).first_answer(
+            user_id=principal.user_id, key=idempotency_key, answer=answer)
+        return SeatRequested(uuid.UUID(first["command_id"]), first["position"])
+
+
 def timeslot_queue(redis: Redis, keys: Keys) -> KeyedQueue:
     return KeyedQueue(redis=redis, prefix=keys.prefix, kind=QUEUE_KIND)
 
 
 async def bookable_start(timeslot_id: int) -> float | None:
-    """The start (POSIX seconds) of a timeslot whose center is not deleted."""
-    timeslot = await Timeslot.get_or_none(id=timeslot_id, program__center__deleted_at__isnull=True)
+    """The start (POSIX seconds) of a timeslot still on its center's timetable."""
+    timeslot = await Timeslot.get_or_none(id=timeslot_id, withdrawn_at=None,
+                                          program__center__deleted_at__isnull=True)
     return None if timeslot is None else timeslot.starts_at.timestamp()
 
 
 async def request_seat(
-    *, principal: Principal, timeslot_id: int, idempotency_key: str | None, redis: Redis,
-    keys: Keys, pending: PendingCommands, clock: Clock, schedule_drain: ScheduleDrain,
-    starts: TimeslotStarts, sold_out: SoldOutMemory,
+    desk: BookingDesk, *, principal: Principal, timeslot_id: int, idempotency_key: str | None,
 ) -> SeatRequested:
     """Accept a request into the timeslot's queue; the position is its place in line.
     Every copy sent with one Idempotency-Key gets the first copy's answer, and
     only the first is queued."""
-    async def accept() -> dict[str, Any]:
-        requested = await _accept_seat_request(
-            principal=principal, timeslot_id=timeslot_id, redis=redis, keys=keys,
-            pending=pending, clock=clock, schedule_drain=schedule_drain, starts=starts,
-            sold_out=sold_out,
-        )
-        return {"command_id": str(requested.command_id), "position": requested.position}
+    async def accept() -> SeatRequested:
+        if await desk.is_full(timeslot_id):
+            raise SeatRefused("every seat is taken", code=rules.SOLD_OUT)
+        if await desk.start_of(timeslot_id) <= desk.clock.now().timestamp():
+            raise SeatRefused("this session has started", code=rules.TIMESLOT_CLOSED)
+        return await desk.enqueue(timeslot_id, kind=RESERVE_SEAT, user_id=principal.user_id)
 
-    if idempotency_key is None:
-        answer = await accept()
-    else:
-        answer = await IdempotencyKeys(redis=redis, keys=keys).first_answer(
-            user_id=principal.user_id, key=idempotency_key, answer=accept)
-    return SeatRequested(uuid.UUID(answer["command_id"]), answer["position"])
-
-
-async def _accept_seat_request(
-    *, principal: Principal, timeslot_id: int, redis: Redis, keys: Keys,
-    pending: PendingCommands, clock: Clock, schedule_drain: ScheduleDrain,
-    starts: TimeslotStarts, sold_out: SoldOutMemory,
-) -> SeatRequested:
-    queue = timeslot_queue(redis, keys)
-
-    # Fast paths, without touching MySQL: a timeslot the worker found full,
-    # and the start of one this process has seen.
-    async def flagged_full() -> bool:
-        return bool(await redis.exists(queue.flag(timeslot_id, "full")))
-
-    if await sold_out.is_full(timeslot_id, flagged_full):
-        raise SeatRefused("every seat is taken", code=rules.SOLD_OUT)
-    starts_at = await starts.start_of(timeslot_id)
-    if starts_at is None:
-        raise NotFound("no such timeslot", code="timeslot_not_found")
-    if starts_at <= clock.now().timestamp():
-        raise SeatRefused("this session has started", code=rules.TIMESLOT_CLOSED)
-    command_id = uuid.uuid4()
-    enqueued = await queue.enqueue(
-        timeslot_id, {"command_id": str(command_id), "user_id": principal.user_id},
-        along=lambda pipe: pending.open(pipe, command_id=command_id, user_id=principal.user_id,
-                                        kind=RESERVE_SEAT),
-    )
-    if enqueued.must_schedule_drain:
-        await schedule_drain(timeslot_id)
-    return SeatRequested(command_id, enqueued.position)
+    return await desk.first_answer(principal, idempotency_key, accept)
 
 
 async def request_cancellation(
-    *, principal: Principal, reservation_id: int, redis: Redis, keys: Keys,
-    pending: PendingCommands, clock: Clock, schedule_drain: ScheduleDrain,
-    sold_out: SoldOutMemory,
+    desk: BookingDesk, *, principal: Principal, reservation_id: int,
 ) -> uuid.UUID | Decided:
     """Queue a cancellation behind the timeslot's other requests, so a freed
     seat goes to the next in line; an already cancelled reservation answers
@@ -140,25 +167,66 @@ async def request_cancellation(
         result = {"reservation_id": reservation.id,
                   "refunded_coupons": refund.amount if refund else 0}
         return Decided(succeeded(str(uuid.uuid4()), principal.user_id, CANCEL_RESERVATION,
-                                  result, clock.now()), principal.user_id)
-    if reservation.starts_at <= clock.now():
+                                 result, desk.clock.now()), principal.user_id)
+    if reservation.starts_at <= desk.clock.now():
         raise SeatRefused(REFUSAL_DETAIL[rules.ALREADY_STARTED], code=rules.ALREADY_STARTED)
-    command_id = uuid.uuid4()
     timeslot_id = reservation.timeslot_id  # type: ignore[attr-defined]
     # Other processes hear of the reopening from the worker; this one may be
     # asked again by the same person the moment the answer reaches them.
-    sold_out.forget(timeslot_id)
-    enqueued = await timeslot_queue(redis, keys).enqueue(
-        timeslot_id,
-        {"kind": CANCEL_RESERVATION, "command_id": str(command_id),
-         "user_id": principal.user_id, "reservation_id": reservation.id,
-         "accepted_at": clock.now().timestamp()},
-        along=lambda pipe: pending.open(pipe, command_id=command_id, user_id=principal.user_id,
-                                        kind=CANCEL_RESERVATION),
-    )
-    if enqueued.must_schedule_drain:
-        await schedule_drain(timeslot_id)
-    return command_id
+    desk.sold_out.forget(timeslot_id)
+    requested = await desk.enqueue(timeslot_id, kind=CANCEL_RESERVATION,
+                                   user_id=principal.user_id, reservation_id=reservation.id)
+    return requested.command_id
+
+
+async def request_move(
+    desk: BookingDesk, *, principal: Principal, reservation_id: int, timeslot_id: int,
+    idempotency_key: str | None,
+) -> SeatRequested:
+    """Queue a move into the new timeslot's queue, which decides it in one
+    transaction with freeing the old seat. What is already plain is refused here."""
+    async def accept() -> SeatRequested:
+        reservation = await Reservation.get_or_none(id=reservation_id,
+                                                    user_id=principal.user_id, active=True)
+        if reservation is None:
+            raise NotFound("no such reservation", code="reservation_not_found")
+        if reservation.timeslot_id == timeslot_id:  # type: ignore[attr-defined]
+            raise SeatRefused(REFUSAL_DETAIL[rules.ALREADY_RESERVED],
+                              code=rules.ALREADY_RESERVED)
+        now = desk.clock.now()
+        if reservation.starts_at <= now:
+            raise SeatRefused(REFUSAL_DETAIL[rules.ALREADY_STARTED], code=rules.ALREADY_STARTED)
+        if reservation.starts_at - now < timedelta(hours=rules.MOVE_WINDOW_HOURS):
+            raise SeatRefused(REFUSAL_DETAIL[rules.MOVE_WINDOW_CLOSED],
+                              code=rules.MOVE_WINDOW_CLOSED)
+        if await desk.start_of(timeslot_id) <= now.timestamp():
+            raise SeatRefused(REFUSAL_DETAIL[rules.TIMESLOT_CLOSED], code=rules.TIMESLOT_CLOSED)
+        if await desk.is_full(timeslot_id):
+            raise SeatRefused(REFUSAL_DETAIL[rules.SOLD_OUT], code=rules.SOLD_OUT)
+        return await desk.enqueue(timeslot_id, kind=MOVE_RESERVATION,
+                                  user_id=principal.user_id, reservation_id=reservation.id)
+
+    return await desk.first_answer(principal, idempotency_key, accept)
+
+
+async def request_withdrawals(
+    timeslot_ids: Iterable[int], *, redis: Redis, keys: Keys, schedule_drain: ScheduleDrain,
+) -> None:
+    """After the commit that withdrew them: each timeslot's queue cancels its
+    reservations, in line with whatever it holds already."""
+    queue = timeslot_queue(redis, keys)
+    for timeslot_id in timeslot_ids:
+        enqueued = await queue.enqueue(
+            timeslot_id, {"kind": WITHDRAW_TIMESLOT, "command_id": str(uuid.uuid4())})
+        if enqueued.must_schedule_drain:
+            await schedule_drain(timeslot_id)
+
+
+async def withdrawn_with_seats() -> list[int]:
+    """Withdrawn timeslots that still hold seats: their withdrawal was never
+    queued (the web process died after its commit) or was lost with Redis."""
+    return [timeslot.id for timeslot in await Timeslot.filter(
+        withdrawn_at__isnull=False, reserved__gt=0).only("id")]
 
 
 async def reservation_for(principal: Principal, reservation_id: int) -> Reservation:

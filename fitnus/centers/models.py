@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import time
+from enum import StrEnum
 from typing import Any
 
 from tortoise import fields
@@ -94,6 +95,13 @@ class Program(Model):
         table = "program"
 
 
+class WithdrawalReason(StrEnum):
+    """Why a timeslot's reservations were cancelled for everyone."""
+
+    CENTER_CLOSED = "center_closed"
+    TIMESLOT_WITHDRAWN = "timeslot_withdrawn"
+
+
 class Timeslot(Model):
     id = fields.BigIntField(primary_key=True)
     program: fields.ForeignKeyRelation[Program] = fields.ForeignKeyField(
@@ -107,7 +115,12 @@ class Timeslot(Model):
     # whose lease expired holds an older token and cannot commit.
     drain_fence = fields.BigIntField(default=0)
     created_at = fields.DatetimeField()
+    # Withdrawn by its owner, or with its center: it takes no bookings, and
+    # its reservations are cancelled with a full refund (WithdrawalReason).
+    withdrawn_at = fields.DatetimeField(null=True)
+    withdrawal_reason = fields.CharEnumField(WithdrawalReason, max_length=32, null=True)
 
     class Meta:
         table = "timeslot"
-        indexes = (("program_id", "starts_at"),)
+        # The sweeper finds withdrawn timeslots that still hold seats.
+        indexes = (("program_id", "starts_at"), ("withdrawn_at", "reserved"))

@@ -16,7 +16,7 @@ from tortoise.transactions import in_transaction
 
 from fitnus.accounts.models import Role
 from fitnus.accounts.tokens import Principal
-from fitnus.centers.models import Center, Program, SearchOutbox, Timeslot
+from fitnus.centers.models import Center, Program, SearchOutbox, Timeslot, WithdrawalReason
 from fitnus.centers.rules import MAX_ADVANCE_DAYS, Interval, first_overlap
 from fitnus.clock import Clock, as_utc
 from fitnus.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -127,7 +127,9 @@ async def update_center(
 
 async def delete_center(
     *, principal: Principal, center_id: int, clock: Clock, index_center: IndexCenter
-) -> None:
+) -> list[int]:
+    """Soft-delete the center and withdraw its future timeslots; returns the
+    withdrawn timeslots that hold seats, whose reservations must be cancelled."""
     now = clock.now()
     async with in_transaction():
         center = await _center_for_change(principal, center_id)
@@ -136,7 +138,47 @@ async def delete_center(
         center.updated_at = now
         await center.save(update_fields=["deleted_at", "version", "updated_at"])
         await _record_change(center, now=now)
+        programs = await Program.filter(center_id=center.id).values_list("id", flat=True)
+        # Locked in id order, as reservation batches lock them.
+        future = await Timeslot.select_for_update().filter(
+            program_id__in=list(programs), starts_at__gt=as_utc(now), withdrawn_at=None,
+        ).order_by("id")
+        held = await _withdraw(future, reason=WithdrawalReason.CENTER_CLOSED, now=now)
     await index_center(center.id)
+    return held
+
+
+async def withdraw_timeslot(*, principal: Principal, timeslot_id: int, clock: Clock) -> list[int]:
+    """The owner takes a session off the timetable before it starts; returns
+    [its id] if it holds seats, whose reservations must be cancelled."""
+    now = clock.now()
+    async with in_transaction():
+        # Only the timeslot's row is locked: a join would lock its center
+        # too, in another order than deleting the center takes them.
+        timeslot = await Timeslot.select_for_update().get_or_none(id=timeslot_id,
+                                                                  withdrawn_at=None)
+        if timeslot is None:
+            raise NotFound("no such timeslot", code="timeslot_not_found")
+        await timeslot.fetch_related("program__center")
+        center = timeslot.program.center
+        if center.deleted_at is not None:
+            raise NotFound("no such timeslot", code="timeslot_not_found")
+        _require_manages(principal, center)
+        if timeslot.starts_at <= now:
+            raise Conflict("this session has started: it can no longer be withdrawn",
+                           code="already_started")
+        return await _withdraw([timeslot], reason=WithdrawalReason.TIMESLOT_WITHDRAWN, now=now)
+
+
+async def _withdraw(
+    timeslots: list[Timeslot], *, reason: WithdrawalReason, now: datetime
+) -> list[int]:
+    """Inside the locking transaction. Withdrawn timeslots take no bookings
+    from here on; the ones that hold seats are returned."""
+    if timeslots:
+        await Timeslot.filter(id__in=[timeslot.id for timeslot in timeslots]).update(
+            withdrawn_at=now, withdrawal_reason=reason)
+    return [timeslot.id for timeslot in timeslots if timeslot.reserved > 0]
 
 
 async def create_program(
@@ -228,7 +270,7 @@ async def timeslots_of(
     after: tuple[datetime, int] | None, limit: int,
 ) -> list[Timeslot]:
     await program_by_id(program_id)
-    query = Timeslot.filter(program_id=program_id)
+    query = Timeslot.filter(program_id=program_id, withdrawn_at=None)
     if starts_from is not None:
         query = query.filter(starts_at__gte=as_utc(starts_from))
     if starts_before is not None:
@@ -242,7 +284,7 @@ async def timeslots_of(
 
 async def timeslot_by_id(timeslot_id: int) -> Timeslot:
     timeslot = await Timeslot.get_or_none(
-        id=timeslot_id, program__center__deleted_at__isnull=True
+        id=timeslot_id, withdrawn_at=None, program__center__deleted_at__isnull=True
     )
     if timeslot is None:
         raise NotFound("no such timeslot", code="timeslot_not_found")

@@ -57,11 +57,11 @@ async def test_a_batch_replayed_after_a_crash_changes_nothing(
     await queued_requests(redis, keys, session.timeslot_id, users)
     items = await timeslot_queue(redis, keys).peek(session.timeslot_id, 10)
     first = await decide_batch(session.timeslot_id, items, token=10**9, clock=system_clock)
-    assert len(first.outcomes) == 3
+    assert len(first.decided.outcomes) == 3
     before = await snapshot(session.timeslot_id, [u.id for u in users])
     again = await decide_batch(session.timeslot_id, items, token=10**9, clock=system_clock)
-    assert ({(o.command.id, o.command.status) for o in again.outcomes}
-            == {(o.command.id, o.command.status) for o in first.outcomes})
+    assert ({(o.command.id, o.command.status) for o in again.decided.outcomes}
+            == {(o.command.id, o.command.status) for o in first.decided.outcomes})
     assert await snapshot(session.timeslot_id, [u.id for u in users]) == before
     assert before[0] == before[1] == 2
 
@@ -77,8 +77,8 @@ async def test_a_drain_message_delivered_twice_decides_once(
     await queued_requests(redis, keys, session.timeslot_id, users)
     published: list[Any] = []
 
-    async def publish(outcomes: list[Any]) -> None:
-        published.extend(outcomes)
+    async def publish(decided: Any) -> None:
+        published.extend(decided.outcomes)
 
     # Batches of one: the same lease holder commits four times.
     first = await drain_timeslot(session.timeslot_id, redis=redis, keys=keys,
@@ -151,7 +151,7 @@ async def test_a_batch_is_announced_even_when_its_lease_was_lost_after_the_commi
     announced: list[Any] = []
 
     async def announce(batch: TimeslotBatch) -> None:
-        announced.extend(batch.outcomes)
+        announced.extend(batch.decided.outcomes)
 
     await drain(queue, session.timeslot_id, decide=decide_then_lose_the_lease,
                 announce=announce, batch_size=10, lease_ttl_ms=10_000)
@@ -174,13 +174,13 @@ async def test_the_next_drainer_announces_what_a_dead_one_committed(
     await queue.release(session.timeslot_id, token)  # its lease ran out: it died
     published: list[Any] = []
 
-    async def publish(outcomes: list[Any]) -> None:
-        published.extend(outcomes)
+    async def publish(decided: Any) -> None:
+        published.extend(decided.outcomes)
 
     await drain_timeslot(session.timeslot_id, redis=redis, keys=keys, clock=system_clock,
                          published=publish)
     assert sorted(str(o.command.id) for o in published) == sorted(
-        str(o.command.id) for o in committed.outcomes)
+        str(o.command.id) for o in committed.decided.outcomes)
 
 
 # Keys raced at once: within the test Redis client's connection pool.

@@ -1,0 +1,96 @@
+"""Seats given back in a batch: a person's cancellation, and every seat of a
+timeslot withdrawn by its owner or closed with its center. Runs inside the
+batch's transaction, which holds the timeslot row and the wallets involved
+(fitnus.booking.batches)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fitnus.booking import rules
+from fitnus.booking.guards import change_seat_count, free_seat
+from fitnus.booking.models import Reservation, ReservationStatus
+from fitnus.booking.outcomes import CANCEL_RESERVATION, Decisions, event, failed, record, succeeded
+from fitnus.centers.models import Timeslot
+from fitnus.commands.models import Command
+from fitnus.keyed_queue import QueuedItem
+from fitnus.notifications.models import Notification
+from fitnus.wallet.models import LedgerKind
+from fitnus.wallet.service import post_entry
+
+CANCELLED = "reservation.cancelled"
+
+
+async def _refund(reservation: Reservation, amount: int, *, center_id: int,
+                  now: datetime) -> None:
+    if amount:
+        await post_entry(
+            user_id=reservation.user_id,  # type: ignore[attr-defined]
+            kind=LedgerKind.BOOKING_REFUND, amount=amount,
+            reference=f"cancellation:{reservation.id}", now=now, center_id=center_id,
+        )
+
+
+async def cancellations(
+    timeslot: Timeslot, items: list[QueuedItem], *, now: datetime
+) -> Decisions:
+    commands: list[Command] = []
+    notifications: list[Notification] = []
+    center_id = timeslot.program.center_id  # type: ignore[attr-defined]
+    freed = 0
+    for item in items:
+        command_id, user_id = item.payload["command_id"], item.payload["user_id"]
+        reservation = await Reservation.get_or_none(
+            id=item.payload["reservation_id"], user_id=user_id, timeslot_id=timeslot.id
+        )
+        if reservation is None:
+            commands.append(failed(command_id, user_id, CANCEL_RESERVATION,
+                                   rules.NOT_RESERVED, now))
+            continue
+        refund = rules.refund_for_cancellation(
+            price=reservation.price_coupons, starts_at=timeslot.starts_at,
+            now=rules.accepted_at(item.payload, default=now),
+        )
+        if reservation.status is ReservationStatus.CANCELLED:
+            commands.append(succeeded(command_id, user_id, CANCEL_RESERVATION,
+                                      {"reservation_id": reservation.id,
+                                       "refunded_coupons": 0}, now))
+            continue
+        if refund is None:
+            commands.append(failed(command_id, user_id, CANCEL_RESERVATION,
+                                   rules.ALREADY_STARTED, now))
+            continue
+        await free_seat(reservation, now=now)
+        freed += 1
+        await _refund(reservation, refund, center_id=center_id, now=now)
+        result = {"reservation_id": reservation.id, "refunded_coupons": refund}
+        commands.append(succeeded(command_id, user_id, CANCEL_RESERVATION, result, now))
+        notifications.append(event(user_id, CANCELLED, {**result, "timeslot_id": timeslot.id},
+                                   dedupe=command_id, now=now))
+    if freed:
+        await change_seat_count(timeslot, -freed)
+    return await record(commands, notifications)
+
+
+async def withdrawal(timeslot: Timeslot, *, now: datetime) -> Decisions:
+    """Every live reservation of a withdrawn timeslot cancelled with a full
+    refund, whatever the 24 h rule says: the center called it off. Running it
+    again finds nothing live and changes nothing."""
+    if timeslot.withdrawal_reason is None:
+        return Decisions()
+    live = await Reservation.filter(timeslot_id=timeslot.id, active=True)
+    notifications: list[Notification] = []
+    center_id = timeslot.program.center_id  # type: ignore[attr-defined]
+    for reservation in live:
+        await free_seat(reservation, now=now)
+        await _refund(reservation, reservation.price_coupons, center_id=center_id, now=now)
+        notifications.append(event(
+            reservation.user_id,  # type: ignore[attr-defined]
+            CANCELLED,
+            {"reservation_id": reservation.id, "refunded_coupons": reservation.price_coupons,
+             "timeslot_id": timeslot.id, "reason": timeslot.withdrawal_reason.value},
+            dedupe=f"withdrawn:{reservation.id}", now=now,
+        ))
+    if live:
+        await change_seat_count(timeslot, -len(live))
+    return await record([], notifications)

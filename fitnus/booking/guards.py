@@ -1,0 +1,30 @@
+"""The conditional UPDATEs every batch run changes seats through: the
+database, not the rule that decided, has the last word."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from tortoise.expressions import F
+
+from fitnus.booking.models import Reservation, ReservationStatus
+from fitnus.centers.models import Timeslot
+
+
+async def change_seat_count(timeslot: Timeslot, change: int) -> None:
+    """Seats taken (+) or given back (-), never past capacity nor below zero."""
+    moved = await Timeslot.filter(
+        id=timeslot.id, reserved__lte=timeslot.capacity - change, reserved__gte=-change
+    ).update(reserved=F("reserved") + change)
+    if moved != 1:
+        raise RuntimeError(f"timeslot {timeslot.id}: {change:+} seats breaks its bounds")
+    timeslot.reserved += change
+
+
+async def free_seat(reservation: Reservation, *, now: datetime) -> None:
+    """Cancel a live reservation. The condition is the guard: a seat is freed
+    once, whoever gets there first; the batch's locks make a second try a bug."""
+    freed = await Reservation.filter(id=reservation.id, active=True).update(
+        status=ReservationStatus.CANCELLED, active=None, cancelled_at=now)
+    if freed != 1:
+        raise RuntimeError(f"reservation {reservation.id}: not live under the batch's locks")
