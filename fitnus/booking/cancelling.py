@@ -60,7 +60,11 @@ async def cancellations(
             commands.append(failed(command_id, user_id, CANCEL_RESERVATION,
                                    rules.ALREADY_STARTED, now))
             continue
-        await free_seat(reservation, now=now)
+        if not await free_seat(reservation, now=now):
+            # Moved away since it was read: nothing of it is left to cancel here.
+            commands.append(failed(command_id, user_id, CANCEL_RESERVATION,
+                                   rules.NOT_RESERVED, now))
+            continue
         freed += 1
         await _refund(reservation, refund, center_id=center_id, now=now)
         result = {"reservation_id": reservation.id, "refunded_coupons": refund}
@@ -78,11 +82,11 @@ async def withdrawal(timeslot: Timeslot, *, now: datetime) -> Decisions:
     again finds nothing live and changes nothing."""
     if timeslot.withdrawal_reason is None:
         return Decisions()
-    live = await Reservation.filter(timeslot_id=timeslot.id, active=True)
     notifications: list[Notification] = []
     center_id = timeslot.program.center_id  # type: ignore[attr-defined]
-    for reservation in live:
-        await free_seat(reservation, now=now)
+    for reservation in await Reservation.filter(timeslot_id=timeslot.id, active=True):
+        if not await free_seat(reservation, now=now):
+            continue
         await _refund(reservation, reservation.price_coupons, center_id=center_id, now=now)
         notifications.append(event(
             reservation.user_id,  # type: ignore[attr-defined]
@@ -91,6 +95,6 @@ async def withdrawal(timeslot: Timeslot, *, now: datetime) -> Decisions:
              "timeslot_id": timeslot.id, "reason": timeslot.withdrawal_reason.value},
             dedupe=f"withdrawn:{reservation.id}", now=now,
         ))
-    if live:
-        await change_seat_count(timeslot, -len(live))
+    if notifications:
+        await change_seat_count(timeslot, -len(notifications))
     return await record([], notifications)

@@ -21,10 +21,10 @@ async def change_seat_count(timeslot: Timeslot, change: int) -> None:
     timeslot.reserved += change
 
 
-async def free_seat(reservation: Reservation, *, now: datetime) -> None:
-    """Cancel a live reservation. The condition is the guard: a seat is freed
-    once, whoever gets there first; the batch's locks make a second try a bug."""
+async def free_seat(reservation: Reservation, *, now: datetime) -> bool:
+    """Cancel a reservation if it is still live; whether it was. The condition
+    is the guard: a seat is freed once, whoever gets there first, even if a
+    lock was lost on the way."""
     freed = await Reservation.filter(id=reservation.id, active=True).update(
         status=ReservationStatus.CANCELLED, active=None, cancelled_at=now)
-    if freed != 1:
-        raise RuntimeError(f"reservation {reservation.id}: not live under the batch's locks")
+    return freed == 1

@@ -4,6 +4,7 @@ rows and the wallets involved (fitnus.booking.batches)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 
 from fitnus.booking import rules
@@ -128,17 +129,29 @@ def _reservation(timeslot: Timeslot, user_id: int, command_id: str, *, price: in
 async def moves(timeslot: Timeslot, items: list[QueuedItem], *, now: datetime,
                 locked: dict[int, Timeslot]) -> Decisions:
     """Moves into this timeslot, one at a time (they are few). ``locked`` holds
-    every timeslot row the batch locked, the moves' old ones included."""
+    every timeslot row the batch locked, the moves' old ones included; their
+    seat counts change once, at the end of the run, in id order."""
     decided = Decisions()
+    left: Counter[int] = Counter()
     for item in items:
-        decided.add(await move(timeslot, item, now=now, locked=locked))
+        seats_left = timeslot.capacity - timeslot.reserved - left.total()
+        moved_from = await move(timeslot, item, now=now, seats_left=seats_left,
+                                decided=decided)
+        if moved_from is not None:
+            left[moved_from] += 1
+    if left:
+        changes = {timeslot.id: left.total(), **{old: -count for old, count in left.items()}}
+        for timeslot_id in sorted(changes):
+            await change_seat_count(locked[timeslot_id], changes[timeslot_id])
+    decided.freed |= set(left)
     return decided
 
 
-async def move(timeslot: Timeslot, item: QueuedItem, *, now: datetime,
-               locked: dict[int, Timeslot]) -> Decisions:
+async def move(timeslot: Timeslot, item: QueuedItem, *, now: datetime, seats_left: int,
+               decided: Decisions) -> int | None:
     """One decision: the new seat taken and the old one freed, with the price
-    difference charged or refunded, in this transaction; or nothing changed."""
+    difference charged or refunded, in this transaction; or nothing changed.
+    Returns the timeslot the person left, if they moved."""
     command_id, user_id = item.payload["command_id"], item.payload["user_id"]
     old = await Reservation.get_or_none(id=item.payload["reservation_id"], user_id=user_id,
                                         active=True)
@@ -154,23 +167,22 @@ async def move(timeslot: Timeslot, item: QueuedItem, *, now: datetime,
             user_id=user_id, active=True, starts_at__lt=timeslot.ends_at,
             ends_at__gt=timeslot.starts_at,
         ).exclude(id=old.id).exclude(timeslot_id=timeslot.id).exists(),
-        seats_left=timeslot.capacity - timeslot.reserved,
+        seats_left=seats_left,
         available=wallet.balance - wallet.held,
         price_difference=price - (0 if old is None else old.price_coupons),
     ))
+    if outcome == rules.CONFIRMED and old is not None and not await free_seat(old, now=now):
+        outcome = rules.NOT_RESERVED
     if outcome != rules.CONFIRMED or old is None:
-        return await record(
+        decided.add(await record(
             [failed(command_id, user_id, MOVE_RESERVATION, outcome, now)],
             [event(user_id, "reservation.move_rejected", {
                 "reservation_id": item.payload["reservation_id"], "timeslot_id": timeslot.id,
                 "command_id": command_id, "code": outcome}, dedupe=command_id, now=now)],
-        )
-    old_timeslot = locked[old.timeslot_id]  # type: ignore[attr-defined]
-    await free_seat(old, now=now)
-    await change_seat_count(old_timeslot, -1)
+        ))
+        return None
     new = _reservation(timeslot, user_id, command_id, price=price, now=now)
     await new.save()
-    await change_seat_count(timeslot, +1)
     difference = price - old.price_coupons
     if difference:
         await post_entry(
@@ -180,11 +192,11 @@ async def move(timeslot: Timeslot, item: QueuedItem, *, now: datetime,
         )
     result = {"reservation_id": new.id, "moved_from": old.id,
               "charged_coupons": max(difference, 0), "refunded_coupons": max(-difference, 0)}
-    decided = await record(
+    decided.add(await record(
         [succeeded(command_id, user_id, MOVE_RESERVATION, result, now)],
         [event(user_id, "reservation.moved", {**result, "timeslot_id": timeslot.id,
                                               "command_id": command_id},
                dedupe=command_id, now=now)],
-    )
-    decided.freed.add(old_timeslot.id)
-    return decided
+    ))
+    moved_from: int = old.timeslot_id  # type: ignore[attr-defined]
+    return moved_from

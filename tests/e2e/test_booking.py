@@ -38,10 +38,11 @@ class Session:
 
 
 async def open_session(client: Client, sign_up: Any, *, capacity: int, days: float = 3,
-                       hour: int = 10, starts_at: str | None = None) -> Session:
+                       hour: int = 10, starts_at: str | None = None,
+                       price: int = PRICE) -> Session:
     owner = await sign_up("owner")
     program = await new_program(client, owner, (await new_center(client, owner))["id"],
-                                price_coupons=PRICE)
+                                price_coupons=price)
     response = await client.post(f"/api/v1/programs/{program['id']}/timeslots",
                                  json={"starts_at": starts_at or in_days(days, hour),
                                        "capacity": capacity},
