@@ -36,6 +36,8 @@ class Endpoint:
     headers: type[pydantic.BaseModel] | None = None
     responses: dict[int, type[pydantic.BaseModel] | str | None] = field(default_factory=dict)
     auth: bool = False
+    # The statuses its domain errors answer; /openapi.json adds those the
+    # layer around every handler answers (web.openapi.problem_statuses).
     errors: tuple[int, ...] = ()
 
     @property
