@@ -31,7 +31,17 @@ from fitnus.notifications.tickets import EventTickets
 from fitnus.pubsub import ChannelListener
 from fitnus.redis_client import open_redis
 from fitnus.search.backends import CenterIndexFactory, open_center_index
-from web import accounts, booking, calendar, centers, commands, events, operations, wallet
+from web import (
+    accounts,
+    booking,
+    calendar,
+    centers,
+    commands,
+    events,
+    home,
+    operations,
+    wallet,
+)
 from web.errors import problem_middleware
 from web.keys import (
     ACCESS_TOKENS,
@@ -117,7 +127,11 @@ def create_app(
         return web.json_response(document)
 
     app.router.add_get("/openapi.json", openapi_json)
-    api_doc(app, config_rel_url="/openapi.json", url_prefix="/docs", title="FitNus API")
+    # swagger-ui-py resolves a config_rel_url under its prefix (/docs/openapi.json,
+    # where nothing is): given the document, it serves it beside the page. No
+    # host injected: `host` is Swagger 2, and this dict is /openapi.json's too.
+    api_doc(app, config=document, host_inject=False, url_prefix="/docs", title="FitNus API")
+    home.install(app.router, environment=settings.env)
     return app
 
 
