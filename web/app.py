@@ -65,7 +65,7 @@ from web.keys import (
     TICKETS,
     TIMESLOT_STARTS,
 )
-from web.limits import MAX_BODY_BYTES
+from web.limits import MAX_BODY_BYTES, MAX_LINE_BYTES
 from web.middleware import HttpMetrics, database_middleware, request_id_middleware
 from web.openapi import openapi_document
 from web.routing import Api
@@ -89,6 +89,7 @@ def create_app(
     registry = CollectorRegistry()
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
+        handler_args={"max_line_size": MAX_LINE_BYTES, "max_field_size": MAX_LINE_BYTES},
         middlewares=[
             request_id_middleware,
             HttpMetrics(registry).middleware(),

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from web.limits import MAX_BODY_BYTES
+from web.limits import MAX_BODY_BYTES, MAX_LINE_BYTES
 from web.routing import Endpoint
 from web.schemas import Problem
 
@@ -26,6 +26,10 @@ PROBLEM_MEANINGS = {
     500: "A bug (every 5xx but 503 is one)",
     503: "A dependency is down and nothing was half-done: retry after Retry-After seconds",
 }
+# Whatever the operation, the HTTP server itself refuses a request it cannot
+# frame, in text/plain, before the API sees it.
+FRAMING_REFUSAL = (f"refused by the HTTP server before the API read it (text/plain): a "
+                   f"request line or header over {MAX_LINE_BYTES} bytes, or malformed")
 RETRY_AFTER = {
     "Retry-After": {"description": "seconds to wait before trying again",
                     "schema": {"type": "integer", "minimum": 0}},
@@ -76,6 +80,8 @@ def _operation(endpoint: Endpoint, refs: dict[Any, Any]) -> dict[str, Any]:
     }
     for status in sorted(problem_statuses(endpoint)):
         operation["responses"][str(status)] = _problem_response(status, refs)
+    _add_framing_refusal(operation["responses"])
+    operation["responses"] = dict(sorted(operation["responses"].items()))
     if endpoint.body is not None:
         operation["requestBody"] = {
             "required": True,
@@ -131,6 +137,16 @@ def _response(response: type[BaseModel] | str | None, refs: dict[Any, Any]) -> d
         "description": response.__doc__ or response.__name__,
         "content": {"application/json": {"schema": refs[(response, "serialization")]}},
     }
+
+
+def _add_framing_refusal(responses: dict[str, Any]) -> None:
+    refused = responses.get("400")
+    if refused is None:
+        description = FRAMING_REFUSAL[:1].upper() + FRAMING_REFUSAL[1:]
+        responses["400"] = {"description": description, "content": {}}
+    else:
+        refused["description"] += f"; or {FRAMING_REFUSAL}"
+    responses["400"]["content"]["text/plain"] = {"schema": {"type": "string"}}
 
 
 def _problem_response(status: int, refs: dict[Any, Any]) -> dict[str, Any]:

@@ -13,11 +13,13 @@ import schemathesis
 from aiohttp.test_utils import TestClient
 from schemathesis.checks import CheckFunction
 from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
 
 from tests.e2e.test_centers import new_center
+from web.limits import MAX_LINE_BYTES
 
 Client = TestClient[Any, Any]
 
@@ -63,6 +65,21 @@ async def test_an_overlong_prefer_header_is_a_documented_400(
     assert_conforms(await served_document(client), "GET", "/api/v1/commands/{command_id}",
                     response, [status_code_conformance, response_schema_conformance],
                     command_id=command_id)
+
+
+@pytest.mark.parametrize(
+    ("path", "options"),
+    [("/api/v1/centers", {"params": {"lat": 37.5, "lng": 127.0, "q": "가" * MAX_LINE_BYTES}}),
+     ("/api/v1/me", {"headers": {"X-Padding": "x" * (MAX_LINE_BYTES + 1)}})],
+)
+async def test_a_request_the_http_server_cannot_frame_is_a_documented_400(
+    client: Client, path: str, options: dict[str, Any]
+) -> None:
+    response = await call(client, "GET", path, **options)
+    assert response.status_code == 400
+    assert response.headers["Content-Type"].startswith("text/plain")
+    assert_conforms(await served_document(client), "GET", path, response,
+                    [status_code_conformance, content_type_conformance])
 
 
 def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
