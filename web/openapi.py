@@ -41,6 +41,7 @@ def openapi_document(endpoints: list[Endpoint], *, title: str, version: str) -> 
     refs, components = models_json_schema(
         [(model, mode) for model, mode in models], ref_template=REF_TEMPLATE
     )
+    _check_links(endpoints)
     paths: dict[str, dict[str, Any]] = {}
     for endpoint in endpoints:
         paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint, refs)
@@ -81,6 +82,10 @@ def _operation(endpoint: Endpoint, refs: dict[Any, Any]) -> dict[str, Any]:
     for status in sorted(problem_statuses(endpoint)):
         operation["responses"][str(status)] = _problem_response(status, refs)
     _add_framing_refusal(operation["responses"])
+    for link in endpoint.links:
+        operation["responses"][str(link.status)].setdefault("links", {})[link.operation_id] = {
+            "operationId": link.operation_id, "parameters": link.parameters,
+        }
     operation["responses"] = dict(sorted(operation["responses"].items()))
     if endpoint.body is not None:
         operation["requestBody"] = {
@@ -90,6 +95,14 @@ def _operation(endpoint: Endpoint, refs: dict[Any, Any]) -> dict[str, Any]:
     if endpoint.auth:
         operation["security"] = [{"bearerAuth": []}]
     return operation
+
+
+def _check_links(endpoints: list[Endpoint]) -> None:
+    operations = {endpoint.operation_id for endpoint in endpoints}
+    for endpoint in endpoints:
+        for link in endpoint.links:
+            if link.operation_id not in operations or link.status not in endpoint.responses:
+                raise ValueError(f"{endpoint.operation_id} links to {link} but cannot")
 
 
 def problem_statuses(endpoint: Endpoint) -> set[int]:

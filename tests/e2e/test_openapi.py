@@ -20,6 +20,8 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.e2e.test_centers import new_center
 from web.limits import MAX_LINE_BYTES
+from web.openapi import openapi_document
+from web.routing import Api, Link
 
 Client = TestClient[Any, Any]
 
@@ -111,3 +113,29 @@ async def test_every_operation_documents_what_the_routing_layer_answers(client: 
     assert "429" in document["paths"]["/api/v1/auth/login"]["post"]["responses"]
     assert "503" in document["paths"]["/readyz"]["get"]["responses"]
     assert "503" not in document["paths"]["/healthz"]["get"]["responses"]
+
+
+@pytest.mark.portable
+async def test_what_starts_a_command_links_to_where_it_is_followed(client: Client) -> None:
+    document = await served_document(client)
+    signup = document["paths"]["/api/v1/auth/signup"]["post"]["responses"]["201"]
+    reserve = document["paths"]["/api/v1/reservations"]["post"]["responses"]["202"]
+    assert signup["links"]["get_command"] == {
+        "operationId": "get_command",
+        "parameters": {"command_id": "$response.body#/welcome_command_id"},
+    }
+    assert reserve["links"]["get_command"]["parameters"] == {
+        "command_id": "$response.body#/command_id"
+    }
+
+
+def test_a_link_to_an_operation_that_does_not_exist_is_refused() -> None:
+    api = Api()
+
+    @api.route("GET", "/things", tag="things", summary="Things", responses={200: None},
+               links=(Link(status=200, operation_id="no_such_operation", parameters={}),))
+    async def things(request: Any) -> Any:
+        raise AssertionError("never called")
+
+    with pytest.raises(ValueError, match="no_such_operation"):
+        openapi_document(api.endpoints, title="t", version="1")
