@@ -40,8 +40,7 @@ CHECKS = (
 PHASES = ("examples", "coverage", "fuzzing", "stateful")
 SEED = 18
 # Per operation and phase (the stateful phase: scenarios). Both runs take
-# about a minute together on two cores; a longer hunt is the same command with
-# a larger number, by hand.
+# about a minute together on two cores; the README shows a longer hunt.
 EXAMPLES_PER_OPERATION = 40
 RUN_TIMEOUT_SECONDS = 100
 STATEFUL_TESTCASE = "Stateful tests"
