@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 # A fresh MariaDB database per test run, dropped afterwards (see tests/conftest.py).
 TEST_MYSQL_URL ?= mysql://root:@127.0.0.1:3306
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+# The /docs test drives Debian's Chromium through playwright: playwright's own
+# browser download is not reachable from CI.
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: run test lint typecheck pytest pytest-sqlite install install-test clean
 
@@ -34,7 +37,11 @@ lint: install-test
 typecheck: install-test
 	$(BIN)/mypy
 
-pytest: install-test
+$(CHROMIUM):
+	DEBIAN_FRONTEND=noninteractive apt-get install -y chromium \
+	  || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
+pytest: install-test $(CHROMIUM)
 	FITNUS_TEST_DATABASE=mysql FITNUS_TEST_MYSQL_URL=$(TEST_MYSQL_URL) \
 	FITNUS_TEST_REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest -q
 

@@ -8,7 +8,7 @@ from pydantic import BaseModel, EmailStr, Field, StringConstraints
 from fitnus.accounts.models import Role, User
 from fitnus.accounts.tokens import Principal
 from web.keys import ACCOUNTS
-from web.routing import Api
+from web.routing import Api, Link
 from web.schemas import RequestBody, json
 
 api = Api()
@@ -61,6 +61,8 @@ def user_out(user: User) -> UserOut:
 @api.route(
     "POST", "/api/v1/auth/signup", tag="accounts", summary="Create a user or owner account",
     body=SignupBody, responses={201: SignupOut}, errors=(400, 409),
+    links=(Link(status=201, operation_id="get_command",
+                parameters={"command_id": "$response.body#/welcome_command_id"}),),
 )
 async def signup(request: web.Request, *, body: SignupBody) -> web.Response:
     signed_up = await request.app[ACCOUNTS].signup(

@@ -31,7 +31,17 @@ from fitnus.notifications.tickets import EventTickets
 from fitnus.pubsub import ChannelListener
 from fitnus.redis_client import open_redis
 from fitnus.search.backends import CenterIndexFactory, open_center_index
-from web import accounts, booking, calendar, centers, commands, events, operations, wallet
+from web import (
+    accounts,
+    booking,
+    calendar,
+    centers,
+    commands,
+    events,
+    home,
+    operations,
+    wallet,
+)
 from web.errors import problem_middleware
 from web.keys import (
     ACCESS_TOKENS,
@@ -55,7 +65,7 @@ from web.keys import (
     TICKETS,
     TIMESLOT_STARTS,
 )
-from web.limits import MAX_BODY_BYTES
+from web.limits import MAX_BODY_BYTES, MAX_LINE_BYTES
 from web.middleware import HttpMetrics, database_middleware, request_id_middleware
 from web.openapi import openapi_document
 from web.routing import Api
@@ -79,6 +89,7 @@ def create_app(
     registry = CollectorRegistry()
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
+        handler_args={"max_line_size": MAX_LINE_BYTES, "max_field_size": MAX_LINE_BYTES},
         middlewares=[
             request_id_middleware,
             HttpMetrics(registry).middleware(),
@@ -117,7 +128,11 @@ def create_app(
         return web.json_response(document)
 
     app.router.add_get("/openapi.json", openapi_json)
-    api_doc(app, config_rel_url="/openapi.json", url_prefix="/docs", title="FitNus API")
+    # swagger-ui-py resolves a config_rel_url under its prefix (/docs/openapi.json,
+    # where nothing is): given the document, it serves it beside the page. No
+    # host injected: `host` is Swagger 2, and this dict is /openapi.json's too.
+    api_doc(app, config=document, host_inject=False, url_prefix="/docs", title="FitNus API")
+    home.install(app.router, environment=settings.env)
     return app
 
 

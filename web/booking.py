@@ -21,7 +21,7 @@ from fitnus.booking.service import (
 from fitnus.commands.models import CommandStatus
 from web.commands import PreferHeader, preferred_wait_seconds
 from web.keys import BOOKING_DESK, OUTCOMES, SETTINGS
-from web.routing import Api
+from web.routing import Api, Link
 from web.schemas import RequestBody, json
 from web.wallet import IdempotencyHeader
 
@@ -69,7 +69,9 @@ def reservation_out(reservation: Reservation, zone: ZoneInfo) -> ReservationOut:
                    "201/409 once decided",
            body=ReservationBody, headers=ReservationHeaders, auth=True,
            responses={202: ReservationAccepted, 201: ReservationOut},
-           errors=(400, 401, 404, 409))
+           errors=(400, 401, 404, 409),
+           links=(Link(status=202, operation_id="get_command",
+                       parameters={"command_id": "$response.body#/command_id"}),))
 async def reserve(
     request: web.Request, *, body: ReservationBody, headers: ReservationHeaders,
     principal: Principal,
@@ -111,7 +113,9 @@ async def _answer(app: web.Application, principal: Principal, requested: SeatReq
                    "or refunded), or nothing changed",
            path_params=ReservationPath, body=ReservationBody, headers=ReservationHeaders,
            auth=True, responses={202: ReservationAccepted, 200: ReservationOut},
-           errors=(400, 401, 404, 409))
+           errors=(400, 401, 404, 409),
+           links=(Link(status=202, operation_id="get_command",
+                       parameters={"command_id": "$response.body#/command_id"}),))
 async def move_reservation(
     request: web.Request, *, path: ReservationPath, body: ReservationBody,
     headers: ReservationHeaders, principal: Principal,

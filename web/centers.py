@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date, datetime
 from json import dumps as json_dumps
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -29,7 +29,15 @@ from fitnus.search.index import MAX_RADIUS_M, CenterQuery, SearchCursor
 from web.keys import CENTER_INDEX, CLOCK, KEYS, MESSAGES, REDIS, SETTINGS
 from web.pagination import decode_cursor, encode_cursor
 from web.routing import Api
-from web.schemas import MAX_YEAR, MIN_YEAR, Moment, RequestBody, json, plausible_moment
+from web.schemas import (
+    MAX_YEAR,
+    MIN_YEAR,
+    LocalTime,
+    Moment,
+    RequestBody,
+    json,
+    plausible_moment,
+)
 
 api = Api()
 
@@ -49,8 +57,8 @@ class CenterBody(RequestBody):
     longitude: Longitude
     sports: list[Sport] = Field(min_length=1, max_length=len(SPORTS))
     phone: Annotated[str, StringConstraints(pattern=r"^[0-9+\-() ]{3,32}$")] | None = None
-    opens_at: time | None = None
-    closes_at: time | None = None
+    opens_at: LocalTime | None = None
+    closes_at: LocalTime | None = None
 
     @model_validator(mode="after")
     def _distinct_sports(self) -> CenterBody:
@@ -67,8 +75,8 @@ class CenterPatch(RequestBody):
     longitude: Longitude | None = None
     sports: list[Sport] | None = Field(default=None, min_length=1, max_length=len(SPORTS))
     phone: Annotated[str, StringConstraints(pattern=r"^[0-9+\-() ]{3,32}$")] | None = None
-    opens_at: time | None = None
-    closes_at: time | None = None
+    opens_at: LocalTime | None = None
+    closes_at: LocalTime | None = None
 
     def changes(self) -> dict[str, Any]:
         changes = self.model_dump(exclude_unset=True)
@@ -91,8 +99,8 @@ class CenterOut(BaseModel):
     longitude: float
     sports: list[str]
     phone: str | None
-    opens_at: time | None
-    closes_at: time | None
+    opens_at: LocalTime | None
+    closes_at: LocalTime | None
     created_at: datetime
     updated_at: datetime
 
@@ -171,8 +179,8 @@ class WeeklyTimeslotsBody(RequestBody):
     weekdays: list[Annotated[int, Field(ge=1, le=7)]] = Field(
         min_length=1, max_length=7, description="ISO weekdays: 1 = Monday … 7 = Sunday"
     )
-    times: list[time] = Field(min_length=1, max_length=48,
-                              description="local start times in the service time zone")
+    times: list[LocalTime] = Field(min_length=1, max_length=48,
+                                   description="local start times in the service time zone")
     from_date: date = Field(ge=date(MIN_YEAR, 1, 1), le=date(MAX_YEAR, 12, 31))
     to_date: date = Field(ge=date(MIN_YEAR, 1, 1), le=date(MAX_YEAR, 12, 31))
     capacity: int = Field(ge=MIN_CAPACITY, le=MAX_CAPACITY)

@@ -7,10 +7,33 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from web.limits import MAX_BODY_BYTES, MAX_LINE_BYTES
 from web.routing import Endpoint
 from web.schemas import Problem
 
 REF_TEMPLATE = "#/components/schemas/{model}"
+# Every operation under /api reads the database or Redis, and either can be down.
+SERVICE_PREFIX = "/api/"
+# What each status means across the API (the HTTP contract's "Errors").
+PROBLEM_MEANINGS = {
+    400: "Invalid input: the body, query or a header (`errors` says which field)",
+    401: "Not authenticated: no valid Bearer access token",
+    403: "Authenticated, but not allowed",
+    404: "Unknown, or not yours to see",
+    409: "The state does not allow it (`code` says why)",
+    413: f"The body is larger than {MAX_BODY_BYTES} bytes",
+    429: "Too many requests: retry after Retry-After seconds",
+    500: "A bug (every 5xx but 503 is one)",
+    503: "A dependency is down and nothing was half-done: retry after Retry-After seconds",
+}
+# Whatever the operation, the HTTP server itself refuses a request it cannot
+# frame, in text/plain, before the API sees it.
+FRAMING_REFUSAL = (f"refused by the HTTP server before the API read it (text/plain): a "
+                   f"request line or header over {MAX_LINE_BYTES} bytes, or malformed")
+RETRY_AFTER = {
+    "Retry-After": {"description": "seconds to wait before trying again",
+                    "schema": {"type": "integer", "minimum": 0}},
+}
 
 
 def openapi_document(endpoints: list[Endpoint], *, title: str, version: str) -> dict[str, Any]:
@@ -18,6 +41,7 @@ def openapi_document(endpoints: list[Endpoint], *, title: str, version: str) -> 
     refs, components = models_json_schema(
         [(model, mode) for model, mode in models], ref_template=REF_TEMPLATE
     )
+    _check_links(endpoints)
     paths: dict[str, dict[str, Any]] = {}
     for endpoint in endpoints:
         paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint, refs)
@@ -55,8 +79,14 @@ def _operation(endpoint: Endpoint, refs: dict[Any, Any]) -> dict[str, Any]:
             for status, response in endpoint.responses.items()
         },
     }
-    for status in (*endpoint.errors, 500):
-        operation["responses"][str(status)] = _problem_response(refs)
+    for status in sorted(problem_statuses(endpoint)):
+        operation["responses"][str(status)] = _problem_response(status, refs)
+    _add_framing_refusal(operation["responses"])
+    for link in endpoint.links:
+        operation["responses"][str(link.status)].setdefault("links", {})[link.operation_id] = {
+            "operationId": link.operation_id, "parameters": link.parameters,
+        }
+    operation["responses"] = dict(sorted(operation["responses"].items()))
     if endpoint.body is not None:
         operation["requestBody"] = {
             "required": True,
@@ -65,6 +95,31 @@ def _operation(endpoint: Endpoint, refs: dict[Any, Any]) -> dict[str, Any]:
     if endpoint.auth:
         operation["security"] = [{"bearerAuth": []}]
     return operation
+
+
+def _check_links(endpoints: list[Endpoint]) -> None:
+    operations = {endpoint.operation_id for endpoint in endpoints}
+    for endpoint in endpoints:
+        for link in endpoint.links:
+            if link.operation_id not in operations or link.status not in endpoint.responses:
+                raise ValueError(f"{endpoint.operation_id} links to {link} but cannot")
+
+
+def problem_statuses(endpoint: Endpoint) -> set[int]:
+    """The statuses the endpoint declares for its domain errors, and those the
+    layer around every handler answers whatever the handler does."""
+    statuses = {*endpoint.errors, 500}
+    if endpoint.body is not None or endpoint.query is not None or endpoint.headers is not None:
+        statuses.add(400)
+    if endpoint.body is not None:
+        statuses.add(413)
+    if endpoint.path_params is not None:
+        statuses.add(404)
+    if endpoint.auth:
+        statuses.add(401)
+    if endpoint.path.startswith(SERVICE_PREFIX):
+        statuses.add(503)
+    return statuses
 
 
 def _parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
@@ -97,8 +152,21 @@ def _response(response: type[BaseModel] | str | None, refs: dict[Any, Any]) -> d
     }
 
 
-def _problem_response(refs: dict[Any, Any]) -> dict[str, Any]:
-    return {
-        "description": "A problem (RFC 9457)",
+def _add_framing_refusal(responses: dict[str, Any]) -> None:
+    refused = responses.get("400")
+    if refused is None:
+        description = FRAMING_REFUSAL[:1].upper() + FRAMING_REFUSAL[1:]
+        responses["400"] = {"description": description, "content": {}}
+    else:
+        refused["description"] += f"; or {FRAMING_REFUSAL}"
+    responses["400"]["content"]["text/plain"] = {"schema": {"type": "string"}}
+
+
+def _problem_response(status: int, refs: dict[Any, Any]) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": PROBLEM_MEANINGS.get(status, "A problem (RFC 9457)"),
         "content": {"application/problem+json": {"schema": refs[(Problem, "serialization")]}},
     }
+    if status in (429, 503):
+        response["headers"] = RETRY_AFTER
+    return response

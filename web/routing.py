@@ -24,6 +24,17 @@ Handler = Callable[..., Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True, kw_only=True)
+class Link:
+    """Where an answer leads (an OpenAPI link): the operation its ids feed, and
+    each parameter's runtime expression, e.g. ``$response.body#/id``. Clients
+    read them in /docs; schemathesis' stateful phase follows them."""
+
+    status: int
+    operation_id: str
+    parameters: dict[str, str]
+
+
+@dataclass(frozen=True, kw_only=True)
 class Endpoint:
     method: str
     path: str
@@ -36,7 +47,10 @@ class Endpoint:
     headers: type[pydantic.BaseModel] | None = None
     responses: dict[int, type[pydantic.BaseModel] | str | None] = field(default_factory=dict)
     auth: bool = False
+    # The statuses its domain errors answer; /openapi.json adds those the
+    # layer around every handler answers (web.openapi.problem_statuses).
     errors: tuple[int, ...] = ()
+    links: tuple[Link, ...] = ()
 
     @property
     def operation_id(self) -> str:

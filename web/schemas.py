@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import datetime, time
 from typing import Annotated
 
 from aiohttp import web
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainSerializer,
+    WithJsonSchema,
+)
 
 
 class RequestBody(BaseModel):
@@ -29,6 +38,34 @@ def plausible_moment(moment: datetime) -> datetime:
 
 
 Moment = Annotated[AwareDatetime, AfterValidator(plausible_moment)]
+
+# A wall-clock time of day where something happens (opening hours, a weekly
+# session start). It has no offset: the place's own zone gives it one, on each
+# day. pydantic's time would take "06:00Z" and "06:00:00.5", which the rest of
+# the service cannot store or mean, so the pattern is the contract.
+LOCAL_TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$"
+ANSWERED_LOCAL_TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$"
+
+
+def local_time(value: object) -> object:
+    if isinstance(value, str):
+        if not re.fullmatch(LOCAL_TIME_PATTERN, value):
+            raise ValueError("a local time is HH:MM or HH:MM:SS, with no offset")
+        return time.fromisoformat(value)
+    return value
+
+
+LocalTime = Annotated[
+    time,
+    BeforeValidator(local_time),
+    PlainSerializer(lambda value: value.strftime("%H:%M:%S"), return_type=str),
+    WithJsonSchema({"type": "string", "pattern": LOCAL_TIME_PATTERN, "examples": ["06:30"],
+                    "description": "local time of day, HH:MM or HH:MM:SS, no offset"},
+                   mode="validation"),
+    WithJsonSchema({"type": "string", "pattern": ANSWERED_LOCAL_TIME_PATTERN,
+                    "examples": ["06:30:00"], "description": "local time of day, HH:MM:SS"},
+                   mode="serialization"),
+]
 
 
 class FieldProblem(BaseModel):

@@ -108,6 +108,43 @@ async def test_invalid_centers_are_400(client: Client, sign_up: Any, changes: An
     assert (await response.json())["errors"]
 
 
+# Opening hours are the center's local wall-clock times: a zone offset or a
+# fraction of a second means something the contract does not take.
+NOT_LOCAL_TIMES = ["00:00:00Z", "03:43:47.334Z", "06:00+09:00", "06:00:00.5", "6:00", "24:00",
+                   "06:00:60", 600]
+
+
+@pytest.mark.parametrize("value", NOT_LOCAL_TIMES)
+@pytest.mark.parametrize("field", ["opens_at", "closes_at"])
+async def test_opening_hours_other_than_local_times_are_400(
+    client: Client, sign_up: Any, field: str, value: Any
+) -> None:
+    owner = await sign_up("owner")
+    created = await client.post("/api/v1/centers", json=center_body(**{field: value}),
+                                headers=owner.headers)
+    assert created.status == 400, await created.text()
+    assert [error["field"] for error in (await created.json())["errors"]] == [field]
+    center = await new_center(client, owner)
+    changed = await client.patch(f"/api/v1/centers/{center['id']}", json={field: value},
+                                 headers=owner.headers)
+    assert changed.status == 400, await changed.text()
+
+
+@pytest.mark.portable
+async def test_opening_hours_are_taken_as_hh_mm_and_answered_as_hh_mm_ss(
+    client: Client, sign_up: Any
+) -> None:
+    owner = await sign_up("owner")
+    center = await new_center(client, owner, opens_at="06:30", closes_at="22:00:00")
+    assert (center["opens_at"], center["closes_at"]) == ("06:30:00", "22:00:00")
+    response = await client.patch(f"/api/v1/centers/{center['id']}",
+                                  json={"opens_at": "00:00", "closes_at": "23:59"},
+                                  headers=owner.headers)
+    assert response.status == 200, await response.text()
+    read = await (await client.get(f"/api/v1/centers/{center['id']}")).json()
+    assert (read["opens_at"], read["closes_at"]) == ("00:00:00", "23:59:00")
+
+
 async def test_coordinates_at_the_limits_are_accepted(client: Client, sign_up: Any) -> None:
     owner = await sign_up("owner")
     for latitude, longitude in ((90, 180), (-90, -180), (0, 0)):
@@ -306,6 +343,23 @@ async def test_invalid_weekly_patterns_are_400(
     response = await client.post(f"/api/v1/programs/{program['id']}/timeslots/weekly",
                                  json={**pattern, "capacity": 5}, headers=owner.headers)
     assert response.status == 400
+
+
+@pytest.mark.parametrize("start", ["07:00Z", "07:00+09:00", "07:00:00.5"])
+async def test_weekly_start_times_other_than_local_times_are_400(
+    client: Client, sign_up: Any, start: str
+) -> None:
+    owner = await sign_up("owner")
+    program = await new_program(client, owner, (await new_center(client, owner))["id"])
+    response = await client.post(
+        f"/api/v1/programs/{program['id']}/timeslots/weekly",
+        json={"weekdays": [1], "times": [start], "from_date": str(monday(2)),
+              "to_date": str(monday(3)), "capacity": 5},
+        headers=owner.headers,
+    )
+    assert response.status == 400, await response.text()
+    assert [error["field"] for error in (await response.json())["errors"]] == ["times.0"]
+    assert await Timeslot.filter(program_id=program["id"]).count() == 0
 
 
 async def test_timeslots_list_by_range_in_pages(client: Client, sign_up: Any) -> None:
