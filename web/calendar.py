@@ -18,15 +18,19 @@ from fitnus.booking.calendar import (
     revoke_feed_token,
     rotate_feed_token,
 )
+from fitnus.booking.repeat import Month, repeat_month
 from web.booking import ReservationOut, reservation_out
-from web.keys import CLOCK, SETTINGS
+from web.keys import BOOKING_DESK, CLOCK, SETTINGS
 from web.pagination import decode_cursor, encode_cursor
 from web.routing import Api
-from web.schemas import Moment, json, plausible_moment
+from web.schemas import Moment, RequestBody, json, plausible_moment
+from web.wallet import IdempotencyHeader
 
 api = Api()
 
 DEFAULT_RANGE_DAYS = 31
+# YYYY-MM within the years every other date of the API takes.
+MONTH_PATTERN = r"^(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])$"
 FEED_PATH = "/api/v1/me/calendar.ics"
 
 
@@ -126,6 +130,55 @@ async def my_calendar(
                       timeslot_id=item.timeslot_id, center_id=item.center_id)
         for item in items
     ]))
+
+
+class RepeatBody(RequestBody):
+    from_month: Annotated[str, StringConstraints(pattern=MONTH_PATTERN)] = Field(
+        description="YYYY-MM, the month whose confirmed bookings repeat")
+    to_month: Annotated[str, StringConstraints(pattern=MONTH_PATTERN)] = Field(
+        description="YYYY-MM, the month they repeat into")
+
+
+class RepeatedOut(BaseModel):
+    source_reservation_id: int
+    timeslot_id: int | None
+    command_id: str | None
+    reason: str | None = Field(
+        default=None, description="why nothing was asked for: no_matching_week, "
+                                  "no_matching_timeslot, sold_out, timeslot_closed")
+
+
+class RepeatOut(BaseModel):
+    items: list[RepeatedOut]
+
+
+def _month(text: str) -> Month:
+    year, month = text.split("-")
+    return Month(int(year), int(month))
+
+
+@api.route("POST", "/api/v1/me/calendar/repeat", tag="calendar",
+           summary="Repeat a month: each confirmed booking of from_month asked for again in "
+                   "the same program's session on the same weekday and time of day of the "
+                   "matching week of to_month, one ordinary reservation command each",
+           body=RepeatBody, headers=IdempotencyHeader, auth=True,
+           responses={202: RepeatOut}, errors=(400, 401))
+async def repeat_my_month(
+    request: web.Request, *, body: RepeatBody, headers: IdempotencyHeader,
+    principal: Principal,
+) -> web.Response:
+    repeated = await repeat_month(
+        request.app[BOOKING_DESK], principal=principal, from_month=_month(body.from_month),
+        to_month=_month(body.to_month), zone=ZoneInfo(request.app[SETTINGS].time_zone),
+        idempotency_key=headers.idempotency_key,
+    )
+    return json(RepeatOut(items=[
+        RepeatedOut(source_reservation_id=item.source_reservation_id,
+                    timeslot_id=item.timeslot_id,
+                    command_id=None if item.command_id is None else str(item.command_id),
+                    reason=item.reason)
+        for item in repeated
+    ]), 202)
 
 
 @api.route("POST", "/api/v1/me/calendar/feed", tag="calendar",

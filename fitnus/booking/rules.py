@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 CONFIRMED = "confirmed"
@@ -125,3 +126,16 @@ def decide_move(facts: MoveFacts) -> str:
     if facts.price_difference > facts.available:
         return INSUFFICIENT_COUPONS
     return CONFIRMED
+
+
+def repeated_start(start: datetime, *, year: int, month: int) -> datetime | None:
+    """Where a session repeats in another month: the same weekday and local
+    time of day in the corresponding week, counted as the n-th such weekday
+    of the month (the 2nd Tuesday stays the 2nd Tuesday). None when that month
+    has no n-th one (a 5th Monday). ``start`` is local, in the service zone."""
+    nth = (start.day - 1) // 7
+    first = date(year, month, 1)
+    day = 1 + (start.weekday() - first.weekday()) % 7 + 7 * nth
+    if day > calendar.monthrange(year, month)[1]:
+        return None
+    return start.replace(year=year, month=month, day=day)

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
 from fitnus.booking import rules
 from fitnus.booking.rules import SeatRequest, decide_seats
 
@@ -69,3 +75,55 @@ def test_refunds_are_full_a_day_ahead_none_later_and_refused_after_the_start() -
     assert refund(seconds=1) == 0
     assert refund(seconds=0) is None
     assert refund(hours=-1) is None
+
+
+SEOUL = ZoneInfo("Asia/Seoul")
+
+
+@pytest.mark.parametrize(("start", "target", "expected"), [
+    # 1st Tuesday of December 2026 -> 1st Tuesday of January 2027
+    (datetime(2026, 12, 1, 7, 30, tzinfo=SEOUL), (2027, 1), datetime(2027, 1, 5, 7, 30)),
+    # 2nd Friday -> 2nd Friday, across the year and a month that starts on a Friday
+    (datetime(2026, 12, 11, 19, 0, tzinfo=SEOUL), (2027, 1), datetime(2027, 1, 8, 19, 0)),
+    # 4th Thursday of December -> 4th Thursday of February
+    (datetime(2026, 12, 24, 6, 0, tzinfo=SEOUL), (2027, 2), datetime(2027, 2, 25, 6, 0)),
+    # 5th Thursday of December: February 2027 has only four
+    (datetime(2026, 12, 31, 6, 0, tzinfo=SEOUL), (2027, 2), None),
+])
+def test_a_session_repeats_on_the_same_weekday_of_the_same_week(
+    start: datetime, target: tuple[int, int], expected: datetime | None
+) -> None:
+    repeated = rules.repeated_start(start, year=target[0], month=target[1])
+    if expected is None:
+        assert repeated is None
+    else:
+        assert repeated == expected.replace(tzinfo=SEOUL)
+        assert repeated is not None
+        assert repeated.weekday() == start.weekday()
+
+
+NOW = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+MOVABLE = rules.MoveFacts(
+    old_starts_at=NOW + timedelta(days=2), accepted_at=NOW, target_open=True,
+    holds_target=False, conflicting=False, seats_left=1, available=0, price_difference=0,
+)
+
+
+@pytest.mark.parametrize(("changes", "outcome"), [
+    ({}, rules.CONFIRMED),
+    ({"old_starts_at": None}, rules.NOT_RESERVED),
+    ({"old_starts_at": NOW}, rules.ALREADY_STARTED),
+    ({"old_starts_at": NOW + timedelta(hours=23, minutes=59)}, rules.MOVE_WINDOW_CLOSED),
+    ({"old_starts_at": NOW + timedelta(hours=24)}, rules.CONFIRMED),
+    ({"target_open": False}, rules.TIMESLOT_CLOSED),
+    ({"holds_target": True}, rules.ALREADY_RESERVED),
+    ({"conflicting": True}, rules.SCHEDULE_CONFLICT),
+    ({"seats_left": 0}, rules.SOLD_OUT),
+    ({"price_difference": 3, "available": 2}, rules.INSUFFICIENT_COUPONS),
+    ({"price_difference": 3, "available": 3}, rules.CONFIRMED),
+    ({"price_difference": -5}, rules.CONFIRMED),
+])
+def test_a_move_is_decided_from_when_it_was_accepted(
+    changes: dict[str, object], outcome: str
+) -> None:
+    assert rules.decide_move(replace(MOVABLE, **changes)) == outcome  # type: ignore[arg-type]
