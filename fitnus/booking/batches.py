@@ -34,6 +34,7 @@ from fitnus.commands.models import Command
 from fitnus.db import is_deadlock
 from fitnus.keyed_queue import QueuedItem, StaleLease, drain, sweep
 from fitnus.keys import Keys
+from fitnus.wallet.models import Wallet
 from fitnus.wallet.service import lock_wallets
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,8 @@ async def decide_batch(
         )
         known = {str(command.id) for command in decided_already}
         fresh = [item for item in items if item.payload["command_id"] not in known]
-        await _lock_wallets_of(timeslot, fresh)
+        # As locked: what the first run reads; later runs read them again.
+        wallets = await _lock_wallets_of(timeslot, fresh)
         # Runs of one kind keep the queue order between seats and cancellations:
         # a seat freed at position 10 can go to position 11.
         for kind, run in groupby(fresh, key=lambda item: item.payload.get("kind", RESERVE_SEAT)):
@@ -151,7 +153,8 @@ async def decide_batch(
             elif kind == MOVE_RESERVATION:
                 decided.add(await moves(timeslot, list(run), now=now, locked=locked))
             else:
-                decided.add(await seats(timeslot, list(run), now=now))
+                decided.add(await seats(timeslot, list(run), now=now, wallets=wallets))
+            wallets = None
         decided.freed.discard(timeslot_id)
         return TimeslotBatch(decided, timeslot.reserved >= timeslot.capacity)
 
@@ -160,16 +163,19 @@ async def _lock_timeslots(timeslot_id: int, items: Sequence[QueuedItem]) -> dict
     """This timeslot and the ones its moves leave, locked by id."""
     moving = [item.payload["reservation_id"] for item in items
               if item.payload.get("kind") == MOVE_RESERVATION]
-    left = await Reservation.filter(id__in=moving).values_list("timeslot_id", flat=True)
+    left = await Reservation.filter(id__in=moving).values_list(
+        "timeslot_id", flat=True) if moving else []
     return {
         timeslot.id: timeslot for timeslot in await Timeslot.select_for_update().filter(
             id__in=[timeslot_id, *left]).order_by("id")
     }
 
 
-async def _lock_wallets_of(timeslot: Timeslot, items: Sequence[QueuedItem]) -> None:
+async def _lock_wallets_of(
+    timeslot: Timeslot, items: Sequence[QueuedItem]
+) -> dict[int, Wallet] | None:
     people = {item.payload["user_id"] for item in items if "user_id" in item.payload}
     if any(item.payload.get("kind") == WITHDRAW_TIMESLOT for item in items):
         people |= set(await Reservation.filter(timeslot_id=timeslot.id, active=True)
                       .values_list("user_id", flat=True))
-    await lock_wallets(people)
+    return await lock_wallets(people)

@@ -34,15 +34,19 @@ def open_for_booking(timeslot: Timeslot, *, now: datetime) -> bool:
             and timeslot.program.center.deleted_at is None)
 
 
-async def seats(timeslot: Timeslot, items: list[QueuedItem], *, now: datetime) -> Decisions:
+async def seats(timeslot: Timeslot, items: list[QueuedItem], *, now: datetime,
+                wallets: dict[int, Wallet] | None = None) -> Decisions:
+    """Bookings in queue order. ``wallets``: these people's wallets as the
+    batch locked them, if nothing changed them since."""
     requests = [
         rules.SeatRequest(item.position, item.payload["command_id"], item.payload["user_id"])
         for item in items
     ]
     users = {request.user_id for request in requests}
     price = timeslot.program.price_coupons
-    # Held since the start of the batch; read again for what earlier runs changed.
-    wallets = await lock_wallets(users)
+    if wallets is None:
+        # Held since the start of the batch; read again for what earlier runs changed.
+        wallets = await lock_wallets(users)
     decisions = rules.decide_seats(
         requests,
         seats_left=timeslot.capacity - timeslot.reserved,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -75,9 +75,10 @@ class BookingDesk:
     starts: TimeslotStarts
     sold_out: SoldOutMemory
 
-    @property
-    def queue(self) -> KeyedQueue:
-        return timeslot_queue(self.redis, self.keys)
+    queue: KeyedQueue = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "queue", timeslot_queue(self.redis, self.keys))
 
     async def is_full(self, timeslot_id: int) -> bool:
         """The fast path, without touching MySQL: a timeslot the worker found full."""
