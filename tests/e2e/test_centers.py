@@ -362,6 +362,18 @@ async def test_weekly_start_times_other_than_local_times_are_400(
     assert await Timeslot.filter(program_id=program["id"]).count() == 0
 
 
+async def starts_page_by_page(client: Client, url: str) -> list[str]:
+    """Every timeslot's start, following the cursor to the last page."""
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = await (await client.get(url + (f"&cursor={cursor}" if cursor else ""))).json()
+        seen += [item["starts_at"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return seen
+
+
 async def test_timeslots_list_by_range_in_pages(client: Client, sign_up: Any) -> None:
     owner = await sign_up("owner")
     program = await new_program(client, owner, (await new_center(client, owner))["id"])
@@ -373,17 +385,10 @@ async def test_timeslots_list_by_range_in_pages(client: Client, sign_up: Any) ->
         headers=owner.headers,
     )
     assert created.status == 201
-    seen: list[str] = []
     window_from, window_to = start + timedelta(days=9), start + timedelta(days=19)
-    url = (f"/api/v1/programs/{program['id']}/timeslots?limit=4"
-           f"&from={window_from}T00:00:00%2B09:00&to={window_to}T00:00:00%2B09:00")
-    cursor = None
-    while True:
-        page = await (await client.get(url + (f"&cursor={cursor}" if cursor else ""))).json()
-        seen += [item["starts_at"] for item in page["items"]]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            break
+    seen = await starts_page_by_page(
+        client, f"/api/v1/programs/{program['id']}/timeslots?limit=4"
+                f"&from={window_from}T00:00:00%2B09:00&to={window_to}T00:00:00%2B09:00")
     assert len(seen) == 10
     assert seen == sorted(set(seen))
     assert seen[0].startswith(f"{window_from}T08:00")
@@ -400,15 +405,8 @@ async def test_timeslots_created_out_of_start_order_all_appear_in_pages(
                                     json={"starts_at": in_days(days), "capacity": 2},
                                     headers=owner.headers)
         assert created.status == 201, await created.text()
-    url = f"/api/v1/programs/{program['id']}/timeslots?limit=2"
-    seen: list[str] = []
-    cursor = None
-    while True:
-        page = await (await client.get(url + (f"&cursor={cursor}" if cursor else ""))).json()
-        seen += [item["starts_at"] for item in page["items"]]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            break
+    seen = await starts_page_by_page(
+        client, f"/api/v1/programs/{program['id']}/timeslots?limit=2")
     assert len(seen) == 6
     assert seen == sorted(seen)
 
