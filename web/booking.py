@@ -110,7 +110,11 @@ async def _answer(app: web.Application, principal: Principal, requested: SeatReq
            summary="Move your booking to another session: 202 with your place in its line, "
                    "or with Prefer: wait=N 200 the new reservation / 409 once decided. Either "
                    "the new seat is held and the old one freed (the price difference charged "
-                   "or refunded), or nothing changed",
+                   "or refunded), or nothing changed. 409 codes: sold_out, schedule_conflict "
+                   "(the booking being moved aside), insufficient_coupons, already_started, "
+                   "move_window_closed (under 24 h before the old start), already_reserved "
+                   "(you hold the new one), timeslot_closed, reservation_not_found (moved or "
+                   "cancelled meanwhile); 404 for a booking that is not yours or not live",
            path_params=ReservationPath, body=ReservationBody, headers=ReservationHeaders,
            auth=True, responses={202: ReservationAccepted, 200: ReservationOut},
            errors=(400, 401, 404, 409),
