@@ -23,7 +23,8 @@ async def drain_timeslot_queue(*, timeslot_id: int) -> None:
         await ring(rt.redis, rt.keys, decided.notified)
 
     await drain_timeslot(
-        timeslot_id, redis=rt.redis, keys=rt.keys, clock=rt.clock, published=published
+        timeslot_id, redis=rt.redis, keys=rt.keys, clock=rt.clock,
+        zone=ZoneInfo(rt.settings.time_zone), published=published,
     )
 
 

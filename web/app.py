@@ -40,6 +40,7 @@ from web import (
     events,
     home,
     operations,
+    policies,
     wallet,
 )
 from web.errors import problem_middleware
@@ -71,8 +72,8 @@ from web.openapi import openapi_document
 from web.routing import Api
 
 APIS: tuple[Api, ...] = (
-    accounts.api, centers.api, booking.api, calendar.api, commands.api, wallet.api,
-    events.api, operations.api,
+    accounts.api, centers.api, policies.api, booking.api, calendar.api, commands.api,
+    wallet.api, events.api, operations.api,
 )
 API_TITLE = "FitNus"
 API_VERSION = "1.0.0"

@@ -136,6 +136,9 @@ class CancelledOut(BaseModel):
     id: int
     status: Literal["cancelled"] = "cancelled"
     refunded_coupons: int
+    refund_reason: str | None = Field(
+        description="policy_full, policy_partial, late_no_refund, first_late_cancel_free, "
+                    "center_closed; null for a booking cancelled before reasons were kept")
 
 
 class CommandAccepted(BaseModel):
@@ -167,7 +170,8 @@ async def cancel_reservation(
     if command.status is CommandStatus.SUCCEEDED:
         assert command.result is not None
         return json(CancelledOut(id=command.result["reservation_id"],
-                                 refunded_coupons=command.result["refunded_coupons"]))
+                                 refunded_coupons=command.result["refunded_coupons"],
+                                 refund_reason=command.result.get("refund_reason")))
     if command.status is CommandStatus.FAILED:
         assert command.error is not None
         raise SeatRefused(command.error["detail"], code=command.error["code"])

@@ -18,7 +18,8 @@ from fitnus.booking.calendar import (
     revoke_feed_token,
     rotate_feed_token,
 )
-from fitnus.booking.repeat import Month, repeat_month
+from fitnus.booking.repeat import repeat_month
+from fitnus.booking.rules import Month
 from web.booking import ReservationOut, reservation_out
 from web.keys import BOOKING_DESK, CLOCK, SETTINGS
 from web.pagination import decode_cursor, encode_cursor

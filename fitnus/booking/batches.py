@@ -11,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from itertools import groupby
+from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
 from tortoise.exceptions import OperationalError
@@ -57,7 +58,7 @@ class TimeslotBatch:
 
 
 async def drain_timeslot(
-    timeslot_id: int, *, redis: Redis, keys: Keys, clock: Clock,
+    timeslot_id: int, *, redis: Redis, keys: Keys, clock: Clock, zone: ZoneInfo,
     published: Callable[[Decisions], Awaitable[None]], batch_size: int = BATCH_SIZE,
 ) -> int:
     """Decide everything queued for the timeslot, in order; the number of requests taken."""
@@ -67,7 +68,8 @@ async def drain_timeslot(
         attempt = 1
         while True:
             try:
-                return await decide_batch(timeslot_id, items, token=token, clock=clock)
+                return await decide_batch(timeslot_id, items, token=token, clock=clock,
+                                          zone=zone)
             except OperationalError as error:
                 if not is_deadlock(error) or attempt == DEADLOCK_ATTEMPTS:
                     raise
@@ -106,7 +108,7 @@ async def sweep_timeslot_queues(
 
 
 async def decide_batch(
-    timeslot_id: int, items: Sequence[QueuedItem], *, token: int, clock: Clock
+    timeslot_id: int, items: Sequence[QueuedItem], *, token: int, clock: Clock, zone: ZoneInfo,
 ) -> TimeslotBatch:
     """One transaction for the whole batch, in queue order.
 
@@ -147,7 +149,7 @@ async def decide_batch(
         # a seat freed at position 10 can go to position 11.
         for kind, run in groupby(fresh, key=lambda item: item.payload.get("kind", RESERVE_SEAT)):
             if kind == CANCEL_RESERVATION:
-                decided.add(await cancellations(timeslot, list(run), now=now))
+                decided.add(await cancellations(timeslot, list(run), now=now, zone=zone))
             elif kind == WITHDRAW_TIMESLOT:
                 decided.add(await withdrawal(timeslot, now=now))
             elif kind == MOVE_RESERVATION:

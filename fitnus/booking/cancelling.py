@@ -6,12 +6,14 @@ batch's transaction, which holds the timeslot row and the wallets involved
 from __future__ import annotations
 
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from fitnus.booking import rules
 from fitnus.booking.guards import change_seat_count, free_seat
 from fitnus.booking.models import Reservation, ReservationStatus
 from fitnus.booking.outcomes import CANCEL_RESERVATION, Decisions, event, failed, record, succeeded
 from fitnus.centers.models import Timeslot
+from fitnus.clock import as_utc
 from fitnus.commands.models import Command
 from fitnus.keyed_queue import QueuedItem
 from fitnus.notifications.models import Notification
@@ -32,7 +34,7 @@ async def _refund(reservation: Reservation, amount: int, *, center_id: int,
 
 
 async def cancellations(
-    timeslot: Timeslot, items: list[QueuedItem], *, now: datetime
+    timeslot: Timeslot, items: list[QueuedItem], *, now: datetime, zone: ZoneInfo
 ) -> Decisions:
     commands: list[Command] = []
     notifications: list[Notification] = []
@@ -47,33 +49,56 @@ async def cancellations(
             commands.append(failed(command_id, user_id, CANCEL_RESERVATION,
                                    rules.NOT_RESERVED, now))
             continue
-        refund = rules.refund_for_cancellation(
-            price=reservation.price_coupons, starts_at=timeslot.starts_at,
-            now=rules.accepted_at(item.payload, default=now),
-        )
         if reservation.status is ReservationStatus.CANCELLED:
             commands.append(succeeded(command_id, user_id, CANCEL_RESERVATION,
-                                      {"reservation_id": reservation.id,
-                                       "refunded_coupons": 0}, now))
+                                      {"reservation_id": reservation.id, "refunded_coupons": 0,
+                                       "refund_reason": reservation.refund_reason}, now))
             continue
+        cancelled_at = rules.accepted_at(item.payload, default=now)
+        refund = await _refund_for(reservation, timeslot, cancelled_at=cancelled_at, zone=zone)
         if refund is None:
             commands.append(failed(command_id, user_id, CANCEL_RESERVATION,
                                    rules.ALREADY_STARTED, now))
             continue
-        if not await free_seat(reservation, now=now):
+        if not await free_seat(reservation, now=cancelled_at, refund_reason=refund.reason):
             # Moved away since it was read: nothing of it is left to cancel here.
             commands.append(failed(command_id, user_id, CANCEL_RESERVATION,
                                    rules.NOT_RESERVED, now))
             continue
         freed += 1
-        await _refund(reservation, refund, center_id=center_id, now=now)
-        result = {"reservation_id": reservation.id, "refunded_coupons": refund}
+        await _refund(reservation, refund.coupons, center_id=center_id, now=now)
+        result = {"reservation_id": reservation.id, "refunded_coupons": refund.coupons,
+                  "refund_reason": refund.reason}
         commands.append(succeeded(command_id, user_id, CANCEL_RESERVATION, result, now))
         notifications.append(event(user_id, CANCELLED, {**result, "timeslot_id": timeslot.id},
                                    dedupe=command_id, now=now))
     if freed:
         await change_seat_count(timeslot, -freed)
     return await record(commands, notifications)
+
+
+async def _refund_for(reservation: Reservation, timeslot: Timeslot, *, cancelled_at: datetime,
+                      zone: ZoneInfo) -> rules.Refund | None:
+    """The booking's own policy; the month's free late cancellation is looked
+    up only for a late one. The batch holds the person's wallet, so two late
+    cancellations of theirs in other timeslots' batches are decided one after
+    the other and the second sees the first."""
+    def refund(used: bool) -> rules.Refund | None:
+        return rules.refund_for_cancellation(
+            price=reservation.price_coupons, starts_at=timeslot.starts_at, now=cancelled_at,
+            policy=reservation.cancellation_policy, late_cancel_used=used)
+
+    first = refund(False)
+    if first is None or first.reason != rules.FIRST_LATE_CANCEL_FREE:
+        return first
+    month = rules.Month.of(cancelled_at, zone)
+    used = await Reservation.filter(
+        user_id=reservation.user_id,  # type: ignore[attr-defined]
+        refund_reason=rules.FIRST_LATE_CANCEL_FREE,
+        cancelled_at__gte=as_utc(month.first_moment(zone)),
+        cancelled_at__lt=as_utc(month.next().first_moment(zone)),
+    ).exists()
+    return refund(True) if used else first
 
 
 async def withdrawal(timeslot: Timeslot, *, now: datetime) -> Decisions:
@@ -85,14 +110,15 @@ async def withdrawal(timeslot: Timeslot, *, now: datetime) -> Decisions:
     notifications: list[Notification] = []
     center_id = timeslot.program.center_id  # type: ignore[attr-defined]
     for reservation in await Reservation.filter(timeslot_id=timeslot.id, active=True):
-        if not await free_seat(reservation, now=now):
+        if not await free_seat(reservation, now=now, refund_reason=rules.CENTER_CLOSED):
             continue
         await _refund(reservation, reservation.price_coupons, center_id=center_id, now=now)
         notifications.append(event(
             reservation.user_id,  # type: ignore[attr-defined]
             CANCELLED,
             {"reservation_id": reservation.id, "refunded_coupons": reservation.price_coupons,
-             "timeslot_id": timeslot.id, "reason": timeslot.withdrawal_reason.value},
+             "refund_reason": rules.CENTER_CLOSED, "timeslot_id": timeslot.id,
+             "reason": timeslot.withdrawal_reason.value},
             dedupe=f"withdrawn:{reservation.id}", now=now,
         ))
     if notifications:

@@ -21,10 +21,12 @@ async def change_seat_count(timeslot: Timeslot, change: int) -> None:
     timeslot.reserved += change
 
 
-async def free_seat(reservation: Reservation, *, now: datetime) -> bool:
+async def free_seat(reservation: Reservation, *, now: datetime,
+                    refund_reason: str | None = None) -> bool:
     """Cancel a reservation if it is still live; whether it was. The condition
     is the guard: a seat is freed once, whoever gets there first, even if a
     lock was lost on the way."""
     freed = await Reservation.filter(id=reservation.id, active=True).update(
-        status=ReservationStatus.CANCELLED, active=None, cancelled_at=now)
+        status=ReservationStatus.CANCELLED, active=None, cancelled_at=now,
+        refund_reason=refund_reason)
     return freed == 1

@@ -6,6 +6,7 @@ from tortoise import fields
 from tortoise.models import Model
 
 from fitnus.accounts.models import User
+from fitnus.booking.rules import REFUND_WINDOW_HOURS, CancellationPolicy
 from fitnus.centers.models import Timeslot
 
 
@@ -34,9 +35,21 @@ class Reservation(Model):
     command_id = fields.UUIDField(unique=True)
     created_at = fields.DatetimeField()
     cancelled_at = fields.DatetimeField(null=True)
+    # The center's cancellation policy when the booking was made: it applies
+    # to this booking whatever the center changes later.
+    policy_full_refund_hours = fields.IntField(default=REFUND_WINDOW_HOURS)
+    policy_partial_refund_hours = fields.IntField(null=True)
+    policy_partial_refund_percent = fields.IntField(null=True)
+    refund_reason = fields.CharField(max_length=32, null=True)
     # Set in the transaction that writes the reminder, so the scan can ask the
     # reservation itself, not the notifications, whether it is still owed one.
     reminded_at = fields.DatetimeField(null=True)
+
+    @property
+    def cancellation_policy(self) -> CancellationPolicy:
+        return CancellationPolicy(self.policy_full_refund_hours,
+                                  self.policy_partial_refund_hours,
+                                  self.policy_partial_refund_percent)
 
     class Meta:
         table = "reservation"

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from fitnus.accounts.tokens import Principal
 from fitnus.booking import rules
 from fitnus.booking.models import Reservation
+from fitnus.booking.rules import Month
 from fitnus.booking.service import BookingDesk, SeatRefused, request_seat
 from fitnus.centers.models import Timeslot
 from fitnus.clock import as_utc
@@ -21,18 +21,6 @@ from fitnus.errors import InvalidInput, NotFound
 
 NO_MATCHING_WEEK = "no_matching_week"
 NO_MATCHING_TIMESLOT = "no_matching_timeslot"
-
-
-@dataclass(frozen=True)
-class Month:
-    year: int
-    month: int
-
-    def first_moment(self, zone: ZoneInfo) -> datetime:
-        return datetime(self.year, self.month, 1, tzinfo=zone)
-
-    def next(self) -> Month:
-        return Month(self.year + self.month // 12, self.month % 12 + 1)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 CONFIRMED = "confirmed"
 SOLD_OUT = "sold_out"
@@ -84,12 +85,85 @@ def accepted_at(request: Mapping[str, Any], *, default: datetime) -> datetime:
     return default if stamp is None else datetime.fromtimestamp(stamp, UTC)
 
 
-def refund_for_cancellation(*, price: int, starts_at: datetime, now: datetime) -> int | None:
-    """Coupons back when cancelling: all of them 24 h or more before the start,
-    none later, and no cancelling at all once it started (None)."""
+@dataclass(frozen=True)
+class Month:
+    """A calendar month in the service time zone."""
+
+    year: int
+    month: int
+
+    @classmethod
+    def of(cls, moment: datetime, zone: ZoneInfo) -> Month:
+        local = moment.astimezone(zone)
+        return cls(local.year, local.month)
+
+    def first_moment(self, zone: ZoneInfo) -> datetime:
+        return datetime(self.year, self.month, 1, tzinfo=zone)
+
+    def next(self) -> Month:
+        return Month(self.year + self.month // 12, self.month % 12 + 1)
+
+
+POLICY_FULL = "policy_full"
+POLICY_PARTIAL = "policy_partial"
+LATE_NO_REFUND = "late_no_refund"
+FIRST_LATE_CANCEL_FREE = "first_late_cancel_free"
+CENTER_CLOSED = "center_closed"
+# The longest notice a center may ask for a full refund.
+MAX_POLICY_HOURS = 30 * 24
+
+
+@dataclass(frozen=True)
+class CancellationPolicy:
+    """How late a cancellation still earns coupons back, set by each center.
+    A booking keeps the policy in force when it was made."""
+
+    full_refund_hours: int = REFUND_WINDOW_HOURS
+    partial_refund_hours: int | None = None
+    partial_refund_percent: int | None = None
+
+    def problems(self) -> list[str]:
+        """Why the policy cannot be set; empty if it can."""
+        partial = (self.partial_refund_hours, self.partial_refund_percent)
+        if not 0 <= self.full_refund_hours <= MAX_POLICY_HOURS:
+            return [f"full_refund_hours is 0 to {MAX_POLICY_HOURS}"]
+        if partial.count(None) == 1:
+            return ["partial_refund_hours and partial_refund_percent come together"]
+        if self.partial_refund_hours is not None and not (
+                0 <= self.partial_refund_hours < self.full_refund_hours):
+            return ["partial_refund_hours is from 0 to under full_refund_hours"]
+        if self.partial_refund_percent is not None and not (
+                1 <= self.partial_refund_percent <= 99):
+            return ["partial_refund_percent is 1 to 99"]
+        return []
+
+
+@dataclass(frozen=True)
+class Refund:
+    coupons: int
+    reason: str
+
+
+def refund_for_cancellation(
+    *, price: int, starts_at: datetime, now: datetime,
+    policy: CancellationPolicy = CancellationPolicy(), late_cancel_used: bool = False,
+) -> Refund | None:
+    """Coupons back when cancelling at ``now``: all of them with the policy's
+    full notice, the partial percentage (rounded down) with its shorter
+    notice, none later, except that a person's first late cancellation of a
+    calendar month is refunded in full anyway (``late_cancel_used`` says
+    whether they had it). None once the session has started: no cancelling."""
     if now >= starts_at:
         return None
-    return price if starts_at - now >= timedelta(hours=REFUND_WINDOW_HOURS) else 0
+    notice = starts_at - now
+    if notice >= timedelta(hours=policy.full_refund_hours):
+        return Refund(price, POLICY_FULL)
+    if (policy.partial_refund_hours is not None and policy.partial_refund_percent is not None
+            and notice >= timedelta(hours=policy.partial_refund_hours)):
+        return Refund(price * policy.partial_refund_percent // 100, POLICY_PARTIAL)
+    if not late_cancel_used:
+        return Refund(price, FIRST_LATE_CANCEL_FREE)
+    return Refund(0, LATE_NO_REFUND)
 
 
 @dataclass(frozen=True)

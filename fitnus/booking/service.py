@@ -166,7 +166,8 @@ async def request_cancellation(
     if reservation.status is ReservationStatus.CANCELLED:
         refund = await LedgerEntry.get_or_none(reference=f"cancellation:{reservation.id}")
         result = {"reservation_id": reservation.id,
-                  "refunded_coupons": refund.amount if refund else 0}
+                  "refunded_coupons": refund.amount if refund else 0,
+                  "refund_reason": reservation.refund_reason}
         return Decided(succeeded(str(uuid.uuid4()), principal.user_id, CANCEL_RESERVATION,
                                  result, desk.clock.now()), principal.user_id)
     if reservation.starts_at <= desk.clock.now():

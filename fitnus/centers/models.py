@@ -8,6 +8,7 @@ from tortoise import fields
 from tortoise.models import Model
 
 from fitnus.accounts.models import User
+from fitnus.booking.rules import REFUND_WINDOW_HOURS, CancellationPolicy
 
 
 class WallClockTimeField(fields.Field[time]):
@@ -52,6 +53,15 @@ class Center(Model):
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()
     deleted_at = fields.DatetimeField(null=True)
+    # The cancellation policy for bookings made from now on (rules.CancellationPolicy).
+    cancel_full_refund_hours = fields.IntField(default=REFUND_WINDOW_HOURS)
+    cancel_partial_refund_hours = fields.IntField(null=True)
+    cancel_partial_refund_percent = fields.IntField(null=True)
+
+    @property
+    def cancellation_policy(self) -> CancellationPolicy:
+        return CancellationPolicy(self.cancel_full_refund_hours, self.cancel_partial_refund_hours,
+                                  self.cancel_partial_refund_percent)
 
     class Meta:
         table = "center"

@@ -16,10 +16,11 @@ from tortoise.transactions import in_transaction
 
 from fitnus.accounts.models import Role
 from fitnus.accounts.tokens import Principal
+from fitnus.booking.rules import CancellationPolicy
 from fitnus.centers.models import Center, Program, SearchOutbox, Timeslot, WithdrawalReason
 from fitnus.centers.rules import MAX_ADVANCE_DAYS, Interval, first_overlap
 from fitnus.clock import Clock, as_utc
-from fitnus.errors import Conflict, Forbidden, InvalidInput, NotFound
+from fitnus.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
 from fitnus.search.index import CenterDocument
 
 # Tells the search index a center changed (an actor message, after the commit).
@@ -289,3 +290,24 @@ async def timeslot_by_id(timeslot_id: int) -> Timeslot:
     if timeslot is None:
         raise NotFound("no such timeslot", code="timeslot_not_found")
     return timeslot
+
+
+async def set_cancellation_policy(
+    *, principal: Principal, center_id: int, policy: CancellationPolicy, clock: Clock,
+) -> Center:
+    """For bookings made from now on; each booking keeps the policy it was made under."""
+    problems = policy.problems()
+    if problems:
+        raise InvalidInput(problems[0], code="invalid_policy",
+                           errors=[FieldError(field="body", message=problem)
+                                   for problem in problems])
+    async with in_transaction():
+        center = await _center_for_change(principal, center_id)
+        center.cancel_full_refund_hours = policy.full_refund_hours
+        center.cancel_partial_refund_hours = policy.partial_refund_hours
+        center.cancel_partial_refund_percent = policy.partial_refund_percent
+        center.updated_at = clock.now()
+        await center.save(update_fields=["cancel_full_refund_hours",
+                                         "cancel_partial_refund_hours",
+                                         "cancel_partial_refund_percent", "updated_at"])
+    return center

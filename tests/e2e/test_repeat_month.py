@@ -13,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from fitnus.booking.models import Reservation
-from fitnus.booking.repeat import Month
+from fitnus.booking.rules import Month
 from fitnus.clock import system_clock
 from tests.e2e.test_booking import PRICE, fund, reserve
 from tests.e2e.test_centers import new_center, new_program

@@ -62,6 +62,7 @@ async def test_closing_a_center_cancels_its_future_bookings_with_a_full_refund(
         await eventually(lambda p=person, r=reservation: refunded_and_told(p.id, r["id"]))
         told = await cancelled_with(person.id, reservation["id"])
         assert told == {"reservation_id": reservation["id"], "refunded_coupons": PRICE,
+                        "refund_reason": "center_closed",
                         "timeslot_id": reservation["timeslot_id"], "reason": "center_closed"}
         assert (await Wallet.get(user_id=person.id)).balance == PRICE
         assert not (await Reservation.get(id=reservation["id"])).active

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from redis.asyncio import Redis
@@ -26,6 +27,8 @@ from fitnus.keyed_queue import KeyedQueue, StaleLease, drain
 from fitnus.keys import Keys
 from fitnus.wallet.models import LedgerEntry, Wallet
 from tests.e2e.test_booking import PRICE, fund, open_session
+
+SEOUL = ZoneInfo("Asia/Seoul")
 
 
 async def queued_requests(redis: Redis, keys: Keys, timeslot_id: int, users: list[Any]) -> None:
@@ -56,10 +59,12 @@ async def test_a_batch_replayed_after_a_crash_changes_nothing(
     keys = Keys(settings.redis_key_prefix)
     await queued_requests(redis, keys, session.timeslot_id, users)
     items = await timeslot_queue(redis, keys).peek(session.timeslot_id, 10)
-    first = await decide_batch(session.timeslot_id, items, token=10**9, clock=system_clock)
+    first = await decide_batch(session.timeslot_id, items, token=10**9, clock=system_clock,
+                               zone=SEOUL)
     assert len(first.decided.outcomes) == 3
     before = await snapshot(session.timeslot_id, [u.id for u in users])
-    again = await decide_batch(session.timeslot_id, items, token=10**9, clock=system_clock)
+    again = await decide_batch(session.timeslot_id, items, token=10**9, clock=system_clock,
+                               zone=SEOUL)
     assert ({(o.command.id, o.command.status) for o in again.decided.outcomes}
             == {(o.command.id, o.command.status) for o in first.decided.outcomes})
     assert await snapshot(session.timeslot_id, [u.id for u in users]) == before
@@ -82,9 +87,9 @@ async def test_a_drain_message_delivered_twice_decides_once(
 
     # Batches of one: the same lease holder commits four times.
     first = await drain_timeslot(session.timeslot_id, redis=redis, keys=keys,
-                                 clock=system_clock, published=publish, batch_size=1)
+                                 clock=system_clock, zone=SEOUL, published=publish, batch_size=1)
     second = await drain_timeslot(session.timeslot_id, redis=redis, keys=keys,
-                                  clock=system_clock, published=publish)
+                                  clock=system_clock, zone=SEOUL, published=publish)
     assert (first, second) == (4, 0)
     assert len(published) == 4
     assert (await Timeslot.get(id=session.timeslot_id)).reserved == 4
@@ -100,11 +105,11 @@ async def test_a_drainer_whose_lease_expired_cannot_commit(
     keys = Keys(settings.redis_key_prefix)
     await queued_requests(redis, keys, session.timeslot_id, users[:1])
     newer = await timeslot_queue(redis, keys).peek(session.timeslot_id, 10)
-    await decide_batch(session.timeslot_id, newer, token=50, clock=system_clock)
+    await decide_batch(session.timeslot_id, newer, token=50, clock=system_clock, zone=SEOUL)
     await queued_requests(redis, keys, session.timeslot_id, users[1:])
     stale = (await timeslot_queue(redis, keys).peek(session.timeslot_id, 10))[1:]
     with pytest.raises(StaleLease):
-        await decide_batch(session.timeslot_id, stale, token=49, clock=system_clock)
+        await decide_batch(session.timeslot_id, stale, token=49, clock=system_clock, zone=SEOUL)
     assert (await Timeslot.get(id=session.timeslot_id)).reserved == 1
     assert not await Reservation.filter(user_id=users[1].id).exists()
 
@@ -143,7 +148,8 @@ async def test_a_batch_is_announced_even_when_its_lease_was_lost_after_the_commi
     await queued_requests(redis, keys, session.timeslot_id, users)
 
     async def decide_then_lose_the_lease(items: Any, token: int) -> TimeslotBatch:
-        batch = await decide_batch(session.timeslot_id, items, token=token, clock=system_clock)
+        batch = await decide_batch(session.timeslot_id, items, token=token,
+                                   clock=system_clock, zone=SEOUL)
         await redis.delete(queue.flag(session.timeslot_id, "lease"))  # it expired
         assert await queue.acquire(session.timeslot_id, ttl_ms=10_000) is not None
         return batch
@@ -170,7 +176,8 @@ async def test_the_next_drainer_announces_what_a_dead_one_committed(
     items = await queue.peek(session.timeslot_id, 10)
     token = await queue.acquire(session.timeslot_id, ttl_ms=10_000)
     assert token is not None
-    committed = await decide_batch(session.timeslot_id, items, token=token, clock=system_clock)
+    committed = await decide_batch(session.timeslot_id, items, token=token,
+                                   clock=system_clock, zone=SEOUL)
     await queue.release(session.timeslot_id, token)  # its lease ran out: it died
     published: list[Any] = []
 
@@ -178,7 +185,7 @@ async def test_the_next_drainer_announces_what_a_dead_one_committed(
         published.extend(decided.outcomes)
 
     await drain_timeslot(session.timeslot_id, redis=redis, keys=keys, clock=system_clock,
-                         published=publish)
+                         zone=SEOUL, published=publish)
     assert sorted(str(o.command.id) for o in published) == sorted(
         str(o.command.id) for o in committed.decided.outcomes)
 

@@ -62,19 +62,64 @@ def test_holders_conflicts_and_closed_sessions_are_refused() -> None:
     assert decide(requests(1), is_open=False) == [rules.TIMESLOT_CLOSED]
 
 
-def test_refunds_are_full_a_day_ahead_none_later_and_refused_after_the_start() -> None:
-    from datetime import UTC, datetime, timedelta
+START = datetime(2030, 1, 10, 10, tzinfo=UTC)
+PARTIAL = rules.CancellationPolicy(full_refund_hours=48, partial_refund_hours=12,
+                                   partial_refund_percent=50)
 
-    from fitnus.booking.rules import refund_for_cancellation
 
-    start = datetime(2030, 1, 10, 10, tzinfo=UTC)
-    refund = lambda **delta: refund_for_cancellation(  # noqa: E731
-        price=12, starts_at=start, now=start - timedelta(**delta))
-    assert refund(hours=24) == 12
-    assert refund(hours=23, minutes=59) == 0
-    assert refund(seconds=1) == 0
-    assert refund(seconds=0) is None
-    assert refund(hours=-1) is None
+@pytest.mark.parametrize(("policy", "before", "used", "expected"), [
+    # The default: full 24 h ahead, nothing later but the month's first late one.
+    (rules.CancellationPolicy(), {"hours": 24}, True, (12, rules.POLICY_FULL)),
+    (rules.CancellationPolicy(), {"hours": 23, "minutes": 59}, True, (0, rules.LATE_NO_REFUND)),
+    (rules.CancellationPolicy(), {"hours": 23, "minutes": 59}, False,
+     (12, rules.FIRST_LATE_CANCEL_FREE)),
+    (rules.CancellationPolicy(), {"seconds": 1}, True, (0, rules.LATE_NO_REFUND)),
+    (rules.CancellationPolicy(), {"seconds": 0}, False, None),
+    (rules.CancellationPolicy(), {"hours": -1}, False, None),
+    # Full 48 h ahead, half 12 h ahead (rounded down), nothing later.
+    (PARTIAL, {"hours": 48}, True, (12, rules.POLICY_FULL)),
+    (PARTIAL, {"hours": 47, "minutes": 59}, True, (6, rules.POLICY_PARTIAL)),
+    (PARTIAL, {"hours": 12}, True, (6, rules.POLICY_PARTIAL)),
+    (PARTIAL, {"hours": 11, "minutes": 59}, True, (0, rules.LATE_NO_REFUND)),
+    (PARTIAL, {"hours": 11, "minutes": 59}, False, (12, rules.FIRST_LATE_CANCEL_FREE)),
+    # No notice asked: full until the start.
+    (rules.CancellationPolicy(full_refund_hours=0), {"seconds": 1}, True,
+     (12, rules.POLICY_FULL)),
+])
+def test_the_refund_follows_the_policy_at_every_boundary(
+    policy: rules.CancellationPolicy, before: dict[str, int], used: bool,
+    expected: tuple[int, str] | None,
+) -> None:
+    refund = rules.refund_for_cancellation(price=12, starts_at=START,
+                                           now=START - timedelta(**before), policy=policy,
+                                           late_cancel_used=used)
+    assert (None if refund is None else (refund.coupons, refund.reason)) == expected
+
+
+def test_a_partial_refund_rounds_down_to_whole_coupons() -> None:
+    policy = rules.CancellationPolicy(full_refund_hours=24, partial_refund_hours=2,
+                                      partial_refund_percent=33)
+    refund = rules.refund_for_cancellation(price=10, starts_at=START,
+                                           now=START - timedelta(hours=3), policy=policy,
+                                           late_cancel_used=True)
+    assert refund == rules.Refund(3, rules.POLICY_PARTIAL)
+
+
+@pytest.mark.parametrize(("policy", "valid"), [
+    (rules.CancellationPolicy(), True),
+    (PARTIAL, True),
+    (rules.CancellationPolicy(full_refund_hours=-1), False),
+    (rules.CancellationPolicy(full_refund_hours=rules.MAX_POLICY_HOURS + 1), False),
+    (rules.CancellationPolicy(partial_refund_hours=12), False),
+    (rules.CancellationPolicy(partial_refund_percent=50), False),
+    (rules.CancellationPolicy(partial_refund_hours=24, partial_refund_percent=50), False),
+    (rules.CancellationPolicy(partial_refund_hours=1, partial_refund_percent=100), False),
+    (rules.CancellationPolicy(partial_refund_hours=1, partial_refund_percent=0), False),
+])
+def test_a_policy_is_checked_before_it_is_set(
+    policy: rules.CancellationPolicy, valid: bool
+) -> None:
+    assert (policy.problems() == []) == valid
 
 
 SEOUL = ZoneInfo("Asia/Seoul")
