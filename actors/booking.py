@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 import dramatiq
 
 from actors.runtime import runtime
+from fitnus.attendance import service as attendance
 from fitnus.booking.batches import drain_timeslot, sweep_timeslot_queues
 from fitnus.booking.outcomes import Decisions
 from fitnus.booking.reminders import send_due_reminders
@@ -53,3 +54,8 @@ async def sweep_withdrawals() -> None:
     rt = runtime()
     await request_withdrawals(await withdrawn_with_seats(), redis=rt.redis, keys=rt.keys,
                               schedule_drain=drain_later)
+
+
+@dramatiq.actor(queue_name="maintenance", max_retries=0)
+async def mark_no_shows() -> None:
+    await attendance.mark_no_shows(clock=runtime().clock)

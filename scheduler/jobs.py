@@ -18,7 +18,12 @@ class Job:
 
 
 def jobs() -> list[Job]:
-    from actors.booking import send_reminders, sweep_keyed_queues, sweep_withdrawals
+    from actors.booking import (
+        mark_no_shows,
+        send_reminders,
+        sweep_keyed_queues,
+        sweep_withdrawals,
+    )
     from actors.commands import redrive_pending_commands
     from actors.search import sweep_search_outbox
 
@@ -35,6 +40,12 @@ def jobs() -> list[Job]:
             # Within seconds: requests left by a killed worker wait on this.
             trigger=IntervalTrigger(seconds=2),
             enqueue=sweep_keyed_queues.send,
+        ),
+        Job(
+            name="mark-no-shows",
+            # Seats of sessions that ended half an hour ago, not checked into.
+            trigger=CronTrigger(second=30),
+            enqueue=mark_no_shows.send,
         ),
         Job(
             name="sweep-withdrawals",

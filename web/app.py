@@ -33,6 +33,7 @@ from fitnus.redis_client import open_redis
 from fitnus.search.backends import CenterIndexFactory, open_center_index
 from web import (
     accounts,
+    attendance,
     booking,
     calendar,
     centers,
@@ -72,8 +73,8 @@ from web.openapi import openapi_document
 from web.routing import Api
 
 APIS: tuple[Api, ...] = (
-    accounts.api, centers.api, policies.api, booking.api, calendar.api, commands.api,
-    wallet.api, events.api, operations.api,
+    accounts.api, centers.api, policies.api, booking.api, attendance.api, calendar.api,
+    commands.api, wallet.api, events.api, operations.api,
 )
 API_TITLE = "FitNus"
 API_VERSION = "1.0.0"

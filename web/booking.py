@@ -46,7 +46,7 @@ class ReservationOut(BaseModel):
     id: int
     user_id: int
     timeslot_id: int
-    status: Literal["confirmed", "cancelled"]
+    status: Literal["confirmed", "cancelled", "attended", "no_show"]
     price_coupons: int
     created_at: datetime
 

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from icalendar import Calendar, Event
 from tortoise.expressions import Q
 
-from fitnus.booking.models import CalendarFeed, Reservation, ReservationStatus
+from fitnus.booking.models import CalendarFeed, Reservation
 from fitnus.clock import as_utc
 from fitnus.errors import InvalidInput, NotAuthenticated
 
@@ -47,7 +47,7 @@ async def reservations_between(
         user_id=user_id, starts_at__gte=as_utc(starts_from), starts_at__lt=as_utc(starts_before)
     )
     if not include_cancelled:
-        query = query.filter(status=ReservationStatus.CONFIRMED)
+        query = query.filter(active=True)  # confirmed, attended or missed: a seat held
     if after is not None:
         after_start, after_id = as_utc(after[0]), after[1]
         query = query.filter(Q(starts_at__gt=after_start) | Q(starts_at=after_start,

@@ -54,6 +54,10 @@ async def cancellations(
                                       {"reservation_id": reservation.id, "refunded_coupons": 0,
                                        "refund_reason": reservation.refund_reason}, now))
             continue
+        if reservation.status in (ReservationStatus.ATTENDED, ReservationStatus.NO_SHOW):
+            commands.append(failed(command_id, user_id, CANCEL_RESERVATION,
+                                   rules.ALREADY_STARTED, now))
+            continue
         cancelled_at = rules.accepted_at(item.payload, default=now)
         refund = await _refund_for(reservation, timeslot, cancelled_at=cancelled_at, zone=zone)
         if refund is None:

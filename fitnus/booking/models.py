@@ -13,6 +13,10 @@ from fitnus.centers.models import Timeslot
 class ReservationStatus(StrEnum):
     CONFIRMED = "confirmed"
     CANCELLED = "cancelled"
+    # After the session: the person checked in, or did not come. Both keep the
+    # seat (active) and its coupons; settlement pays the center for both.
+    ATTENDED = "attended"
+    NO_SHOW = "no_show"
 
 
 class Reservation(Model):
@@ -44,6 +48,7 @@ class Reservation(Model):
     # Set in the transaction that writes the reminder, so the scan can ask the
     # reservation itself, not the notifications, whether it is still owed one.
     reminded_at = fields.DatetimeField(null=True)
+    checked_in_at = fields.DatetimeField(null=True)
 
     @property
     def cancellation_policy(self) -> CancellationPolicy:
@@ -56,7 +61,9 @@ class Reservation(Model):
         unique_together = (("timeslot", "user", "active"),)
         # The calendar reads by person. The reminder scan reads the reservations
         # not yet reminded that start within the lead: one range of this index.
-        indexes = (("user_id", "starts_at"), ("reminded_at", "starts_at"))
+        # The no-show job reads confirmed seats of sessions that have ended.
+        indexes = (("user_id", "starts_at"), ("reminded_at", "starts_at"),
+                   ("status", "ends_at"))
 
 
 class CalendarFeed(Model):

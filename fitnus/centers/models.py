@@ -57,6 +57,8 @@ class Center(Model):
     cancel_full_refund_hours = fields.IntField(default=REFUND_WINDOW_HOURS)
     cancel_partial_refund_hours = fields.IntField(null=True)
     cancel_partial_refund_percent = fields.IntField(null=True)
+    # The kiosk's check-in codes (fitnus.attendance.totp); set on first use.
+    check_in_secret = fields.CharField(max_length=32, null=True)
 
     @property
     def cancellation_policy(self) -> CancellationPolicy:

@@ -97,6 +97,13 @@ async def center_by_id(center_id: int) -> Center:
     return center
 
 
+async def managed_center(principal: Principal, center_id: int) -> Center:
+    """A center for its owner or an admin to look after."""
+    center = await center_by_id(center_id)
+    _require_manages(principal, center)
+    return center
+
+
 async def _center_for_change(principal: Principal, center_id: int) -> Center:
     center = await Center.select_for_update().get_or_none(id=center_id, deleted_at=None)
     if center is None:
