@@ -27,6 +27,7 @@ MODEL_MODULES = [
     "fitnus.centers.models",
     "fitnus.wallet.models",
     "fitnus.booking.models",
+    "fitnus.clubs.models",
 ]
 MIGRATIONS_MODULE = "fitnus.migrations"
 

@@ -37,6 +37,7 @@ from web import (
     booking,
     calendar,
     centers,
+    clubs,
     commands,
     events,
     home,
@@ -74,7 +75,7 @@ from web.routing import Api
 
 APIS: tuple[Api, ...] = (
     accounts.api, centers.api, policies.api, booking.api, attendance.api, calendar.api,
-    commands.api, wallet.api, events.api, operations.api,
+    clubs.api, commands.api, wallet.api, events.api, operations.api,
 )
 API_TITLE = "FitNus"
 API_VERSION = "1.0.0"

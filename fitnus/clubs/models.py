@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+from fitnus.accounts.models import User
+
+
+class MemberRole(StrEnum):
+    LEADER = "leader"
+    MEMBER = "member"
+
+
+class ApplicationStatus(StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class Club(Model):
+    """A club (크루): a leader, members, meetups. ``name_key`` is the name
+    case-folded with spaces trimmed, unique among clubs not dissolved (a
+    dissolved club lets its name go: NULL)."""
+
+    id = fields.BigIntField(primary_key=True)
+    name = fields.CharField(max_length=100)
+    name_key = fields.CharField(max_length=100, null=True, unique=True)
+    description = fields.TextField()
+    sports: list[str] = fields.JSONField()
+    latitude = fields.FloatField(null=True)
+    longitude = fields.FloatField(null=True)
+    leader: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "fitnus.User", related_name="led_clubs", on_delete=fields.RESTRICT
+    )
+    max_members = fields.IntField(null=True)
+    # Kept by the conditional UPDATE that admits a member, so the cap holds
+    # under concurrent acceptances.
+    member_count = fields.IntField(default=1)
+    created_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField()
+    dissolved_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "club"
+
+
+class ClubMember(Model):
+    id = fields.BigIntField(primary_key=True)
+    club: fields.ForeignKeyRelation[Club] = fields.ForeignKeyField(
+        "fitnus.Club", related_name="members", on_delete=fields.CASCADE
+    )
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "fitnus.User", related_name="club_memberships", on_delete=fields.CASCADE
+    )
+    role = fields.CharEnumField(MemberRole, max_length=16)
+    joined_at = fields.DatetimeField()
+
+    class Meta:
+        table = "club_member"
+        unique_together = (("club", "user"),)
+
+
+class ClubApplication(Model):
+    """``pending`` is 1 while undecided and NULL after, so the unique key allows
+    one pending application per person per club and any number of old ones."""
+
+    id = fields.BigIntField(primary_key=True)
+    club: fields.ForeignKeyRelation[Club] = fields.ForeignKeyField(
+        "fitnus.Club", related_name="applications", on_delete=fields.CASCADE
+    )
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "fitnus.User", related_name="club_applications", on_delete=fields.CASCADE
+    )
+    message = fields.CharField(max_length=500)
+    status = fields.CharEnumField(ApplicationStatus, max_length=16)
+    pending = fields.BooleanField(null=True)
+    created_at = fields.DatetimeField()
+    decided_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "club_application"
+        unique_together = (("club", "user", "pending"),)
