@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fitnus.booking.service import ScheduleDrain
 from fitnus.centers.service import IndexCenter
+from fitnus.commands.queued import ScheduleDrain
 from fitnus.commands.service import Dispatch
 
 

@@ -28,10 +28,11 @@ from fitnus.booking.outcomes import (
     Decisions,
 )
 from fitnus.booking.seating import moves, seats
-from fitnus.booking.service import ScheduleDrain, timeslot_queue
+from fitnus.booking.service import timeslot_queue
 from fitnus.centers.models import Timeslot
 from fitnus.clock import Clock
 from fitnus.commands.models import Command
+from fitnus.commands.queued import ScheduleDrain
 from fitnus.db import is_deadlock
 from fitnus.keyed_queue import QueuedItem, StaleLease, drain, sweep
 from fitnus.keys import Keys

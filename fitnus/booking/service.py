@@ -40,8 +40,8 @@ from fitnus.booking.sold_out import SoldOutMemory
 from fitnus.booking.starts import TimeslotStarts
 from fitnus.centers.models import Timeslot
 from fitnus.clock import Clock
-from fitnus.commands.idempotency import IdempotencyKeys
 from fitnus.commands.pending import PendingCommands
+from fitnus.commands.queued import CommandQueue, Queued, ScheduleDrain
 from fitnus.errors import Conflict, NotFound
 from fitnus.keyed_queue import KeyedQueue
 from fitnus.keys import Keys
@@ -49,18 +49,14 @@ from fitnus.wallet.models import LedgerEntry
 
 QUEUE_KIND = "timeslot"
 
-# Sends one drain message for a timeslot (a dramatiq message in production).
-ScheduleDrain = Callable[[int], Awaitable[None]]
 
 
 class SeatRefused(Conflict):
     """A reservation refused for a reason in booking.rules (the code)."""
 
 
-@dataclass(frozen=True)
-class SeatRequested:
-    command_id: uuid.UUID
-    position: int
+# A request accepted into a timeslot's queue: its command id and place in line.
+SeatRequested = Queued
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,10 +71,16 @@ class BookingDesk:
     starts: TimeslotStarts
     sold_out: SoldOutMemory
 
-    queue: KeyedQueue = field(init=False)
+    commands: CommandQueue = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "queue", timeslot_queue(self.redis, self.keys))
+        object.__setattr__(self, "commands", CommandQueue(
+            redis=self.redis, keys=self.keys, queue=timeslot_queue(self.redis, self.keys),
+            pending=self.pending, clock=self.clock, schedule_drain=self.schedule_drain))
+
+    @property
+    def queue(self) -> KeyedQueue:
+        return self.commands.queue
 
     async def is_full(self, timeslot_id: int) -> bool:
         """The fast path, without touching MySQL: a timeslot the worker found full."""
@@ -96,35 +98,15 @@ class BookingDesk:
 
     async def enqueue(self, timeslot_id: int, *, kind: str, user_id: int,
                       **request: Any) -> SeatRequested:
-        """Queue a person's command behind the timeslot's other requests,
-        stamped with the moment it was accepted."""
-        command_id = uuid.uuid4()
-        payload = {"command_id": str(command_id), "user_id": user_id, **request}
-        if kind != RESERVE_SEAT:  # the flash crowd's requests stay small
-            payload |= {"kind": kind, "accepted_at": self.clock.now().timestamp()}
-        enqueued = await self.queue.enqueue(
-            timeslot_id, payload,
-            along=lambda pipe: self.pending.open(pipe, command_id=command_id, user_id=user_id,
-                                                 kind=kind),
-        )
-        if enqueued.must_schedule_drain:
-            await self.schedule_drain(timeslot_id)
-        return SeatRequested(command_id, enqueued.position)
+        # The flash crowd's requests stay small: a booking carries no stamp.
+        return await self.commands.send(timeslot_id, kind=kind, user_id=user_id,
+                                        stamped=kind != RESERVE_SEAT, **request)
 
     async def first_answer(
         self, principal: Principal, idempotency_key: str | None,
         accept: Callable[[], Awaitable[SeatRequested]],
     ) -> SeatRequested:
-        """``accept()``, once per Idempotency-Key: every copy gets the first answer."""
-        async def answer() -> dict[str, Any]:
-            requested = await accept()
-            return {"command_id": str(requested.command_id), "position": requested.position}
-
-        if idempotency_key is None:
-            return await accept()
-        first = await IdempotencyKeys(redis=self.redis, keys=self.keys).first_answer(
-            user_id=principal.user_id, key=idempotency_key, answer=answer)
-        return SeatRequested(uuid.UUID(first["command_id"]), first["position"])
+        return await self.commands.first_answer(principal, idempotency_key, accept)
 
 
 def timeslot_queue(redis: Redis, keys: Keys) -> KeyedQueue:

@@ -1,0 +1,71 @@
+"""People's commands into one kind of keyed queue (timeslots, meetups, …):
+the pending record and the request queued in one MULTI/EXEC, a drain message
+when the queue needs one, and every copy of an Idempotency-Key answered with
+the first. Written once; each kind brings its own checks and decision."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from fitnus.accounts.tokens import Principal
+from fitnus.clock import Clock
+from fitnus.commands.idempotency import IdempotencyKeys
+from fitnus.commands.pending import PendingCommands
+from fitnus.keyed_queue import KeyedQueue
+from fitnus.keys import Keys
+
+# Sends one drain message for a key (a dramatiq message in production).
+ScheduleDrain = Callable[[int], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Queued:
+    command_id: uuid.UUID
+    position: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommandQueue:
+    redis: Redis
+    keys: Keys
+    queue: KeyedQueue
+    pending: PendingCommands
+    clock: Clock
+    schedule_drain: ScheduleDrain
+
+    async def send(self, key: int, *, kind: str, user_id: int, stamped: bool = True,
+                   **request: Any) -> Queued:
+        """Queue a person's command behind the key's other requests; ``stamped``
+        adds its kind and the moment it was accepted (rules count from it)."""
+        command_id = uuid.uuid4()
+        payload = {"command_id": str(command_id), "user_id": user_id, **request}
+        if stamped:
+            payload |= {"kind": kind, "accepted_at": self.clock.now().timestamp()}
+        enqueued = await self.queue.enqueue(
+            key, payload,
+            along=lambda pipe: self.pending.open(pipe, command_id=command_id, user_id=user_id,
+                                                 kind=kind),
+        )
+        if enqueued.must_schedule_drain:
+            await self.schedule_drain(key)
+        return Queued(command_id, enqueued.position)
+
+    async def first_answer(
+        self, principal: Principal, idempotency_key: str | None,
+        accept: Callable[[], Awaitable[Queued]],
+    ) -> Queued:
+        """``accept()``, once per Idempotency-Key: every copy gets the first answer."""
+        async def answer() -> dict[str, Any]:
+            queued = await accept()
+            return {"command_id": str(queued.command_id), "position": queued.position}
+
+        if idempotency_key is None:
+            return await accept()
+        first = await IdempotencyKeys(redis=self.redis, keys=self.keys).first_answer(
+            user_id=principal.user_id, key=idempotency_key, answer=answer)
+        return Queued(uuid.UUID(first["command_id"]), first["position"])
