@@ -6,6 +6,7 @@ import dramatiq
 
 from actors.accounts import welcome_new_user
 from actors.booking import drain_later
+from actors.clubs import meetup_drain_later
 from actors.search import index_center
 from fitnus.accounts.service import WELCOME_COMMAND
 from fitnus.commands.models import Command
@@ -26,4 +27,5 @@ async def dispatch(command: Command) -> None:
     ACTOR_FOR_KIND[command.kind].send(command_id=str(command.id))
 
 
-MESSAGES = Messages(dispatch=dispatch, index_center=index_center_later, schedule_drain=drain_later)
+MESSAGES = Messages(dispatch=dispatch, index_center=index_center_later, schedule_drain=drain_later,
+                    schedule_meetup_drain=meetup_drain_later)

@@ -14,7 +14,8 @@ from fitnus.clock import Clock, system_clock
 from fitnus.config import Settings
 from fitnus.search.backends import CenterIndexFactory, open_center_index
 
-ACTOR_MODULES = ("actors.accounts", "actors.booking", "actors.commands", "actors.search")
+ACTOR_MODULES = ("actors.accounts", "actors.booking", "actors.clubs", "actors.commands",
+                 "actors.search")
 
 _installed: RedisBroker | None = None
 

@@ -18,3 +18,4 @@ class Messages:
     dispatch: Dispatch
     index_center: IndexCenter
     schedule_drain: ScheduleDrain
+    schedule_meetup_drain: ScheduleDrain

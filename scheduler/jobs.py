@@ -24,6 +24,7 @@ def jobs() -> list[Job]:
         sweep_keyed_queues,
         sweep_withdrawals,
     )
+    from actors.clubs import sweep_meetup_queues
     from actors.commands import redrive_pending_commands
     from actors.search import sweep_search_outbox
 
@@ -40,6 +41,11 @@ def jobs() -> list[Job]:
             # Within seconds: requests left by a killed worker wait on this.
             trigger=IntervalTrigger(seconds=2),
             enqueue=sweep_keyed_queues.send,
+        ),
+        Job(
+            name="sweep-meetup-queues",
+            trigger=IntervalTrigger(seconds=2),
+            enqueue=sweep_meetup_queues.send,
         ),
         Job(
             name="mark-no-shows",

@@ -18,6 +18,7 @@ from fitnus.booking.service import BookingDesk, bookable_start
 from fitnus.booking.sold_out import SoldOutMemory
 from fitnus.booking.starts import TimeslotStarts
 from fitnus.clock import Clock, system_clock
+from fitnus.clubs.meetups import meetup_commands
 from fitnus.commands.outcomes import OutcomeListener
 from fitnus.commands.pending import PendingCommands
 from fitnus.commands.service import Dispatch
@@ -41,6 +42,7 @@ from web import (
     commands,
     events,
     home,
+    meetups,
     operations,
     policies,
     wallet,
@@ -55,6 +57,7 @@ from web.keys import (
     DATABASE,
     DOORBELLS,
     KEYS,
+    MEETUP_COMMANDS,
     MESSAGES,
     METRICS,
     NEW_ROWS,
@@ -75,7 +78,7 @@ from web.routing import Api
 
 APIS: tuple[Api, ...] = (
     accounts.api, centers.api, policies.api, booking.api, attendance.api, calendar.api,
-    clubs.api, commands.api, wallet.api, events.api, operations.api,
+    clubs.api, meetups.api, commands.api, wallet.api, events.api, operations.api,
 )
 API_TITLE = "FitNus"
 API_VERSION = "1.0.0"
@@ -171,6 +174,10 @@ def _redis(redis_url: str) -> Any:
             redis=redis, keys=app[KEYS], pending=app[PENDING], clock=app[CLOCK],
             schedule_drain=app[MESSAGES].schedule_drain, starts=app[TIMESLOT_STARTS],
             sold_out=app[SOLD_OUT],
+        )
+        app[MEETUP_COMMANDS] = meetup_commands(
+            redis=redis, keys=app[KEYS], pending=app[PENDING], clock=app[CLOCK],
+            schedule_drain=app[MESSAGES].schedule_meetup_drain,
         )
         yield
         await reopenings.stop()

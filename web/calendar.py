@@ -11,7 +11,7 @@ from fitnus.accounts.tokens import Principal
 from fitnus.booking.calendar import (
     FEED_FUTURE_DAYS,
     FEED_PAST_DAYS,
-    calendar_items,
+    calendar_between,
     feed_owner,
     ical_feed,
     reservations_between,
@@ -58,8 +58,9 @@ class CalendarEntry(BaseModel):
     starts_at: datetime
     ends_at: datetime
     location: str
-    timeslot_id: int
-    center_id: int
+    timeslot_id: int | None = Field(default=None, description="a reservation's")
+    center_id: int | None = Field(default=None, description="a reservation's")
+    club_id: int | None = Field(default=None, description="a club_event's")
 
 
 class CalendarOut(BaseModel):
@@ -121,14 +122,14 @@ async def my_calendar(
 ) -> web.Response:
     starts_from, starts_before = _range(request, query)
     zone = ZoneInfo(request.app[SETTINGS].time_zone)
-    items = calendar_items(await reservations_between(
-        principal.user_id, starts_from=starts_from, starts_before=starts_before
-    ))
+    items = await calendar_between(principal.user_id, starts_from=starts_from,
+                                   starts_before=starts_before)
     return json(CalendarOut(items=[
-        CalendarEntry(kind="reservation", id=item.id, title=item.title,
+        CalendarEntry(kind=item.kind, id=item.id, title=item.title,  # type: ignore[arg-type]
                       starts_at=item.starts_at.astimezone(zone),
                       ends_at=item.ends_at.astimezone(zone), location=item.location,
-                      timeslot_id=item.timeslot_id, center_id=item.center_id)
+                      timeslot_id=item.timeslot_id, center_id=item.center_id,
+                      club_id=item.club_id)
         for item in items
     ]))
 
@@ -204,9 +205,7 @@ async def revoke_feed(request: web.Request, *, principal: Principal) -> web.Resp
 async def calendar_feed(request: web.Request, *, query: FeedQuery) -> web.Response:
     user_id = await feed_owner(query.token)
     now = request.app[CLOCK].now()
-    items = calendar_items(await reservations_between(
-        user_id, starts_from=now - timedelta(days=FEED_PAST_DAYS),
-        starts_before=now + timedelta(days=FEED_FUTURE_DAYS),
-    ))
+    items = await calendar_between(user_id, starts_from=now - timedelta(days=FEED_PAST_DAYS),
+                                   starts_before=now + timedelta(days=FEED_FUTURE_DAYS))
     return web.Response(body=ical_feed(items, now=now), content_type="text/calendar",
                         charset="utf-8", headers={"Cache-Control": "private, max-age=300"})

@@ -17,6 +17,7 @@ from fitnus.booking.starts import TimeslotStarts
 from fitnus.clock import Clock
 from fitnus.commands.outcomes import OutcomeListener
 from fitnus.commands.pending import PendingCommands
+from fitnus.commands.queued import CommandQueue
 from fitnus.config import Settings
 from fitnus.keys import Keys
 from fitnus.messages import Messages
@@ -42,6 +43,7 @@ TICKETS = web.AppKey("tickets", EventTickets)
 TIMESLOT_STARTS = web.AppKey("timeslot_starts", TimeslotStarts)
 SOLD_OUT = web.AppKey("sold_out", SoldOutMemory)
 BOOKING_DESK = web.AppKey("booking_desk", BookingDesk)
+MEETUP_COMMANDS = web.AppKey("meetup_commands", CommandQueue)
 # Event streams woken together read their new rows together.
 NEW_ROWS = web.AppKey("new_rows", CoalescedReads)
 # The doorbells of open event streams, rung at shutdown so they close cleanly.

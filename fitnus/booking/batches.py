@@ -18,23 +18,23 @@ from tortoise.exceptions import OperationalError
 from tortoise.transactions import in_transaction
 
 from fitnus.booking.cancelling import cancellations, withdrawal
+from fitnus.booking.guards import advance_fence
 from fitnus.booking.models import Reservation
 from fitnus.booking.outcomes import (
     CANCEL_RESERVATION,
     MOVE_RESERVATION,
     RESERVE_SEAT,
     WITHDRAW_TIMESLOT,
-    Decided,
     Decisions,
+    split_decided,
 )
 from fitnus.booking.seating import moves, seats
 from fitnus.booking.service import timeslot_queue
 from fitnus.centers.models import Timeslot
 from fitnus.clock import Clock
-from fitnus.commands.models import Command
 from fitnus.commands.queued import ScheduleDrain
 from fitnus.db import is_deadlock
-from fitnus.keyed_queue import QueuedItem, StaleLease, drain, sweep
+from fitnus.keyed_queue import QueuedItem, drain, sweep
 from fitnus.keys import Keys
 from fitnus.wallet.models import Wallet
 from fitnus.wallet.service import lock_wallets
@@ -128,22 +128,8 @@ async def decide_batch(
         locked = await _lock_timeslots(timeslot_id, items)
         timeslot = locked[timeslot_id]
         await timeslot.fetch_related("program__center")
-        # Compared on the locked row, not by an UPDATE's row count: MySQL counts
-        # changed rows, and the same holder's next batch changes nothing.
-        if timeslot.drain_fence > token:
-            raise StaleLease(timeslot_id)
-        if timeslot.drain_fence < token:
-            await Timeslot.filter(id=timeslot_id).update(drain_fence=token)
-        decided_already = await Command.filter(
-            id__in=[item.payload["command_id"] for item in items]
-        )
-        decided = Decisions(
-            outcomes=[Decided(command, command.user_id)  # type: ignore[attr-defined]
-                      for command in decided_already],
-            notified={command.user_id for command in decided_already},  # type: ignore[attr-defined]
-        )
-        known = {str(command.id) for command in decided_already}
-        fresh = [item for item in items if item.payload["command_id"] not in known]
+        await advance_fence(Timeslot, timeslot, token)
+        decided, fresh = await split_decided(items)
         # As locked: what the first run reads; later runs read them again.
         wallets = await _lock_wallets_of(timeslot, fresh)
         # Runs of one kind keep the queue order between seats and cancellations:

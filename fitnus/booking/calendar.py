@@ -1,4 +1,4 @@
-"""A person's calendar: their confirmed reservations (club meetups join later)."""
+"""A person's calendar: the seats they hold and the club meetups they joined."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from tortoise.expressions import Q
 
 from fitnus.booking.models import CalendarFeed, Reservation
 from fitnus.clock import as_utc
+from fitnus.clubs.models import MeetupAttendee
 from fitnus.errors import InvalidInput, NotAuthenticated
 
 MAX_RANGE_DAYS = 366
@@ -28,8 +29,9 @@ class CalendarItem:
     starts_at: datetime
     ends_at: datetime
     location: str
-    timeslot_id: int
-    center_id: int
+    timeslot_id: int | None = None
+    center_id: int | None = None
+    club_id: int | None = None
 
 
 async def reservations_between(
@@ -68,6 +70,26 @@ def calendar_items(reservations: list[Reservation]) -> list[CalendarItem]:
         )
         for reservation in reservations
     ]
+
+
+async def calendar_between(
+    user_id: int, *, starts_from: datetime, starts_before: datetime
+) -> list[CalendarItem]:
+    """Seats held and meetups joined, by start: two index ranges by person."""
+    places = await MeetupAttendee.filter(
+        user_id=user_id, active=True, starts_at__gte=as_utc(starts_from),
+        starts_at__lt=as_utc(starts_before),
+    ).select_related("meetup__club")
+    meetups = [
+        CalendarItem(kind="club_event", id=place.meetup.id,
+                     title=f"{place.meetup.title} · {place.meetup.club.name}",
+                     starts_at=place.starts_at, ends_at=place.ends_at,
+                     location=place.meetup.place, club_id=place.meetup.club.id)
+        for place in places
+    ]
+    seats = calendar_items(await reservations_between(
+        user_id, starts_from=starts_from, starts_before=starts_before))
+    return sorted(seats + meetups, key=lambda item: (item.starts_at, item.kind, item.id))
 
 
 def _digest(token: str) -> str:

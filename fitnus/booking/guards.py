@@ -4,11 +4,14 @@ database, not the rule that decided, has the last word."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Protocol
 
 from tortoise.expressions import F
+from tortoise.models import Model
 
 from fitnus.booking.models import Reservation, ReservationStatus
 from fitnus.centers.models import Timeslot
+from fitnus.keyed_queue import StaleLease
 
 
 async def change_seat_count(timeslot: Timeslot, change: int) -> None:
@@ -30,3 +33,19 @@ async def free_seat(reservation: Reservation, *, now: datetime,
         status=ReservationStatus.CANCELLED, active=None, cancelled_at=now,
         refund_reason=refund_reason)
     return freed == 1
+
+
+class Fenced(Protocol):
+    id: int
+    drain_fence: int
+
+
+async def advance_fence(model: type[Model], row: Fenced, token: int) -> None:
+    """On the row the batch locked: a drainer holding an older fencing token
+    than the last commit's lost its lease and must not commit. Compared on the
+    locked row, not by an UPDATE's row count: MySQL counts changed rows, and the
+    same holder's next batch changes nothing."""
+    if row.drain_fence > token:
+        raise StaleLease(row.id)
+    if row.drain_fence < token:
+        await model.filter(id=row.id).update(drain_fence=token)

@@ -4,12 +4,14 @@ notification, and the words for each refusal."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from fitnus.booking import rules
 from fitnus.commands.models import Command, CommandStatus
+from fitnus.keyed_queue import QueuedItem
 from fitnus.notifications.models import Notification
 
 RESERVE_SEAT = "reserve_seat"
@@ -81,8 +83,22 @@ def succeeded(
                    decided_at=now)
 
 
-def failed(command_id: str, user_id: int, kind: str, code: str, now: datetime) -> Command:
+def failed(command_id: str, user_id: int, kind: str, code: str, now: datetime, *,
+           detail: str | None = None) -> Command:
     return Command(id=uuid.UUID(command_id), user_id=user_id, kind=kind,
                    status=CommandStatus.FAILED,
-                   error={"code": code, "detail": REFUSAL_DETAIL[code]},
+                   error={"code": code, "detail": detail or REFUSAL_DETAIL[code]},
                    created_at=now, decided_at=now)
+
+
+async def split_decided(items: Sequence[QueuedItem]) -> tuple[Decisions, list[QueuedItem]]:
+    """Commands of a batch decided already (a drainer committed and died, or
+    lost its lease, before acknowledging), to announce again, and the items
+    still to decide."""
+    decided_already = await Command.filter(id__in=[item.payload["command_id"] for item in items])
+    known = {str(command.id) for command in decided_already}
+    return Decisions(
+        outcomes=[Decided(command, command.user_id)  # type: ignore[attr-defined]
+                  for command in decided_already],
+        notified={command.user_id for command in decided_already},  # type: ignore[attr-defined]
+    ), [item for item in items if item.payload["command_id"] not in known]

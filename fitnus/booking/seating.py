@@ -8,6 +8,7 @@ from collections import Counter
 from datetime import datetime
 
 from fitnus.booking import rules
+from fitnus.booking.conflicts import busy_people
 from fitnus.booking.guards import change_seat_count, free_seat
 from fitnus.booking.models import Reservation, ReservationStatus
 from fitnus.booking.outcomes import (
@@ -58,13 +59,8 @@ async def seats(timeslot: Timeslot, items: list[QueuedItem], *, now: datetime,
                 timeslot_id=timeslot.id, user_id__in=users, active=True
             )
         },
-        conflicting={
-            reservation.user_id  # type: ignore[attr-defined]
-            for reservation in await Reservation.filter(
-                user_id__in=users, active=True, starts_at__lt=timeslot.ends_at,
-                ends_at__gt=timeslot.starts_at,
-            ).exclude(timeslot_id=timeslot.id)
-        },
+        conflicting=await busy_people(users, starts_at=timeslot.starts_at,
+                                      ends_at=timeslot.ends_at, except_timeslot=timeslot.id),
         is_open=open_for_booking(timeslot, now=now),
     )
     decided = await _apply_seats(timeslot, decisions, price=price, now=now, wallets=wallets)
@@ -172,10 +168,9 @@ async def move(timeslot: Timeslot, item: QueuedItem, *, now: datetime, seats_lef
         target_open=open_for_booking(timeslot, now=now),
         holds_target=await Reservation.exists(timeslot_id=timeslot.id, user_id=user_id,
                                               active=True),
-        conflicting=old is not None and await Reservation.filter(
-            user_id=user_id, active=True, starts_at__lt=timeslot.ends_at,
-            ends_at__gt=timeslot.starts_at,
-        ).exclude(id=old.id).exclude(timeslot_id=timeslot.id).exists(),
+        conflicting=old is not None and bool(await busy_people(
+            [user_id], starts_at=timeslot.starts_at, ends_at=timeslot.ends_at,
+            except_timeslot=timeslot.id, except_reservation=old.id)),
         seats_left=seats_left,
         available=wallet.balance - wallet.held,
         price_difference=price - (0 if old is None else old.price_coupons),

@@ -82,3 +82,55 @@ class ClubApplication(Model):
     class Meta:
         table = "club_application"
         unique_together = (("club", "user", "pending"),)
+
+
+class Meetup(Model):
+    """A club's session of its own. Members join through the meetup's keyed
+    queue, as people book timeslots: ``joined`` only moves by a conditional
+    UPDATE in the batch that decides them, under this row's lock and fence."""
+
+    id = fields.BigIntField(primary_key=True)
+    club: fields.ForeignKeyRelation[Club] = fields.ForeignKeyField(
+        "fitnus.Club", related_name="meetups", on_delete=fields.RESTRICT
+    )
+    title = fields.CharField(max_length=100)
+    starts_at = fields.DatetimeField()
+    ends_at = fields.DatetimeField()
+    place = fields.CharField(max_length=200)
+    latitude = fields.FloatField(null=True)
+    longitude = fields.FloatField(null=True)
+    capacity = fields.IntField()
+    joined = fields.IntField(default=0)
+    fee_coupons = fields.IntField(default=0)
+    drain_fence = fields.BigIntField(default=0)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "meetup"
+        indexes = (("club_id", "starts_at"),)
+
+
+class MeetupAttendee(Model):
+    """A member's place at a meetup. ``active`` is 1 while joined and NULL once
+    left, as a reservation's; its start and end are copied so that one person's
+    meetups and reservations are checked for overlaps together."""
+
+    id = fields.BigIntField(primary_key=True)
+    meetup: fields.ForeignKeyRelation[Meetup] = fields.ForeignKeyField(
+        "fitnus.Meetup", related_name="attendees", on_delete=fields.RESTRICT
+    )
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "fitnus.User", related_name="meetups_joined", on_delete=fields.RESTRICT
+    )
+    active = fields.BooleanField(null=True)
+    fee_coupons = fields.IntField()
+    starts_at = fields.DatetimeField()
+    ends_at = fields.DatetimeField()
+    command_id = fields.UUIDField(unique=True)
+    joined_at = fields.DatetimeField()
+    left_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "meetup_attendee"
+        unique_together = (("meetup", "user", "active"),)
+        indexes = (("user_id", "starts_at"),)

@@ -1,0 +1,265 @@
+"""Club meetups: the leader publishes them, members join and leave through the
+meetup's keyed queue, decided in batches exactly as timeslot bookings are
+(the same queue, drain loop, fence, wallet locks and seat rule), so meetups
+and reservations never overlap for one person and a fee is paid once."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+from itertools import groupby
+
+from redis.asyncio import Redis
+from tortoise.expressions import F
+from tortoise.transactions import in_transaction
+
+from fitnus.accounts.tokens import Principal
+from fitnus.booking import rules
+from fitnus.booking.conflicts import busy_people
+from fitnus.booking.guards import advance_fence
+from fitnus.booking.outcomes import (
+    Decisions,
+    event,
+    failed,
+    record,
+    split_decided,
+    succeeded,
+)
+from fitnus.clock import Clock, as_utc
+from fitnus.clubs.models import ClubMember, Meetup, MeetupAttendee
+from fitnus.clubs.service import _led_club, club_by_id, require_member
+from fitnus.commands.models import Command
+from fitnus.commands.pending import PendingCommands
+from fitnus.commands.queued import CommandQueue, Queued, ScheduleDrain
+from fitnus.errors import Conflict, InvalidInput, NotFound
+from fitnus.keyed_queue import KeyedQueue, QueuedItem, drain
+from fitnus.keys import Keys
+from fitnus.notifications.models import Notification
+from fitnus.wallet.models import LedgerKind
+from fitnus.wallet.service import debit_locked, lock_wallets, post_entry
+
+QUEUE_KIND = "meetup"
+JOIN_MEETUP = "join_meetup"
+LEAVE_MEETUP = "leave_meetup"
+MEETUP_FULL = "meetup_full"
+ALREADY_JOINED = "already_joined"
+MEETUP_CLOSED = "meetup_closed"
+NOT_A_MEMBER = "not_a_member"
+NOT_JOINED = "not_joined"
+# The seat rule's refusals, in a meetup's words.
+MEETUP_CODES = {rules.SOLD_OUT: MEETUP_FULL, rules.ALREADY_RESERVED: ALREADY_JOINED,
+                rules.TIMESLOT_CLOSED: MEETUP_CLOSED}
+MEETUP_REFUSALS = {
+    MEETUP_FULL: "every place is taken",
+    ALREADY_JOINED: "you have joined this meetup already",
+    MEETUP_CLOSED: "this meetup has started",
+    NOT_A_MEMBER: "only the club's members join its meetups",
+    NOT_JOINED: "you have not joined this meetup",
+}
+BATCH_SIZE = 500
+LEASE_TTL_MS = 3_000
+MAX_ADVANCE = timedelta(days=365)
+
+
+class MeetupRefused(Conflict):
+    """A join or leave refused for one of the codes above."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeetupDraft:
+    title: str
+    starts_at: datetime
+    duration_minutes: int
+    place: str
+    capacity: int
+    fee_coupons: int = 0
+    latitude: float | None = None
+    longitude: float | None = None
+
+
+def meetup_queue(redis: Redis, keys: Keys) -> KeyedQueue:
+    return KeyedQueue(redis=redis, prefix=keys.prefix, kind=QUEUE_KIND)
+
+
+def meetup_commands(*, redis: Redis, keys: Keys, pending: PendingCommands, clock: Clock,
+                    schedule_drain: ScheduleDrain) -> CommandQueue:
+    return CommandQueue(redis=redis, keys=keys, queue=meetup_queue(redis, keys),
+                        pending=pending, clock=clock, schedule_drain=schedule_drain)
+
+
+async def create_meetup(*, principal: Principal, club_id: int, draft: MeetupDraft,
+                        clock: Clock) -> Meetup:
+    club = await _led_club(principal, club_id)
+    now = clock.now()
+    if not now < draft.starts_at <= now + MAX_ADVANCE:
+        raise InvalidInput("a meetup starts in the coming year", code="meetup_in_past")
+    values = {field.name: getattr(draft, field.name) for field in fields(draft)}
+    values.pop("duration_minutes")
+    return await Meetup.create(
+        club_id=club.id, ends_at=draft.starts_at + timedelta(minutes=draft.duration_minutes),
+        joined=0, created_at=now, **values)
+
+
+async def meetups_of(*, principal: Principal, club_id: int, starts_from: datetime,
+                     starts_before: datetime) -> list[Meetup]:
+    club = await require_member(principal, club_id)
+    return await Meetup.filter(club_id=club.id, starts_at__gte=as_utc(starts_from),
+                               starts_at__lt=as_utc(starts_before)).order_by("starts_at", "id")
+
+
+async def _meetup_of_member(principal: Principal, meetup_id: int) -> Meetup:
+    meetup = await Meetup.get_or_none(id=meetup_id)
+    if meetup is None:
+        raise NotFound("no such meetup", code="meetup_not_found")
+    await club_by_id(meetup.club_id)  # type: ignore[attr-defined]
+    if not await ClubMember.exists(club_id=meetup.club_id,  # type: ignore[attr-defined]
+                                   user_id=principal.user_id):
+        raise MeetupRefused(MEETUP_REFUSALS[NOT_A_MEMBER], code=NOT_A_MEMBER)
+    return meetup
+
+
+async def request_join(commands: CommandQueue, *, principal: Principal, meetup_id: int,
+                       idempotency_key: str | None) -> Queued:
+    """Into the meetup's queue; the batch decides it with everyone else's."""
+    async def accept() -> Queued:
+        meetup = await _meetup_of_member(principal, meetup_id)
+        if meetup.starts_at <= commands.clock.now():
+            raise MeetupRefused(MEETUP_REFUSALS[MEETUP_CLOSED], code=MEETUP_CLOSED)
+        return await commands.send(meetup.id, kind=JOIN_MEETUP, user_id=principal.user_id)
+
+    return await commands.first_answer(principal, idempotency_key, accept)
+
+
+async def request_leave(commands: CommandQueue, *, principal: Principal,
+                        meetup_id: int) -> Queued:
+    meetup = await Meetup.get_or_none(id=meetup_id)
+    if meetup is None or not await MeetupAttendee.exists(
+            meetup_id=meetup_id, user_id=principal.user_id, active=True):
+        raise NotFound("you have not joined this meetup", code="attendee_not_found")
+    return await commands.send(meetup.id, kind=LEAVE_MEETUP, user_id=principal.user_id)
+
+
+# --- Deciding, in the worker ----------------------------------------------------------
+
+
+async def drain_meetup(
+    meetup_id: int, *, redis: Redis, keys: Keys, clock: Clock,
+    published: Callable[[Decisions], Awaitable[None]],
+) -> int:
+    async def decide(items: Sequence[QueuedItem], token: int) -> Decisions:
+        return await decide_meetup_batch(meetup_id, items, token=token, clock=clock)
+
+    return await drain(meetup_queue(redis, keys), meetup_id, decide=decide,
+                       announce=published, batch_size=BATCH_SIZE, lease_ttl_ms=LEASE_TTL_MS)
+
+
+async def decide_meetup_batch(
+    meetup_id: int, items: Sequence[QueuedItem], *, token: int, clock: Clock
+) -> Decisions:
+    """One transaction, in queue order: the meetup's row, then its people's
+    wallets by user id, as a timeslot's batch takes them."""
+    now = clock.now()
+    async with in_transaction():
+        meetup = await Meetup.select_for_update().get(id=meetup_id)
+        await advance_fence(Meetup, meetup, token)
+        decided, fresh = await split_decided(items)
+        await lock_wallets({item.payload["user_id"] for item in fresh})
+        for kind, run in groupby(fresh, key=lambda item: item.payload.get("kind")):
+            if kind == LEAVE_MEETUP:
+                decided.add(await _leaves(meetup, list(run), now=now))
+            else:
+                decided.add(await _joins(meetup, list(run), now=now))
+        return decided
+
+
+async def _joins(meetup: Meetup, items: list[QueuedItem], *, now: datetime) -> Decisions:
+    requests = [rules.SeatRequest(item.position, item.payload["command_id"],
+                                  item.payload["user_id"]) for item in items]
+    users = {request.user_id for request in requests}
+    members = {member.user_id for member in await ClubMember.filter(  # type: ignore[attr-defined]
+        club_id=meetup.club_id, user_id__in=list(users)  # type: ignore[attr-defined]
+    )}
+    wallets = await lock_wallets(users)
+    decisions = rules.decide_seats(
+        [request for request in requests if request.user_id in members],
+        seats_left=meetup.capacity - meetup.joined, price=meetup.fee_coupons,
+        available={user: wallet.balance - wallet.held for user, wallet in wallets.items()},
+        holders={place.user_id for place in await MeetupAttendee.filter(  # type: ignore[attr-defined]
+            meetup_id=meetup.id, user_id__in=list(users), active=True)},
+        conflicting=await busy_people(users, starts_at=meetup.starts_at,
+                                      ends_at=meetup.ends_at, except_meetup=meetup.id),
+        is_open=meetup.starts_at > now,
+    )
+    outcome = {decision.request.command_id: MEETUP_CODES.get(decision.outcome, decision.outcome)
+               for decision in decisions}
+    joined = [request for request in requests if outcome.get(request.command_id)
+              == rules.CONFIRMED]
+    if joined and meetup.fee_coupons > 0:
+        await debit_locked([(wallets[request.user_id], f"meetup:{request.command_id}")
+                            for request in joined],
+                           amount=meetup.fee_coupons, kind=LedgerKind.BOOKING_DEBIT, now=now)
+    if joined:
+        taken = await Meetup.filter(
+            id=meetup.id, joined__lte=meetup.capacity - len(joined)
+        ).update(joined=F("joined") + len(joined))
+        if taken != 1:
+            raise RuntimeError(f"meetup {meetup.id}: {len(joined)} places break its capacity")
+        meetup.joined += len(joined)
+        await MeetupAttendee.bulk_create([
+            MeetupAttendee(meetup_id=meetup.id, user_id=request.user_id, active=True,
+                           fee_coupons=meetup.fee_coupons, starts_at=meetup.starts_at,
+                           ends_at=meetup.ends_at, command_id=request.command_id,
+                           joined_at=now)
+            for request in joined])
+    commands: list[Command] = []
+    notifications: list[Notification] = []
+    for request in requests:
+        code = outcome.get(request.command_id, NOT_A_MEMBER)
+        payload = {"meetup_id": meetup.id, "command_id": request.command_id}
+        if code == rules.CONFIRMED:
+            commands.append(succeeded(request.command_id, request.user_id, JOIN_MEETUP,
+                                      {"meetup_id": meetup.id}, now))
+            notifications.append(event(request.user_id, "meetup.joined", payload,
+                                       dedupe=request.command_id, now=now))
+        else:
+            commands.append(_failed(request.command_id, request.user_id, JOIN_MEETUP, code,
+                                    now))
+            notifications.append(event(request.user_id, "meetup.rejected",
+                                       {**payload, "code": code},
+                                       dedupe=request.command_id, now=now))
+    return await record(commands, notifications)
+
+
+def _failed(command_id: str, user_id: int, kind: str, code: str, now: datetime) -> Command:
+    return failed(command_id, user_id, kind, code, now,
+                  detail=MEETUP_REFUSALS.get(code))
+
+
+async def _leaves(meetup: Meetup, items: list[QueuedItem], *, now: datetime) -> Decisions:
+    """A member leaves; the fee comes back as a booking's would (24 h)."""
+    commands: list[Command] = []
+    left = 0
+    for item in items:
+        command_id, user_id = item.payload["command_id"], item.payload["user_id"]
+        place = await MeetupAttendee.get_or_none(meetup_id=meetup.id, user_id=user_id,
+                                                 active=True)
+        refund = None if place is None else rules.refund_for_cancellation(
+            price=place.fee_coupons, starts_at=meetup.starts_at,
+            now=rules.accepted_at(item.payload, default=now), late_cancel_used=True)
+        if place is None or refund is None:
+            code = NOT_JOINED if place is None else rules.ALREADY_STARTED
+            commands.append(_failed(command_id, user_id, LEAVE_MEETUP, code, now))
+            continue
+        await MeetupAttendee.filter(id=place.id, active=True).update(active=None, left_at=now)
+        if refund.coupons:
+            await post_entry(user_id=user_id, kind=LedgerKind.BOOKING_REFUND,
+                             amount=refund.coupons, reference=f"meetup-left:{place.id}", now=now)
+        left += 1
+        commands.append(succeeded(command_id, user_id, LEAVE_MEETUP,
+                                  {"meetup_id": meetup.id, "refunded_coupons": refund.coupons,
+                                   "refund_reason": refund.reason}, now))
+    if left:
+        await Meetup.filter(id=meetup.id, joined__gte=left).update(joined=F("joined") - left)
+        meetup.joined -= left
+    return await record(commands, [])

@@ -1,0 +1,144 @@
+"""Club meetups: members join and leave through the meetup's keyed queue, a
+fee is paid once, and meetups and reservations never overlap for one person."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import dramatiq
+from aiohttp.test_utils import TestClient
+
+from fitnus.clock import system_clock
+from fitnus.clubs.models import Meetup, MeetupAttendee
+from fitnus.wallet.models import Wallet
+from tests.e2e.test_booking import PRICE, fund, open_session, reserve
+from tests.e2e.test_clubs import joined, new_club, unique_name
+
+Client = TestClient[Any, Any]
+FEE = 7
+
+
+def at(hours: float) -> str:
+    return (system_clock.now() + timedelta(hours=hours)).replace(
+        second=0, microsecond=0).isoformat()
+
+
+async def club_with_meetup(client: Client, sign_up: Any, *, capacity: int = 5,
+                           fee: int = FEE, hours: float = 72) -> tuple[Any, Any, dict[str, Any]]:
+    leader, member = await sign_up(), await sign_up()
+    club = await new_club(client, leader, name=unique_name("Meetup club"))
+    await joined(client, leader, member, club["id"])
+    response = await client.post(f"/api/v1/clubs/{club['id']}/meetups", json={
+        "title": "토요 러닝", "starts_at": at(hours), "duration_minutes": 90,
+        "place": "여의나루역 2번 출구", "capacity": capacity, "fee_coupons": fee,
+    }, headers=leader.headers)
+    assert response.status == 201, await response.text()
+    return leader, member, await response.json()
+
+
+async def join(client: Client, person: Any, meetup_id: int, **headers: str) -> Any:
+    return await client.post(f"/api/v1/meetups/{meetup_id}/attendees",
+                             headers={**person.headers, **headers})
+
+
+async def refused(response: Any, code: str) -> None:
+    assert response.status == 409, await response.text()
+    assert (await response.json())["code"] == code
+
+
+async def test_a_member_joins_pays_once_and_sees_it_on_the_calendar(
+    client: Client, sign_up: Any, worker: dramatiq.Worker,
+) -> None:
+    _, member, meetup = await club_with_meetup(client, sign_up)
+    await fund(member.id, FEE)
+    response = await join(client, member, meetup["id"], Prefer="wait=8")
+    assert response.status == 201, await response.text()
+    assert (await Wallet.get(user_id=member.id)).balance == 0
+    assert (await Meetup.get(id=meetup["id"])).joined == 1
+    await refused(await join(client, member, meetup["id"], Prefer="wait=8"), "already_joined")
+    calendar = await (await client.get(
+        f"/api/v1/me/calendar?from={at(1)}&to={at(100)}".replace("+", "%2B"),
+        headers=member.headers)).json()
+    assert [(item["kind"], item["id"]) for item in calendar["items"]] == [
+        ("club_event", meetup["id"])]
+
+
+async def test_only_members_join_and_a_full_or_started_meetup_refuses(
+    client: Client, sign_up: Any, worker: dramatiq.Worker,
+) -> None:
+    leader, member, meetup = await club_with_meetup(client, sign_up, capacity=1, fee=0)
+    stranger = await sign_up()
+    await refused(await join(client, stranger, meetup["id"]), "not_a_member")
+    assert (await join(client, member, meetup["id"], Prefer="wait=8")).status == 201
+    late = await sign_up()
+    club_id = meetup["club_id"]
+    await joined(client, leader, late, club_id)
+    await refused(await join(client, late, meetup["id"], Prefer="wait=8"), "meetup_full")
+    await Meetup.filter(id=meetup["id"]).update(
+        starts_at=system_clock.now() - timedelta(minutes=1))
+    await refused(await join(client, late, meetup["id"]), "meetup_closed")
+    assert (await client.get(f"/api/v1/clubs/{club_id}/meetups",
+                             headers=stranger.headers)).status == 403
+    listed = await (await client.get(f"/api/v1/clubs/{club_id}/meetups?from={at(-1)}"
+                                     .replace("+", "%2B"), headers=member.headers)).json()
+    assert [item["id"] for item in listed["items"]] == [meetup["id"]]
+
+
+async def test_a_member_who_cannot_pay_the_fee_is_refused(
+    client: Client, sign_up: Any, worker: dramatiq.Worker,
+) -> None:
+    _, member, meetup = await club_with_meetup(client, sign_up)
+    await refused(await join(client, member, meetup["id"], Prefer="wait=8"),
+                  "insufficient_coupons")
+    assert not await MeetupAttendee.exists(user_id=member.id)
+
+
+async def test_meetups_and_reservations_never_overlap_for_one_person(
+    client: Client, sign_up: Any, worker: dramatiq.Worker,
+) -> None:
+    _, member, meetup = await club_with_meetup(client, sign_up, fee=0, hours=72)
+    await fund(member.id, PRICE * 2)
+    same_time = await open_session(client, sign_up, capacity=5, starts_at=at(72.5))
+    assert (await reserve(client, member, same_time.timeslot_id, Prefer="wait=8")).status == 201
+    await refused(await join(client, member, meetup["id"], Prefer="wait=8"),
+                  "schedule_conflict")
+    _, other, second = await club_with_meetup(client, sign_up, fee=0, hours=96)
+    await fund(other.id, PRICE)
+    assert (await join(client, other, second["id"], Prefer="wait=8")).status == 201
+    clash = await open_session(client, sign_up, capacity=5, starts_at=at(96.5))
+    await refused(await reserve(client, other, clash.timeslot_id, Prefer="wait=8"),
+                  "schedule_conflict")
+
+
+async def test_leaving_a_day_ahead_refunds_the_fee(
+    client: Client, sign_up: Any, worker: dramatiq.Worker,
+) -> None:
+    _, member, meetup = await club_with_meetup(client, sign_up)
+    await fund(member.id, FEE)
+    assert (await join(client, member, meetup["id"], Prefer="wait=8")).status == 201
+    left = await client.delete(f"/api/v1/meetups/{meetup['id']}/attendees/me",
+                               headers=member.headers)
+    assert left.status == 204, await left.text()
+    assert (await Wallet.get(user_id=member.id)).balance == FEE
+    assert (await Meetup.get(id=meetup["id"])).joined == 0
+    again = await client.delete(f"/api/v1/meetups/{meetup['id']}/attendees/me",
+                                headers=member.headers)
+    assert again.status == 404
+    # The place is free again: joining again pays again.
+    assert (await join(client, member, meetup["id"], Prefer="wait=8")).status == 201
+    assert (await Wallet.get(user_id=member.id)).balance == 0
+
+
+async def test_meetups_that_cannot_be_are_400_and_only_the_leader_publishes(
+    client: Client, sign_up: Any,
+) -> None:
+    leader, member, meetup = await club_with_meetup(client, sign_up)
+    path = f"/api/v1/clubs/{meetup['club_id']}/meetups"
+    good = {"title": "x", "starts_at": at(50), "duration_minutes": 60, "place": "p",
+            "capacity": 3}
+    assert (await client.post(path, json=good, headers=member.headers)).status == 403
+    for bad in ({**good, "starts_at": at(-2)}, {**good, "capacity": 0},
+                {**good, "fee_coupons": -1}, {**good, "duration_minutes": 5}):
+        response = await client.post(path, json=bad, headers=leader.headers)
+        assert response.status == 400, (bad, await response.text())
