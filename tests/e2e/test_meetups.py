@@ -3,16 +3,22 @@ fee is paid once, and meetups and reservations never overlap for one person."""
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import dramatiq
+import pytest
 from aiohttp.test_utils import TestClient
 
+from fitnus.booking import rules
 from fitnus.clock import system_clock
-from fitnus.clubs.models import Meetup, MeetupAttendee
-from fitnus.wallet.models import Wallet
-from tests.e2e.test_booking import PRICE, fund, open_session, reserve
+from fitnus.clubs.models import ClubMember, Meetup, MeetupAttendee, MemberRole
+from fitnus.config import Settings
+from fitnus.wallet.models import LedgerEntry, LedgerKind, Wallet
+from tests.e2e.test_booking import PRICE, fund, open_session, reserve, users_with_tokens
+from tests.e2e.test_booking_races import decided, ledgers_agree
 from tests.e2e.test_clubs import joined, new_club, unique_name
 
 Client = TestClient[Any, Any]
@@ -142,3 +148,84 @@ async def test_meetups_that_cannot_be_are_400_and_only_the_leader_publishes(
                 {**good, "fee_coupons": -1}, {**good, "duration_minutes": 5}):
         response = await client.post(path, json=bad, headers=leader.headers)
         assert response.status == 400, (bad, await response.text())
+
+
+# --- The flash crowd, for a meetup ----------------------------------------------------
+
+PLACES, MEMBERS, REQUESTS = 30, 500, 2000
+
+
+@dataclass
+class JoinStorm:
+    seated: set[str]
+    first_come: set[str]
+    joined: int
+    people: int
+    debits: int
+    unbalanced: list[int]
+
+
+async def join_storm(client: Client, sign_up: Any, settings: Settings) -> JoinStorm:
+    """2,000 join requests from 500 members, all at once, for 30 places."""
+    leader = await sign_up()
+    club = await new_club(client, leader, name=unique_name("Crowded"))
+    members = await users_with_tokens(settings, MEMBERS, coupons=FEE * 2)
+    now = system_clock.now()
+    await ClubMember.bulk_create([ClubMember(club_id=club["id"], user_id=user_id,
+                                             role=MemberRole.MEMBER, joined_at=now)
+                                  for user_id, _ in members])
+    created = await client.post(f"/api/v1/clubs/{club['id']}/meetups", json={
+        "title": "한정 세션", "starts_at": at(100), "duration_minutes": 60, "place": "p",
+        "capacity": PLACES, "fee_coupons": FEE}, headers=leader.headers)
+    meetup_id = (await created.json())["id"]
+
+    async def ask(person: tuple[int, dict[str, str]]) -> tuple[int, dict[str, Any]]:
+        response = await client.post(f"/api/v1/meetups/{meetup_id}/attendees",
+                                     headers=person[1])
+        assert response.status == 202, await response.text()
+        return person[0], await response.json()
+
+    accepted = await asyncio.gather(*(ask(members[n % MEMBERS]) for n in range(REQUESTS)))
+    await decided([body["command_id"] for _, body in accepted])
+    first_come: list[str] = []
+    seen: set[int] = set()
+    for user_id, body in sorted(accepted, key=lambda pair: pair[1]["position"]):
+        if len(first_come) < PLACES and user_id not in seen:
+            first_come.append(body["command_id"])
+            seen.add(user_id)
+    places = await MeetupAttendee.filter(meetup_id=meetup_id, active=True)
+    user_ids = [user_id for user_id, _ in members]
+    return JoinStorm(
+        seated={str(place.command_id) for place in places}, first_come=set(first_come),
+        joined=(await Meetup.get(id=meetup_id)).joined,
+        people=len({place.user_id for place in places}),  # type: ignore[attr-defined]
+        debits=await LedgerEntry.filter(user_id__in=user_ids,
+                                        kind=LedgerKind.BOOKING_DEBIT).count(),
+        unbalanced=await ledgers_agree(user_ids),
+    )
+
+
+async def test_two_thousand_join_requests_for_thirty_places_first_come_first_served(
+    client: Client, sign_up: Any, settings: Settings, worker: dramatiq.Worker,
+) -> None:
+    storm = await join_storm(client, sign_up, settings)
+    assert (storm.joined, storm.people, storm.debits) == (PLACES, PLACES, PLACES)
+    assert storm.seated == storm.first_come
+    assert storm.unbalanced == []
+
+
+@pytest.mark.control
+async def test_control_joins_decided_out_of_queue_order_are_not_first_come(
+    client: Client, sign_up: Any, settings: Settings, worker: dramatiq.Worker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The guard: a batch decides in position order. Off: last come first."""
+    in_order = rules.decide_seats
+
+    def last_come_first(requests: list[rules.SeatRequest], **facts: Any) -> Any:
+        return in_order([rules.SeatRequest(-request.position, request.command_id,
+                                           request.user_id) for request in requests], **facts)
+
+    monkeypatch.setattr(rules, "decide_seats", last_come_first)
+    storm = await join_storm(client, sign_up, settings)
+    assert storm.seated != storm.first_come
