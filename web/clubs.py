@@ -308,15 +308,15 @@ async def list_members(
 
 
 @api.route("DELETE", "/api/v1/clubs/{club_id}/members/{user_id}", tag="clubs",
-           summary="Leave the club, or remove a member (its leader); 409 "
-                   "leader_must_hand_over",
+           summary="Leave the club, or remove a member (its leader), with their places at "
+                   "its future meetups (fees refunded); 409 leader_must_hand_over",
            path_params=MemberPath, auth=True, responses={204: None},
            errors=(401, 403, 404, 409))
 async def remove_member(
     request: web.Request, *, path: MemberPath, principal: Principal
 ) -> web.Response:
     await service.remove_member(principal=principal, club_id=path.club_id,
-                                user_id=path.user_id)
+                                user_id=path.user_id, clock=request.app[CLOCK])
     return web.Response(status=204)
 
 

@@ -129,8 +129,10 @@ class MeetupAttendee(Model):
     command_id = fields.UUIDField(unique=True)
     joined_at = fields.DatetimeField()
     left_at = fields.DatetimeField(null=True)
+    # As a reservation's: set with the reminder, so a scan asks the place itself.
+    reminded_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "meetup_attendee"
         unique_together = (("meetup", "user", "active"),)
-        indexes = (("user_id", "starts_at"),)
+        indexes = (("user_id", "starts_at"), ("reminded_at", "starts_at"))

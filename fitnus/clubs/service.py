@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from datetime import datetime
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q
@@ -13,10 +14,20 @@ from tortoise.transactions import in_transaction
 
 from fitnus.accounts.models import Role
 from fitnus.accounts.tokens import Principal
-from fitnus.clock import Clock
-from fitnus.clubs.models import ApplicationStatus, Club, ClubApplication, ClubMember, MemberRole
+from fitnus.clock import Clock, as_utc
+from fitnus.clubs.models import (
+    ApplicationStatus,
+    Club,
+    ClubApplication,
+    ClubMember,
+    Meetup,
+    MeetupAttendee,
+    MemberRole,
+)
 from fitnus.errors import Conflict, Forbidden, InvalidInput, NotFound
 from fitnus.notifications.service import notify
+from fitnus.wallet.models import LedgerKind
+from fitnus.wallet.service import lock_wallets, post_entry
 
 EARTH_RADIUS_M = 6_371_008.8
 APPLICATION_RECEIVED = "club.application_received"
@@ -263,8 +274,11 @@ async def members_of(*, principal: Principal, club_id: int) -> list[ClubMember]:
     return await ClubMember.filter(club_id=club.id).select_related("user").order_by("id")
 
 
-async def remove_member(*, principal: Principal, club_id: int, user_id: int) -> None:
-    """A member leaves, or the leader removes one. The leader hands over first."""
+async def remove_member(*, principal: Principal, club_id: int, user_id: int,
+                        clock: Clock) -> None:
+    """A member leaves, or the leader removes one, and with it their places at
+    the club's future meetups (fees refunded in full). The leader hands over
+    first."""
     club = await club_by_id(club_id)
     leader: int = club.leader_id  # type: ignore[attr-defined]
     if principal.user_id not in (user_id, leader):
@@ -276,6 +290,32 @@ async def remove_member(*, principal: Principal, club_id: int, user_id: int) -> 
         if removed != 1:
             raise NotFound("no such member", code="member_not_found")
         await Club.filter(id=club.id).update(member_count=F("member_count") - 1)
+        await _leave_future_meetups(club.id, user_id, now=clock.now())
+
+
+async def _leave_future_meetups(club_id: int, user_id: int, *, now: datetime) -> None:
+    """In the transaction that ends the membership, so nothing is left behind
+    if the process dies. The meetups' rows and then the wallet are locked as
+    a meetup's batch locks them, so the two wait for each other."""
+    places = await MeetupAttendee.filter(
+        meetup__club_id=club_id, user_id=user_id, active=True, starts_at__gt=as_utc(now))
+    if not places:
+        return
+    meetups = await Meetup.select_for_update().filter(
+        id__in=[place.meetup_id for place in places]).order_by("id")  # type: ignore[attr-defined]
+    await lock_wallets([user_id])
+    for meetup in meetups:
+        left = await MeetupAttendee.filter(meetup_id=meetup.id, user_id=user_id,
+                                           active=True).update(active=None, left_at=now)
+        if not left:
+            continue
+        await Meetup.filter(id=meetup.id, joined__gte=1).update(joined=F("joined") - 1)
+        place = next(place for place in places
+                     if place.meetup_id == meetup.id)  # type: ignore[attr-defined]
+        if place.fee_coupons:
+            await post_entry(user_id=user_id, kind=LedgerKind.BOOKING_REFUND,
+                             amount=place.fee_coupons, reference=f"meetup-left:{place.id}",
+                             now=now)
 
 
 async def hand_over(*, principal: Principal, club_id: int, user_id: int,

@@ -7,15 +7,18 @@ import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import dramatiq
 import pytest
 from aiohttp.test_utils import TestClient
 
 from fitnus.booking import rules
-from fitnus.clock import system_clock
+from fitnus.booking.reminders import send_due_reminders
+from fitnus.clock import ManualClock, system_clock
 from fitnus.clubs.models import ClubMember, Meetup, MeetupAttendee, MemberRole
 from fitnus.config import Settings
+from fitnus.notifications.models import Notification
 from fitnus.wallet.models import LedgerEntry, LedgerKind, Wallet
 from tests.e2e.test_booking import PRICE, fund, open_session, reserve, users_with_tokens
 from tests.e2e.test_booking_races import decided, ledgers_agree
@@ -134,6 +137,35 @@ async def test_leaving_a_day_ahead_refunds_the_fee(
     # The place is free again: joining again pays again.
     assert (await join(client, member, meetup["id"], Prefer="wait=8")).status == 201
     assert (await Wallet.get(user_id=member.id)).balance == 0
+
+
+async def test_a_member_who_leaves_the_club_leaves_its_future_meetups_refunded(
+    client: Client, sign_up: Any, worker: dramatiq.Worker,
+) -> None:
+    leader, member, meetup = await club_with_meetup(client, sign_up, hours=5)
+    await fund(member.id, FEE)
+    assert (await join(client, member, meetup["id"], Prefer="wait=8")).status == 201
+    removed = await client.delete(f"/api/v1/clubs/{meetup['club_id']}/members/{member.id}",
+                                  headers=leader.headers)
+    assert removed.status == 204
+    # Within a day of the start, yet the whole fee: the member did not choose to go.
+    assert (await Wallet.get(user_id=member.id)).balance == FEE
+    assert (await Meetup.get(id=meetup["id"])).joined == 0
+    assert not await MeetupAttendee.exists(user_id=member.id, active=True)
+
+
+async def test_a_joined_meetup_is_reminded_an_hour_before_once(
+    client: Client, sign_up: Any, worker: dramatiq.Worker,
+) -> None:
+    _, member, meetup = await club_with_meetup(client, sign_up, fee=0, hours=5)
+    assert (await join(client, member, meetup["id"], Prefer="wait=8")).status == 201
+    starts = (await Meetup.get(id=meetup["id"])).starts_at
+    for minutes_before in (61, 59, 58):
+        await send_due_reminders(lead=timedelta(hours=1), zone=ZoneInfo("Asia/Seoul"),
+                                 clock=ManualClock(starts - timedelta(minutes=minutes_before)))
+    [reminder] = await Notification.filter(user_id=member.id, type="meetup.reminder")
+    assert reminder.payload["meetup_id"] == meetup["id"]
+    assert reminder.payload["starts_at"].endswith("+09:00")
 
 
 async def test_meetups_that_cannot_be_are_400_and_only_the_leader_publishes(
