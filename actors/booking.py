@@ -15,17 +15,19 @@ from fitnus.commands.outcomes import publish_outcomes
 from fitnus.notifications.service import ring
 
 
+async def publish_decisions(decided: Decisions) -> None:
+    """After a batch committed: waiting requests and open streams hear of it."""
+    rt = runtime()
+    await publish_outcomes(rt.redis, rt.keys, [outcome.command for outcome in decided.outcomes])
+    await ring(rt.redis, rt.keys, decided.notified)
+
+
 @dramatiq.actor(queue_name="booking", max_retries=50, min_backoff=100, max_backoff=5_000)
 async def drain_timeslot_queue(*, timeslot_id: int) -> None:
     rt = runtime()
-
-    async def published(decided: Decisions) -> None:
-        await publish_outcomes(rt.redis, rt.keys, [outcome.command for outcome in decided.outcomes])
-        await ring(rt.redis, rt.keys, decided.notified)
-
     await drain_timeslot(
         timeslot_id, redis=rt.redis, keys=rt.keys, clock=rt.clock,
-        zone=ZoneInfo(rt.settings.time_zone), published=published,
+        zone=ZoneInfo(rt.settings.time_zone), published=publish_decisions,
     )
 
 

@@ -2,24 +2,17 @@ from __future__ import annotations
 
 import dramatiq
 
+from actors.booking import publish_decisions
 from actors.runtime import runtime
-from fitnus.booking.outcomes import Decisions
 from fitnus.clubs.meetups import drain_meetup, meetup_queue
-from fitnus.commands.outcomes import publish_outcomes
 from fitnus.keyed_queue import sweep
-from fitnus.notifications.service import ring
 
 
 @dramatiq.actor(queue_name="booking", max_retries=50, min_backoff=100, max_backoff=5_000)
 async def drain_meetup_queue(*, meetup_id: int) -> None:
     rt = runtime()
-
-    async def published(decided: Decisions) -> None:
-        await publish_outcomes(rt.redis, rt.keys, [outcome.command for outcome in decided.outcomes])
-        await ring(rt.redis, rt.keys, decided.notified)
-
     await drain_meetup(meetup_id, redis=rt.redis, keys=rt.keys, clock=rt.clock,
-                       published=published)
+                       published=publish_decisions)
 
 
 async def meetup_drain_later(meetup_id: int) -> None:
