@@ -200,12 +200,7 @@ async def _joins(meetup: Meetup, items: list[QueuedItem], *, now: datetime) -> D
                             for request in joined],
                            amount=meetup.fee_coupons, kind=LedgerKind.BOOKING_DEBIT, now=now)
     if joined:
-        taken = await Meetup.filter(
-            id=meetup.id, joined__lte=meetup.capacity - len(joined)
-        ).update(joined=F("joined") + len(joined))
-        if taken != 1:
-            raise RuntimeError(f"meetup {meetup.id}: {len(joined)} places break its capacity")
-        meetup.joined += len(joined)
+        await _take_places(meetup, len(joined))
         await MeetupAttendee.bulk_create([
             MeetupAttendee(meetup_id=meetup.id, user_id=request.user_id, active=True,
                            fee_coupons=meetup.fee_coupons, starts_at=meetup.starts_at,
@@ -229,6 +224,16 @@ async def _joins(meetup: Meetup, items: list[QueuedItem], *, now: datetime) -> D
                                        {**payload, "code": code},
                                        dedupe=request.command_id, now=now))
     return await record(commands, notifications)
+
+
+async def _take_places(meetup: Meetup, count: int) -> None:
+    """The database has the last word on capacity, whatever the rule decided."""
+    taken = await Meetup.filter(
+        id=meetup.id, joined__lte=meetup.capacity - count
+    ).update(joined=F("joined") + count)
+    if taken != 1:
+        raise RuntimeError(f"meetup {meetup.id}: {count} places break its capacity")
+    meetup.joined += count
 
 
 def _failed(command_id: str, user_id: int, kind: str, code: str, now: datetime) -> Command:

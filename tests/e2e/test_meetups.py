@@ -12,10 +12,12 @@ from zoneinfo import ZoneInfo
 import dramatiq
 import pytest
 from aiohttp.test_utils import TestClient
+from tortoise.expressions import F
 
 from fitnus.booking import rules
 from fitnus.booking.reminders import send_due_reminders
 from fitnus.clock import ManualClock, system_clock
+from fitnus.clubs import meetups
 from fitnus.clubs.models import ClubMember, Meetup, MeetupAttendee, MemberRole
 from fitnus.config import Settings
 from fitnus.notifications.models import Notification
@@ -247,17 +249,21 @@ async def test_two_thousand_join_requests_for_thirty_places_first_come_first_ser
 
 
 @pytest.mark.control
-async def test_control_joins_decided_out_of_queue_order_are_not_first_come(
+async def test_control_joins_without_the_capacity_guards_pass_it(
     client: Client, sign_up: Any, settings: Settings, worker: dramatiq.Worker,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The guard: a batch decides in position order. Off: last come first."""
-    in_order = rules.decide_seats
+    """The guards: the seat rule counts the places left, and the UPDATE that
+    takes them stops at capacity. Off: both."""
+    counting = rules.decide_seats
 
-    def last_come_first(requests: list[rules.SeatRequest], **facts: Any) -> Any:
-        return in_order([rules.SeatRequest(-request.position, request.command_id,
-                                           request.user_id) for request in requests], **facts)
+    def places_never_run_out(requests: list[rules.SeatRequest], **facts: Any) -> Any:
+        return counting(requests, **{**facts, "seats_left": REQUESTS})
 
-    monkeypatch.setattr(rules, "decide_seats", last_come_first)
+    async def take_whatever(meetup: Meetup, count: int) -> None:
+        await Meetup.filter(id=meetup.id).update(joined=F("joined") + count)
+
+    monkeypatch.setattr(rules, "decide_seats", places_never_run_out)
+    monkeypatch.setattr(meetups, "_take_places", take_whatever)
     storm = await join_storm(client, sign_up, settings)
-    assert storm.seated != storm.first_come
+    assert storm.joined > PLACES
