@@ -147,7 +147,8 @@ def _last_lines(done_file: Path) -> dict[str, tuple[float, str]]:
 
 async def crowd_until_decided(url: str, body: dict[str, Any], tokens: list[str],
                               connections: int, people: range,
-                              accepted: Callable[[], Awaitable[int]]) -> dict[str, Any]:
+                              accepted: Callable[[], Awaitable[int]],
+                              path: str = "/api/v1/reservations") -> dict[str, Any]:
     """Fire the crowd while counting these people's decided commands every
     50 ms; add how long after the last answer the last accepted request was
     decided (``accepted`` counts them: the queue's position counter)."""
@@ -164,7 +165,7 @@ async def crowd_until_decided(url: str, body: dict[str, Any], tokens: list[str],
             await asyncio.sleep(SAMPLE_SECONDS)
 
     sampling = asyncio.create_task(sampler())
-    result = await asyncio.to_thread(fire, url, "/api/v1/reservations", body, tokens, connections)
+    result = await asyncio.to_thread(fire, url, path, body, tokens, connections)
     answered.set()
     await sampling
     expected = await accepted()

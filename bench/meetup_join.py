@@ -1,0 +1,162 @@
+"""The flash crowd for a club meetup: 10,000 members press "join" within about
+a second for 50 places, through the meetup's keyed queue.
+
+    .venv/bin/python bench/meetup_join.py [--requests 10000] [--web 2] [--workers 1]
+        [--connections 128] [--runs 3]
+
+The flash-crowd bench's shape (bench/flash_crowd.py: the same wrk client, the
+same processes, the same floor of the stack measured in the same run), for
+POST /api/v1/meetups/{id}/attendees. The web tier checks membership in
+MariaDB for each request (no fast path remembers a full meetup yet), so its
+figures read beside the booking figures in bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import statistics
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from redis.asyncio import Redis
+
+from bench.flash_crowd import crowd_until_decided, report, run_floor
+from bench.http_baseline import (
+    MYSQL_URL,
+    REDIS_URL,
+    drop_database,
+    free_port,
+    process,
+    wait_until_up,
+)
+from fitnus.accounts.models import Role, User
+from fitnus.accounts.tokens import AccessTokens
+from fitnus.clubs.meetups import QUEUE_KIND
+from fitnus.clubs.models import Club, ClubMember, Meetup, MeetupAttendee, MemberRole
+from fitnus.db import database, migrate
+from fitnus.keyed_queue import KeyedQueue
+from fitnus.wallet.models import LedgerEntry, LedgerKind, Wallet
+
+ROOT = Path(__file__).resolve().parents[1]
+PLACES = 50
+FEE = 10
+
+
+async def prepare(count: int, secret: str) -> tuple[int, list[str], range]:
+    """A club with ``count`` members, each with the fee, and a 50-place meetup."""
+    now = datetime.now(UTC)
+    tag = secrets.token_hex(3)
+    leader = await User.create(email=f"leader-{tag}@bench.example.com", name="leader",
+                               role=Role.USER, password_hash="-")
+    club = await Club.create(name=f"bench {tag}", name_key=f"bench {tag}", description="",
+                             sports=["running"], leader_id=leader.id, member_count=count + 1,
+                             created_at=now, updated_at=now)
+    meetup = await Meetup.create(club_id=club.id, title="한정 세션", place="한강",
+                                 starts_at=now + timedelta(days=2),
+                                 ends_at=now + timedelta(days=2, hours=1), capacity=PLACES,
+                                 joined=0, fee_coupons=FEE, created_at=now)
+    await User.bulk_create([User(email=f"m{n}-{tag}@bench.example.com", name=f"m{n}",
+                                 role=Role.USER, password_hash="-") for n in range(count)],
+                           batch_size=2000)
+    people = await User.filter(email__startswith="m", email__endswith=f"-{tag}@bench.example.com"
+                               ).order_by("id")
+    await ClubMember.bulk_create([ClubMember(club_id=club.id, user_id=p.id,
+                                             role=MemberRole.MEMBER, joined_at=now)
+                                  for p in people], batch_size=2000)
+    await Wallet.bulk_create([Wallet(user_id=p.id, balance=FEE, held=0, updated_at=now)
+                              for p in people], batch_size=2000)
+    await LedgerEntry.bulk_create(
+        [LedgerEntry(user_id=p.id, kind=LedgerKind.GRANT, amount=FEE, balance_after=FEE,
+                     reference=f"bench:{p.id}", created_at=now) for p in people],
+        batch_size=2000)
+    tokens = AccessTokens(secret=secret, algorithm="HS256", issuer="fitnus",
+                          audience="fitnus-api", ttl_seconds=3600)
+    issued = [tokens.issue(user_id=p.id, role=Role.USER, now=now) for p in people]
+    return meetup.id, issued, range(people[0].id, people[-1].id + 1)
+
+
+async def run_meetup(args: argparse.Namespace, database_url: str,
+                     secret: str) -> tuple[dict[str, Any], list[str]]:
+    port = free_port()
+    prefix = f"bench-meetup-{secrets.token_hex(3)}:"
+    env = dict(os.environ)
+    env.update(DATABASE_URL=database_url, REDIS_URL=REDIS_URL, HTTP_PORT=str(port),
+               REDIS_KEY_PREFIX=prefix, JWT_SECRET=secret, LOG_LEVEL="WARNING",
+               FITNUS_VAR_DIR=str(ROOT / "var" / "bench"))
+    fitnus = [sys.executable, "-m", "fitnus"]
+    async with database(database_url):
+        meetup_id, tokens, people = await prepare(args.requests, secret)
+        webs = [process([*fitnus, "web"], env=env) for _ in range(args.web)]
+        workers = [process([*fitnus, "worker"],
+                           env={**env, "WORKER_METRICS_PORT": str(free_port())})
+                   for _ in range(args.workers)]
+        for context in [*webs, *workers]:
+            context.__enter__()
+        try:
+            await asyncio.to_thread(wait_until_up, f"http://127.0.0.1:{port}/healthz")
+            await asyncio.sleep(1)  # let the workers connect
+            redis = Redis.from_url(REDIS_URL)
+            position = KeyedQueue(redis=redis, prefix=prefix, kind=QUEUE_KIND).flag(
+                meetup_id, "position")
+
+            async def accepted() -> int:
+                return int(await redis.get(position) or 0)
+
+            result = await crowd_until_decided(
+                f"http://127.0.0.1:{port}", {}, tokens, args.connections, people, accepted,
+                path=f"/api/v1/meetups/{meetup_id}/attendees")
+            await redis.aclose()
+            result["confirmed"] = await MeetupAttendee.filter(meetup_id=meetup_id,
+                                                              active=True).count()
+        finally:
+            for context in [*webs, *workers]:
+                context.__exit__(None, None, None)
+    return result, tokens
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    name = f"fitnus_bench_{secrets.token_hex(3)}"
+    database_url = f"{MYSQL_URL}/{name}"
+    secret = secrets.token_urlsafe(48)
+    await migrate(database_url)
+    lines = []
+    try:
+        for run in range(args.runs):
+            meetup, tokens = await run_meetup(args, database_url, secret)
+            floor = await run_floor(args, secret, tokens)
+            lines.append((meetup, floor))
+            print(f"run {run + 1}: every join decided {meetup['decided_after']:.2f} s after the "
+                  "last answer")
+    finally:
+        await asyncio.to_thread(drop_database, name)
+    print(f"\n{args.requests} members, {args.web} web process(es), {args.workers} worker(s), "
+          f"{PLACES} places")
+    for number, (meetup, floor) in enumerate(lines, start=1):
+        print(report(f"meetup join (run {number})", meetup, args.requests))
+        print(report(f"floor: pyjwt + 1 Redis trip (run {number})", floor, args.requests))
+    fired = statistics.median(m["duration"] for m, _ in lines)
+    p99 = statistics.median(m["p99_ms"] for m, _ in lines)
+    floor_fired = statistics.median(f["duration"] for _, f in lines)
+    print(f"\nmedians: fired in {fired:.2f} s, p99 {p99:.1f} ms; the floor fired in "
+          f"{floor_fired:.2f} s ({fired / floor_fired:.1f}x)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--connections", type=int, default=128)
+    parser.add_argument("--web", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=3)
+    asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
