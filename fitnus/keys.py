@@ -38,6 +38,10 @@ class Keys:
         """Announces that a full timeslot has a free seat again."""
         return f"{self.prefix}timeslot-reopened:{timeslot_id}"
 
+    def meetup_reopened(self, meetup_id: str) -> str:
+        """Announces that a full meetup has a free place again."""
+        return f"{self.prefix}meetup-reopened:{meetup_id}"
+
     def event_ticket(self, ticket: str) -> str:
         return f"{self.prefix}event-ticket:{ticket}"
 

@@ -58,6 +58,7 @@ from web.keys import (
     DOORBELLS,
     KEYS,
     MEETUP_COMMANDS,
+    MEETUPS_FULL,
     MESSAGES,
     METRICS,
     NEW_ROWS,
@@ -179,7 +180,12 @@ def _redis(redis_url: str) -> Any:
             redis=redis, keys=app[KEYS], pending=app[PENDING], clock=app[CLOCK],
             schedule_drain=app[MESSAGES].schedule_meetup_drain,
         )
+        meetup_reopenings = ChannelListener(redis=redis, prefix=app[KEYS].meetup_reopened(""))
+        await meetup_reopenings.start()
+        app[MEETUPS_FULL] = SoldOutMemory(watch=meetup_reopenings.watch,
+                                          unwatch=meetup_reopenings.unwatch)
         yield
+        await meetup_reopenings.stop()
         await reopenings.stop()
         await doorbells.stop()
         await outcomes.stop()

@@ -44,6 +44,7 @@ TIMESLOT_STARTS = web.AppKey("timeslot_starts", TimeslotStarts)
 SOLD_OUT = web.AppKey("sold_out", SoldOutMemory)
 BOOKING_DESK = web.AppKey("booking_desk", BookingDesk)
 MEETUP_COMMANDS = web.AppKey("meetup_commands", CommandQueue)
+MEETUPS_FULL = web.AppKey("meetups_full", SoldOutMemory)
 # Event streams woken together read their new rows together.
 NEW_ROWS = web.AppKey("new_rows", CoalescedReads)
 # The doorbells of open event streams, rung at shutdown so they close cleanly.

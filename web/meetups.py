@@ -18,7 +18,7 @@ from web.calendar import DEFAULT_RANGE_DAYS, RangeQuery
 from web.centers import Latitude, Longitude, Text100
 from web.clubs import ClubPath, Id, _zone
 from web.commands import preferred_wait_seconds
-from web.keys import CLOCK, MEETUP_COMMANDS, OUTCOMES
+from web.keys import CLOCK, MEETUP_COMMANDS, MEETUPS_FULL, OUTCOMES
 from web.routing import Api
 from web.schemas import Moment, RequestBody, json
 
@@ -119,7 +119,7 @@ async def join_meetup(
 ) -> web.Response:
     queued = await meetups.request_join(
         request.app[MEETUP_COMMANDS], principal=principal, meetup_id=path.meetup_id,
-        idempotency_key=headers.idempotency_key)
+        idempotency_key=headers.idempotency_key, sold_out=request.app[MEETUPS_FULL])
     wait_seconds = preferred_wait_seconds(headers.prefer)
     if wait_seconds > 0:
         command = await request.app[OUTCOMES].wait(
@@ -142,7 +142,8 @@ async def leave_meetup(
     request: web.Request, *, path: MeetupPath, principal: Principal
 ) -> web.Response:
     queued = await meetups.request_leave(request.app[MEETUP_COMMANDS], principal=principal,
-                                         meetup_id=path.meetup_id)
+                                         meetup_id=path.meetup_id,
+                                         sold_out=request.app[MEETUPS_FULL])
     command = await request.app[OUTCOMES].wait(
         user_id=principal.user_id, command_id=queued.command_id,
         timeout_seconds=LEAVE_WAIT_SECONDS)

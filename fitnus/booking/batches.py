@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from itertools import groupby
 from zoneinfo import ZoneInfo
 
@@ -25,11 +24,13 @@ from fitnus.booking.outcomes import (
     MOVE_RESERVATION,
     RESERVE_SEAT,
     WITHDRAW_TIMESLOT,
+    DecidedBatch,
     Decisions,
     split_decided,
 )
 from fitnus.booking.seating import moves, seats
 from fitnus.booking.service import timeslot_queue
+from fitnus.booking.sold_out import flag_fullness
 from fitnus.centers.models import Timeslot
 from fitnus.clock import Clock
 from fitnus.commands.queued import ScheduleDrain
@@ -50,14 +51,6 @@ DEADLOCK_ATTEMPTS = 3
 LEASE_TTL_MS = 3_000
 
 
-@dataclass(frozen=True)
-class TimeslotBatch:
-    """What one committed batch decided; whether its timeslot is full after it."""
-
-    decided: Decisions
-    full: bool
-
-
 async def drain_timeslot(
     timeslot_id: int, *, redis: Redis, keys: Keys, clock: Clock, zone: ZoneInfo,
     published: Callable[[Decisions], Awaitable[None]], batch_size: int = BATCH_SIZE,
@@ -65,7 +58,7 @@ async def drain_timeslot(
     """Decide everything queued for the timeslot, in order; the number of requests taken."""
     queue = timeslot_queue(redis, keys)
 
-    async def decide(items: Sequence[QueuedItem], token: int) -> TimeslotBatch:
+    async def decide(items: Sequence[QueuedItem], token: int) -> DecidedBatch:
         attempt = 1
         while True:
             try:
@@ -78,19 +71,10 @@ async def drain_timeslot(
                             timeslot_id, extra={"deadlock_attempt": attempt})
                 attempt += 1
 
-    async def announce(batch: TimeslotBatch) -> None:
-        # The fast path's flag follows the committed count both ways: a
-        # cancellation reopens the timeslot, and web processes that remember
-        # it full hear so (fitnus.booking.sold_out). A move frees a seat in
-        # the timeslot it left.
-        freed = set(batch.decided.freed)
-        if batch.full:
-            await redis.set(queue.flag(timeslot_id, "full"), "1")
-        else:
-            freed.add(timeslot_id)
-        for reopened in freed:
-            if await redis.delete(queue.flag(reopened, "full")):
-                await redis.publish(keys.timeslot_reopened(str(reopened)), "1")
+    async def announce(batch: DecidedBatch) -> None:
+        # A cancellation reopens the timeslot; a move frees a seat in the one it left.
+        await flag_fullness(redis, queue, timeslot_id, full=batch.full,
+                            reopened_channel=keys.timeslot_reopened, freed=batch.decided.freed)
         await published(batch.decided)
 
     return await drain(queue, timeslot_id, decide=decide, announce=announce,
@@ -110,7 +94,7 @@ async def sweep_timeslot_queues(
 
 async def decide_batch(
     timeslot_id: int, items: Sequence[QueuedItem], *, token: int, clock: Clock, zone: ZoneInfo,
-) -> TimeslotBatch:
+) -> DecidedBatch:
     """One transaction for the whole batch, in queue order.
 
     Locks are taken in one order everywhere: timeslot rows by id (this one,
@@ -145,7 +129,7 @@ async def decide_batch(
                 decided.add(await seats(timeslot, list(run), now=now, wallets=wallets))
             wallets = None
         decided.freed.discard(timeslot_id)
-        return TimeslotBatch(decided, timeslot.reserved >= timeslot.capacity)
+        return DecidedBatch(decided, timeslot.reserved >= timeslot.capacity)
 
 
 async def _lock_timeslots(timeslot_id: int, items: Sequence[QueuedItem]) -> dict[int, Timeslot]:

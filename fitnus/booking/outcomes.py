@@ -42,6 +42,14 @@ class Decisions:
         self.freed |= other.freed
 
 
+@dataclass(frozen=True)
+class DecidedBatch:
+    """What one committed batch decided; whether its key is full after it."""
+
+    decided: Decisions
+    full: bool
+
+
 def event(user_id: int, type: str, payload: dict[str, Any], *, dedupe: str,
           now: datetime) -> Notification:
     """A notification row, once per ``type`` and ``dedupe`` for the person."""

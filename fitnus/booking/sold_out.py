@@ -15,7 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+
+from redis.asyncio import Redis
+
+from fitnus.keyed_queue import KeyedQueue
 
 Watch = Callable[[str], asyncio.Event]
 Unwatch = Callable[[str, asyncio.Event], None]
@@ -69,3 +73,21 @@ class SoldOutMemory:
         known = self._known.pop(timeslot_id, None)
         if known is not None:
             self._unwatch(str(timeslot_id), known[1])
+
+
+async def flag_fullness(
+    redis: Redis, queue: KeyedQueue, key: int, *, full: bool,
+    reopened_channel: Callable[[str], str], freed: Iterable[int] = (),
+) -> None:
+    """After a batch committed: the shared flag follows the committed count both
+    ways. A key that filled is flagged; one with a place again (and any other
+    a move freed a place in) is unflagged, and web processes that remember it
+    full hear so on ``reopened_channel``."""
+    unflag = set(freed)
+    if full:
+        await redis.set(queue.flag(key, "full"), "1")
+    else:
+        unflag.add(key)
+    for reopened in unflag:
+        if await redis.delete(queue.flag(reopened, "full")):
+            await redis.publish(reopened_channel(str(reopened)), "1")

@@ -19,6 +19,7 @@ from fitnus.booking import rules
 from fitnus.booking.conflicts import busy_people
 from fitnus.booking.guards import advance_fence
 from fitnus.booking.outcomes import (
+    DecidedBatch,
     Decisions,
     event,
     failed,
@@ -26,6 +27,7 @@ from fitnus.booking.outcomes import (
     split_decided,
     succeeded,
 )
+from fitnus.booking.sold_out import SoldOutMemory, flag_fullness
 from fitnus.clock import Clock, as_utc
 from fitnus.clubs.models import ClubMember, Meetup, MeetupAttendee
 from fitnus.clubs.service import _led_club, club_by_id, require_member
@@ -120,9 +122,15 @@ async def _meetup_of_member(principal: Principal, meetup_id: int) -> Meetup:
 
 
 async def request_join(commands: CommandQueue, *, principal: Principal, meetup_id: int,
-                       idempotency_key: str | None) -> Queued:
-    """Into the meetup's queue; the batch decides it with everyone else's."""
+                       idempotency_key: str | None, sold_out: SoldOutMemory) -> Queued:
+    """Into the meetup's queue; the batch decides it with everyone else's. A
+    meetup the worker found full is refused at once, as a full timeslot is."""
+    async def flagged_full() -> bool:
+        return bool(await commands.redis.exists(commands.queue.flag(meetup_id, "full")))
+
     async def accept() -> Queued:
+        if await sold_out.is_full(meetup_id, flagged_full):
+            raise MeetupRefused(MEETUP_REFUSALS[MEETUP_FULL], code=MEETUP_FULL)
         meetup = await _meetup_of_member(principal, meetup_id)
         if meetup.starts_at <= commands.clock.now():
             raise MeetupRefused(MEETUP_REFUSALS[MEETUP_CLOSED], code=MEETUP_CLOSED)
@@ -132,11 +140,14 @@ async def request_join(commands: CommandQueue, *, principal: Principal, meetup_i
 
 
 async def request_leave(commands: CommandQueue, *, principal: Principal,
-                        meetup_id: int) -> Queued:
+                        meetup_id: int, sold_out: SoldOutMemory) -> Queued:
     meetup = await Meetup.get_or_none(id=meetup_id)
     if meetup is None or not await MeetupAttendee.exists(
             meetup_id=meetup_id, user_id=principal.user_id, active=True):
         raise NotFound("you have not joined this meetup", code="attendee_not_found")
+    # Other processes hear of the freed place from the worker; this one may be
+    # asked again by the same person the moment the answer reaches them.
+    sold_out.forget(meetup_id)
     return await commands.send(meetup.id, kind=LEAVE_MEETUP, user_id=principal.user_id)
 
 
@@ -147,16 +158,23 @@ async def drain_meetup(
     meetup_id: int, *, redis: Redis, keys: Keys, clock: Clock,
     published: Callable[[Decisions], Awaitable[None]],
 ) -> int:
-    async def decide(items: Sequence[QueuedItem], token: int) -> Decisions:
+    queue = meetup_queue(redis, keys)
+
+    async def decide(items: Sequence[QueuedItem], token: int) -> DecidedBatch:
         return await decide_meetup_batch(meetup_id, items, token=token, clock=clock)
 
-    return await drain(meetup_queue(redis, keys), meetup_id, decide=decide,
-                       announce=published, batch_size=BATCH_SIZE, lease_ttl_ms=LEASE_TTL_MS)
+    async def announce(batch: DecidedBatch) -> None:
+        await flag_fullness(redis, queue, meetup_id, full=batch.full,
+                            reopened_channel=keys.meetup_reopened)
+        await published(batch.decided)
+
+    return await drain(queue, meetup_id, decide=decide, announce=announce,
+                       batch_size=BATCH_SIZE, lease_ttl_ms=LEASE_TTL_MS)
 
 
 async def decide_meetup_batch(
     meetup_id: int, items: Sequence[QueuedItem], *, token: int, clock: Clock
-) -> Decisions:
+) -> DecidedBatch:
     """One transaction, in queue order: the meetup's row, then its people's
     wallets by user id, as a timeslot's batch takes them."""
     now = clock.now()
@@ -170,7 +188,7 @@ async def decide_meetup_batch(
                 decided.add(await _leaves(meetup, list(run), now=now))
             else:
                 decided.add(await _joins(meetup, list(run), now=now))
-        return decided
+        return DecidedBatch(decided, meetup.joined >= meetup.capacity)
 
 
 async def _joins(meetup: Meetup, items: list[QueuedItem], *, now: datetime) -> Decisions:

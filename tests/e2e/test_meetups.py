@@ -22,6 +22,7 @@ from fitnus.clubs.models import ClubMember, Meetup, MeetupAttendee, MemberRole
 from fitnus.config import Settings
 from fitnus.notifications.models import Notification
 from fitnus.wallet.models import LedgerEntry, LedgerKind, Wallet
+from tests.conftest import eventually
 from tests.e2e.test_booking import PRICE, fund, open_session, reserve, users_with_tokens
 from tests.e2e.test_booking_races import decided, ledgers_agree
 from tests.e2e.test_clubs import joined, new_club, unique_name
@@ -86,14 +87,36 @@ async def test_only_members_join_and_a_full_or_started_meetup_refuses(
     club_id = meetup["club_id"]
     await joined(client, leader, late, club_id)
     await refused(await join(client, late, meetup["id"], Prefer="wait=8"), "meetup_full")
-    await Meetup.filter(id=meetup["id"]).update(
+    started = await client.post(f"/api/v1/clubs/{club_id}/meetups", json={
+        "title": "x", "starts_at": at(10), "duration_minutes": 60, "place": "p",
+        "capacity": 5}, headers=leader.headers)
+    started_id = (await started.json())["id"]
+    await Meetup.filter(id=started_id).update(
         starts_at=system_clock.now() - timedelta(minutes=1))
-    await refused(await join(client, late, meetup["id"]), "meetup_closed")
+    await refused(await join(client, late, started_id), "meetup_closed")
     assert (await client.get(f"/api/v1/clubs/{club_id}/meetups",
                              headers=stranger.headers)).status == 403
     listed = await (await client.get(f"/api/v1/clubs/{club_id}/meetups?from={at(-1)}"
                                      .replace("+", "%2B"), headers=member.headers)).json()
-    assert [item["id"] for item in listed["items"]] == [meetup["id"]]
+    assert [item["id"] for item in listed["items"]] == [started_id, meetup["id"]]
+
+
+async def test_a_full_meetup_refuses_at_once_until_a_place_frees(
+    client: Client, sign_up: Any, worker: dramatiq.Worker,
+) -> None:
+    leader, member, meetup = await club_with_meetup(client, sign_up, capacity=1, fee=0)
+    assert (await join(client, member, meetup["id"], Prefer="wait=8")).status == 201
+    late = await sign_up()
+    await joined(client, leader, late, meetup["club_id"])
+
+    async def refused_at_once() -> bool:
+        response = await join(client, late, meetup["id"])
+        return response.status == 409
+
+    await eventually(refused_at_once)
+    assert (await client.delete(f"/api/v1/meetups/{meetup['id']}/attendees/me",
+                                headers=member.headers)).status == 204
+    assert (await join(client, late, meetup["id"], Prefer="wait=8")).status == 201
 
 
 async def test_a_member_who_cannot_pay_the_fee_is_refused(
@@ -216,10 +239,13 @@ async def join_storm(client: Client, sign_up: Any, settings: Settings) -> JoinSt
     async def ask(person: tuple[int, dict[str, str]]) -> tuple[int, dict[str, Any]]:
         response = await client.post(f"/api/v1/meetups/{meetup_id}/attendees",
                                      headers=person[1])
-        assert response.status == 202, await response.text()
-        return person[0], await response.json()
+        body = await response.json()
+        # 409: after the worker found the meetup full, refused at once.
+        assert response.status == 202 or body["code"] == "meetup_full", body
+        return person[0], body
 
-    accepted = await asyncio.gather(*(ask(members[n % MEMBERS]) for n in range(REQUESTS)))
+    answers = await asyncio.gather(*(ask(members[n % MEMBERS]) for n in range(REQUESTS)))
+    accepted = [(user_id, body) for user_id, body in answers if "command_id" in body]
     await decided([body["command_id"] for _, body in accepted])
     first_come: list[str] = []
     seen: set[int] = set()

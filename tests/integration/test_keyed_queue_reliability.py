@@ -11,13 +11,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from redis.asyncio import Redis
 
-from fitnus.booking.batches import (
-    TimeslotBatch,
-    decide_batch,
-    drain_timeslot,
-    sweep_timeslot_queues,
-)
+from fitnus.booking.batches import decide_batch, drain_timeslot, sweep_timeslot_queues
 from fitnus.booking.models import Reservation
+from fitnus.booking.outcomes import DecidedBatch
 from fitnus.booking.service import timeslot_queue
 from fitnus.centers.models import Timeslot
 from fitnus.clock import system_clock
@@ -147,7 +143,7 @@ async def test_a_batch_is_announced_even_when_its_lease_was_lost_after_the_commi
     queue = timeslot_queue(redis, keys)
     await queued_requests(redis, keys, session.timeslot_id, users)
 
-    async def decide_then_lose_the_lease(items: Any, token: int) -> TimeslotBatch:
+    async def decide_then_lose_the_lease(items: Any, token: int) -> DecidedBatch:
         batch = await decide_batch(session.timeslot_id, items, token=token,
                                    clock=system_clock, zone=SEOUL)
         await redis.delete(queue.flag(session.timeslot_id, "lease"))  # it expired
@@ -156,7 +152,7 @@ async def test_a_batch_is_announced_even_when_its_lease_was_lost_after_the_commi
 
     announced: list[Any] = []
 
-    async def announce(batch: TimeslotBatch) -> None:
+    async def announce(batch: DecidedBatch) -> None:
         announced.extend(batch.decided.outcomes)
 
     await drain(queue, session.timeslot_id, decide=decide_then_lose_the_lease,
