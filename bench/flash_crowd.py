@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -177,16 +178,33 @@ async def crowd_until_decided(url: str, body: dict[str, Any], tokens: list[str],
     return result
 
 
-async def run_queue(args: argparse.Namespace, database_url: str, secret: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Crowd:
+    """What one keyed-queue crowd aims at: the kind of queue and the key,
+    the request, the people's tokens, and how many it confirmed."""
+
+    kind: str
+    key: int
+    path: str
+    body: dict[str, Any]
+    tokens: list[str]
+    people: range
+    confirmed: Callable[[], Awaitable[int]]
+
+
+async def run_crowd(args: argparse.Namespace, database_url: str, secret: str,
+                    prepare_crowd: Callable[[], Awaitable[Crowd]]) -> dict[str, Any]:
+    """`fitnus web` and `fitnus worker` processes on a key prefix of their own,
+    the crowd fired at them, and every accepted request waited for."""
     port = free_port()
-    prefix = f"bench-flash-{secrets.token_hex(3)}:"
+    prefix = f"bench-crowd-{secrets.token_hex(3)}:"
     env = dict(os.environ)
     env.update(DATABASE_URL=database_url, REDIS_URL=REDIS_URL, HTTP_PORT=str(port),
                REDIS_KEY_PREFIX=prefix, JWT_SECRET=secret, LOG_LEVEL="WARNING",
                FITNUS_VAR_DIR=str(ROOT / "var" / "bench"))
     fitnus = [sys.executable, "-m", "fitnus"]
     async with database(database_url):
-        timeslot_id, tokens, people = await prepare(args.requests, secret)
+        crowd = await prepare_crowd()
         webs = [process([*fitnus, "web"], env=env) for _ in range(args.web)]
         workers = [process([*fitnus, "worker"],
                            env={**env, "WORKER_METRICS_PORT": str(free_port())})
@@ -197,22 +215,34 @@ async def run_queue(args: argparse.Namespace, database_url: str, secret: str) ->
             await asyncio.to_thread(wait_until_up, f"http://127.0.0.1:{port}/healthz")
             await asyncio.sleep(1)  # let the workers connect
             redis = Redis.from_url(REDIS_URL)
-            position = KeyedQueue(redis=redis, prefix=prefix, kind=QUEUE_KIND).flag(
-                timeslot_id, "position")
+            position = KeyedQueue(redis=redis, prefix=prefix, kind=crowd.kind).flag(
+                crowd.key, "position")
 
             async def accepted() -> int:
                 return int(await redis.get(position) or 0)
 
-            result = await crowd_until_decided(f"http://127.0.0.1:{port}",
-                                               {"timeslot_id": timeslot_id}, tokens,
-                                               args.connections, people, accepted)
+            result = await crowd_until_decided(f"http://127.0.0.1:{port}", crowd.body,
+                                               crowd.tokens, args.connections, crowd.people,
+                                               accepted, path=crowd.path)
             await redis.aclose()
-            result["confirmed"] = await Reservation.filter(timeslot_id=timeslot_id,
-                                                           active=True).count()
+            result["confirmed"] = await crowd.confirmed()
         finally:
             for context in [*webs, *workers]:
                 context.__exit__(None, None, None)
     return result
+
+
+async def run_queue(args: argparse.Namespace, database_url: str, secret: str) -> dict[str, Any]:
+    async def timeslot_crowd() -> Crowd:
+        timeslot_id, tokens, people = await prepare(args.requests, secret)
+
+        async def confirmed() -> int:
+            return await Reservation.filter(timeslot_id=timeslot_id, active=True).count()
+
+        return Crowd(QUEUE_KIND, timeslot_id, "/api/v1/reservations",
+                     {"timeslot_id": timeslot_id}, tokens, people, confirmed)
+
+    return await run_crowd(args, database_url, secret, timeslot_crowd)
 
 
 CLASSIC_SCHEMA = """

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import secrets
 import statistics
 import sys
@@ -25,23 +24,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from redis.asyncio import Redis
-
-from bench.flash_crowd import crowd_until_decided, report, run_floor
-from bench.http_baseline import (
-    MYSQL_URL,
-    REDIS_URL,
-    drop_database,
-    free_port,
-    process,
-    wait_until_up,
-)
+from bench.flash_crowd import Crowd, report, run_crowd, run_floor
+from bench.http_baseline import MYSQL_URL, drop_database
 from fitnus.accounts.models import Role, User
 from fitnus.accounts.tokens import AccessTokens
 from fitnus.clubs.meetups import QUEUE_KIND
 from fitnus.clubs.models import Club, ClubMember, Meetup, MeetupAttendee, MemberRole
-from fitnus.db import database, migrate
-from fitnus.keyed_queue import KeyedQueue
+from fitnus.db import migrate
 from fitnus.wallet.models import LedgerEntry, LedgerKind, Wallet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,41 +73,19 @@ async def prepare(count: int, secret: str) -> tuple[int, list[str], range]:
 
 async def run_meetup(args: argparse.Namespace, database_url: str,
                      secret: str) -> tuple[dict[str, Any], list[str]]:
-    port = free_port()
-    prefix = f"bench-meetup-{secrets.token_hex(3)}:"
-    env = dict(os.environ)
-    env.update(DATABASE_URL=database_url, REDIS_URL=REDIS_URL, HTTP_PORT=str(port),
-               REDIS_KEY_PREFIX=prefix, JWT_SECRET=secret, LOG_LEVEL="WARNING",
-               FITNUS_VAR_DIR=str(ROOT / "var" / "bench"))
-    fitnus = [sys.executable, "-m", "fitnus"]
-    async with database(database_url):
-        meetup_id, tokens, people = await prepare(args.requests, secret)
-        webs = [process([*fitnus, "web"], env=env) for _ in range(args.web)]
-        workers = [process([*fitnus, "worker"],
-                           env={**env, "WORKER_METRICS_PORT": str(free_port())})
-                   for _ in range(args.workers)]
-        for context in [*webs, *workers]:
-            context.__enter__()
-        try:
-            await asyncio.to_thread(wait_until_up, f"http://127.0.0.1:{port}/healthz")
-            await asyncio.sleep(1)  # let the workers connect
-            redis = Redis.from_url(REDIS_URL)
-            position = KeyedQueue(redis=redis, prefix=prefix, kind=QUEUE_KIND).flag(
-                meetup_id, "position")
+    tokens: list[str] = []
 
-            async def accepted() -> int:
-                return int(await redis.get(position) or 0)
+    async def meetup_crowd() -> Crowd:
+        meetup_id, issued, people = await prepare(args.requests, secret)
+        tokens.extend(issued)
 
-            result = await crowd_until_decided(
-                f"http://127.0.0.1:{port}", {}, tokens, args.connections, people, accepted,
-                path=f"/api/v1/meetups/{meetup_id}/attendees")
-            await redis.aclose()
-            result["confirmed"] = await MeetupAttendee.filter(meetup_id=meetup_id,
-                                                              active=True).count()
-        finally:
-            for context in [*webs, *workers]:
-                context.__exit__(None, None, None)
-    return result, tokens
+        async def confirmed() -> int:
+            return await MeetupAttendee.filter(meetup_id=meetup_id, active=True).count()
+
+        return Crowd(QUEUE_KIND, meetup_id, f"/api/v1/meetups/{meetup_id}/attendees", {},
+                     issued, people, confirmed)
+
+    return await run_crowd(args, database_url, secret, meetup_crowd), tokens
 
 
 async def main_async(args: argparse.Namespace) -> None:
