@@ -82,21 +82,30 @@ async def prepare(count: int, secret: str) -> tuple[int, list[str], range]:
     timeslot = await Timeslot.create(program_id=program.id, starts_at=now + timedelta(days=2),
                                      ends_at=now + timedelta(days=2, hours=1), capacity=SEATS,
                                      reserved=0, created_at=now)
+    people, issued = await people_with_coupons(count, PRICE, secret, tag=tag)
+    return timeslot.id, issued, range(people[0].id, people[-1].id + 1)
+
+
+async def people_with_coupons(count: int, coupons: int, secret: str, *,
+                              tag: str) -> tuple[list[User], list[str]]:
+    """``count`` people by id, each holding ``coupons`` (a granted ledger entry)
+    and an access token signed with ``secret``."""
+    now = datetime.now(UTC)
     await User.bulk_create([User(email=f"p{n}-{tag}@bench.example.com", name=f"p{n}",
                                  role=Role.USER, password_hash="-") for n in range(count)],
                            batch_size=2000)
-    people = await User.filter(email__endswith=f"-{tag}@bench.example.com",
+    people = await User.filter(email__startswith="p", email__endswith=f"-{tag}@bench.example.com",
                                role=Role.USER).order_by("id")
-    await Wallet.bulk_create([Wallet(user_id=p.id, balance=PRICE, held=0, updated_at=now)
+    await Wallet.bulk_create([Wallet(user_id=p.id, balance=coupons, held=0, updated_at=now)
                               for p in people], batch_size=2000)
     await LedgerEntry.bulk_create(
-        [LedgerEntry(user_id=p.id, kind=LedgerKind.GRANT, amount=PRICE, balance_after=PRICE,
-                     reference=f"bench:{p.id}", created_at=now) for p in people],
+        [LedgerEntry(user_id=p.id, kind=LedgerKind.GRANT, amount=coupons,
+                     balance_after=coupons, reference=f"bench:{p.id}", created_at=now)
+         for p in people],
         batch_size=2000)
     tokens = AccessTokens(secret=secret, algorithm="HS256", issuer="fitnus",
                           audience="fitnus-api", ttl_seconds=3600)
-    issued = [tokens.issue(user_id=p.id, role=Role.USER, now=now) for p in people]
-    return timeslot.id, issued, range(people[0].id, people[-1].id + 1)
+    return list(people), [tokens.issue(user_id=p.id, role=Role.USER, now=now) for p in people]
 
 
 CROWD_SCRIPT = ROOT / "bench" / "lua" / "crowd.lua"

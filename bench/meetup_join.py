@@ -24,14 +24,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.flash_crowd import Crowd, report, run_crowd, run_floor
+from bench.flash_crowd import Crowd, people_with_coupons, report, run_crowd, run_floor
 from bench.http_baseline import MYSQL_URL, drop_database
 from fitnus.accounts.models import Role, User
-from fitnus.accounts.tokens import AccessTokens
 from fitnus.clubs.meetups import QUEUE_KIND
 from fitnus.clubs.models import Club, ClubMember, Meetup, MeetupAttendee, MemberRole
 from fitnus.db import migrate
-from fitnus.wallet.models import LedgerEntry, LedgerKind, Wallet
 
 ROOT = Path(__file__).resolve().parents[1]
 PLACES = 50
@@ -51,23 +49,10 @@ async def prepare(count: int, secret: str) -> tuple[int, list[str], range]:
                                  starts_at=now + timedelta(days=2),
                                  ends_at=now + timedelta(days=2, hours=1), capacity=PLACES,
                                  joined=0, fee_coupons=FEE, created_at=now)
-    await User.bulk_create([User(email=f"m{n}-{tag}@bench.example.com", name=f"m{n}",
-                                 role=Role.USER, password_hash="-") for n in range(count)],
-                           batch_size=2000)
-    people = await User.filter(email__startswith="m", email__endswith=f"-{tag}@bench.example.com"
-                               ).order_by("id")
+    people, issued = await people_with_coupons(count, FEE, secret, tag=tag)
     await ClubMember.bulk_create([ClubMember(club_id=club.id, user_id=p.id,
                                              role=MemberRole.MEMBER, joined_at=now)
                                   for p in people], batch_size=2000)
-    await Wallet.bulk_create([Wallet(user_id=p.id, balance=FEE, held=0, updated_at=now)
-                              for p in people], batch_size=2000)
-    await LedgerEntry.bulk_create(
-        [LedgerEntry(user_id=p.id, kind=LedgerKind.GRANT, amount=FEE, balance_after=FEE,
-                     reference=f"bench:{p.id}", created_at=now) for p in people],
-        batch_size=2000)
-    tokens = AccessTokens(secret=secret, algorithm="HS256", issuer="fitnus",
-                          audience="fitnus-api", ttl_seconds=3600)
-    issued = [tokens.issue(user_id=p.id, role=Role.USER, now=now) for p in people]
     return meetup.id, issued, range(people[0].id, people[-1].id + 1)
 
 

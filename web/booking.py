@@ -20,7 +20,7 @@ from fitnus.booking.service import (
 )
 from fitnus.commands.models import CommandStatus
 from web.commands import PreferHeader, preferred_wait_seconds
-from web.keys import BOOKING_DESK, OUTCOMES, SETTINGS
+from web.keys import BOOKING_DESK, OUTCOMES, SETTINGS, service_zone
 from web.routing import Api, Link
 from web.schemas import RequestBody, json
 from web.wallet import IdempotencyHeader
@@ -186,5 +186,5 @@ async def get_reservation(
     request: web.Request, *, path: ReservationPath, principal: Principal
 ) -> web.Response:
     reservation = await reservation_for(principal, path.reservation_id)
-    return json(reservation_out(reservation, ZoneInfo(request.app[SETTINGS].time_zone)))
+    return json(reservation_out(reservation, service_zone(request)))
 

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from pydantic import BaseModel, Field, StringConstraints
@@ -21,7 +20,7 @@ from fitnus.booking.calendar import (
 from fitnus.booking.repeat import repeat_month
 from fitnus.booking.rules import Month
 from web.booking import ReservationOut, reservation_out
-from web.keys import BOOKING_DESK, CLOCK, SETTINGS
+from web.keys import BOOKING_DESK, CLOCK, SETTINGS, service_zone
 from web.pagination import decode_cursor, encode_cursor
 from web.routing import Api
 from web.schemas import Moment, RequestBody, json, plausible_moment
@@ -107,7 +106,7 @@ async def my_reservations(
         include_cancelled=True, after=after, limit=query.limit + 1,
     )
     page, more = reservations[: query.limit], len(reservations) > query.limit
-    zone = ZoneInfo(request.app[SETTINGS].time_zone)
+    zone = service_zone(request)
     return json(ReservationList(
         items=[reservation_out(r, zone) for r in page],
         next_cursor=encode_cursor([page[-1].starts_at.isoformat(), page[-1].id]) if more else None,
@@ -121,7 +120,7 @@ async def my_calendar(
     request: web.Request, *, query: RangeQuery, principal: Principal
 ) -> web.Response:
     starts_from, starts_before = _range(request, query)
-    zone = ZoneInfo(request.app[SETTINGS].time_zone)
+    zone = service_zone(request)
     items = await calendar_between(principal.user_id, starts_from=starts_from,
                                    starts_before=starts_before)
     return json(CalendarOut(items=[
@@ -171,7 +170,7 @@ async def repeat_my_month(
 ) -> web.Response:
     repeated = await repeat_month(
         request.app[BOOKING_DESK], principal=principal, from_month=_month(body.from_month),
-        to_month=_month(body.to_month), zone=ZoneInfo(request.app[SETTINGS].time_zone),
+        to_month=_month(body.to_month), zone=service_zone(request),
         idempotency_key=headers.idempotency_key,
     )
     return json(RepeatOut(items=[

@@ -26,7 +26,7 @@ from fitnus.centers.rules import (
 )
 from fitnus.errors import InvalidInput
 from fitnus.search.index import MAX_RADIUS_M, CenterQuery, SearchCursor
-from web.keys import CENTER_INDEX, CLOCK, KEYS, MESSAGES, REDIS, SETTINGS
+from web.keys import CENTER_INDEX, CLOCK, KEYS, MESSAGES, REDIS, service_zone
 from web.pagination import decode_cursor, encode_cursor
 from web.routing import Api
 from web.schemas import (
@@ -222,10 +222,6 @@ class TimeslotPath(BaseModel):
     timeslot_id: int = Field(ge=1, le=2**63 - 1)
 
 
-def _zone(request: web.Request) -> ZoneInfo:
-    return ZoneInfo(request.app[SETTINGS].time_zone)
-
-
 def center_out(center: Center, zone: ZoneInfo) -> CenterOut:
     return CenterOut(
         id=center.id, owner_id=center.owner_id,  # type: ignore[attr-defined]
@@ -264,7 +260,7 @@ async def create_center(
         principal=principal, draft=service.CenterDraft(**body.model_dump()),
         clock=request.app[CLOCK], index_center=request.app[MESSAGES].index_center,
     )
-    return json(center_out(center, _zone(request)), 201)
+    return json(center_out(center, service_zone(request)), 201)
 
 
 @api.route("GET", "/api/v1/centers", tag="centers",
@@ -291,7 +287,7 @@ async def search_centers(request: web.Request, *, query: SearchQuery) -> web.Res
 @api.route("GET", "/api/v1/centers/{center_id}", tag="centers", summary="One center",
            path_params=CenterPath, responses={200: CenterOut}, errors=(404,))
 async def get_center(request: web.Request, *, path: CenterPath) -> web.Response:
-    return json(center_out(await service.center_by_id(path.center_id), _zone(request)))
+    return json(center_out(await service.center_by_id(path.center_id), service_zone(request)))
 
 
 @api.route("PATCH", "/api/v1/centers/{center_id}", tag="centers",
@@ -305,7 +301,7 @@ async def update_center(
         principal=principal, center_id=path.center_id, changes=body.changes(),
         clock=request.app[CLOCK], index_center=request.app[MESSAGES].index_center,
     )
-    return json(center_out(center, _zone(request)))
+    return json(center_out(center, service_zone(request)))
 
 
 @api.route("DELETE", "/api/v1/centers/{center_id}", tag="centers",
@@ -362,7 +358,7 @@ async def create_timeslot(
         principal=principal, program_id=path.program_id, starts=[body.starts_at],
         capacity=body.capacity, clock=request.app[CLOCK],
     )
-    return json(timeslot_out(timeslot, _zone(request)), 201)
+    return json(timeslot_out(timeslot, service_zone(request)), 201)
 
 
 @api.route("POST", "/api/v1/programs/{program_id}/timeslots/weekly", tag="timeslots",
@@ -372,7 +368,7 @@ async def create_timeslot(
 async def create_weekly_timeslots(
     request: web.Request, *, path: ProgramPath, body: WeeklyTimeslotsBody, principal: Principal
 ) -> web.Response:
-    zone = _zone(request)
+    zone = service_zone(request)
     starts = weekly_starts(
         weekdays=body.weekdays, start_times=body.times, first_day=body.from_date,
         last_day=body.to_date, time_zone=zone,
@@ -396,7 +392,7 @@ async def create_weekly_timeslots(
 async def list_timeslots(
     request: web.Request, *, path: ProgramPath, query: TimeslotQuery
 ) -> web.Response:
-    zone = _zone(request)
+    zone = service_zone(request)
     after = None
     if query.cursor:
         start, timeslot_id = decode_cursor(
@@ -417,7 +413,7 @@ async def list_timeslots(
 @api.route("GET", "/api/v1/timeslots/{timeslot_id}", tag="timeslots", summary="One session",
            path_params=TimeslotPath, responses={200: TimeslotOut}, errors=(404,))
 async def get_timeslot(request: web.Request, *, path: TimeslotPath) -> web.Response:
-    return json(timeslot_out(await service.timeslot_by_id(path.timeslot_id), _zone(request)))
+    return json(timeslot_out(await service.timeslot_by_id(path.timeslot_id), service_zone(request)))
 
 
 @api.route("DELETE", "/api/v1/timeslots/{timeslot_id}", tag="timeslots",

@@ -15,7 +15,7 @@ from fitnus.clubs.models import ApplicationStatus, Club, ClubApplication
 from fitnus.errors import InvalidInput
 from fitnus.notifications.service import ring
 from web.centers import Latitude, Limit, Longitude, Sport, Text100
-from web.keys import CLOCK, KEYS, REDIS, SETTINGS
+from web.keys import CLOCK, KEYS, REDIS, service_zone
 from web.pagination import decode_cursor, encode_cursor
 from web.routing import Api
 from web.schemas import RequestBody, json
@@ -138,10 +138,6 @@ class LeaderBody(RequestBody):
     user_id: Id
 
 
-def _zone(request: web.Request) -> ZoneInfo:
-    return ZoneInfo(request.app[SETTINGS].time_zone)
-
-
 def club_out(club: Club, zone: ZoneInfo) -> ClubOut:
     return ClubOut(
         id=club.id, name=club.name, description=club.description, sports=list(club.sports),
@@ -182,7 +178,7 @@ async def create_club(
         principal=principal, clock=request.app[CLOCK],
         draft=service.ClubDraft(**body.model_dump()),
     )
-    return json(club_out(club, _zone(request)), 201)
+    return json(club_out(club, service_zone(request)), 201)
 
 
 @api.route("GET", "/api/v1/clubs", tag="clubs",
@@ -196,7 +192,7 @@ async def find_clubs(request: web.Request, *, query: ClubQuery) -> web.Response:
     clubs = await service.search_clubs(q=query.q, sport=query.sport, near=near,
                                        after_id=_after_id(query.cursor), limit=query.limit)
     page, more = clubs[: query.limit], len(clubs) > query.limit
-    zone = _zone(request)
+    zone = service_zone(request)
     return json(ClubList(items=[club_out(club, zone) for club in page],
                          next_cursor=encode_cursor([page[-1].id]) if more else None))
 
@@ -204,7 +200,7 @@ async def find_clubs(request: web.Request, *, query: ClubQuery) -> web.Response:
 @api.route("GET", "/api/v1/clubs/{club_id}", tag="clubs", summary="One club",
            path_params=ClubPath, responses={200: ClubOut}, errors=(404,))
 async def get_club(request: web.Request, *, path: ClubPath) -> web.Response:
-    return json(club_out(await service.club_by_id(path.club_id), _zone(request)))
+    return json(club_out(await service.club_by_id(path.club_id), service_zone(request)))
 
 
 @api.route("PATCH", "/api/v1/clubs/{club_id}", tag="clubs", summary="Change your club",
@@ -215,7 +211,7 @@ async def update_club(
 ) -> web.Response:
     club = await service.update_club(principal=principal, club_id=path.club_id,
                                      changes=body.changes(), clock=request.app[CLOCK])
-    return json(club_out(club, _zone(request)))
+    return json(club_out(club, service_zone(request)))
 
 
 @api.route("DELETE", "/api/v1/clubs/{club_id}", tag="clubs",
@@ -240,7 +236,7 @@ async def apply_to_club(
     application, leader = await service.apply(principal=principal, club_id=path.club_id,
                                               message=body.message, clock=request.app[CLOCK])
     await _ring(request, leader)
-    return json(application_out(application, _zone(request)), 201)
+    return json(application_out(application, service_zone(request)), 201)
 
 
 @api.route("GET", "/api/v1/clubs/{club_id}/applications", tag="clubs",
@@ -256,7 +252,7 @@ async def list_applications(
         after_id=_after_id(query.cursor), limit=query.limit,
     )
     page, more = applications[: query.limit], len(applications) > query.limit
-    zone = _zone(request)
+    zone = service_zone(request)
     return json(ApplicationList(
         items=[application_out(application, zone) for application in page],
         next_cursor=encode_cursor([page[-1].id]) if more else None))
@@ -268,7 +264,7 @@ async def _decide(request: web.Request, path: ApplicationPath, principal: Princi
         principal=principal, club_id=path.club_id, application_id=path.application_id,
         accept=accept, clock=request.app[CLOCK])
     await _ring(request, decided.notified)
-    return json(application_out(decided.application, _zone(request)))
+    return json(application_out(decided.application, service_zone(request)))
 
 
 @api.route("POST", "/api/v1/clubs/{club_id}/applications/{application_id}/accept",
@@ -298,7 +294,7 @@ async def reject_application(
 async def list_members(
     request: web.Request, *, path: ClubPath, principal: Principal
 ) -> web.Response:
-    zone = _zone(request)
+    zone = service_zone(request)
     return json(MemberList(items=[
         MemberOut(user_id=member.user_id,  # type: ignore[attr-defined]
                   name=member.user.name, role=member.role.value,
@@ -329,4 +325,4 @@ async def hand_over(
 ) -> web.Response:
     club = await service.hand_over(principal=principal, club_id=path.club_id,
                                    user_id=body.user_id, clock=request.app[CLOCK])
-    return json(club_out(club, _zone(request)))
+    return json(club_out(club, service_zone(request)))

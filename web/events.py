@@ -14,7 +14,6 @@ import json
 import logging
 from datetime import datetime
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from pydantic import BaseModel, Field, StringConstraints
@@ -24,7 +23,15 @@ from fitnus.errors import InvalidInput
 from fitnus.notifications.models import Notification
 from fitnus.notifications.service import mark_read, notifications_after
 from web.auth import authenticate
-from web.keys import CLOCK, DOORBELLS, NEW_ROWS, SETTINGS, STREAMS, STREAMS_CLOSING, TICKETS
+from web.keys import (
+    CLOCK,
+    DOORBELLS,
+    NEW_ROWS,
+    STREAMS,
+    STREAMS_CLOSING,
+    TICKETS,
+    service_zone,
+)
 from web.routing import Api
 from web.schemas import json as json_response
 
@@ -76,7 +83,7 @@ class StreamQuery(BaseModel):
 async def list_notifications(
     request: web.Request, *, query: NotificationQuery, principal: Principal
 ) -> web.Response:
-    zone = ZoneInfo(request.app[SETTINGS].time_zone)
+    zone = service_zone(request)
     rows = await notifications_after(principal.user_id, after_id=query.after_id,
                                      limit=query.limit)
     return json_response(NotificationPage(items=[

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -50,3 +51,8 @@ NEW_ROWS = web.AppKey("new_rows", CoalescedReads)
 # The doorbells of open event streams, rung at shutdown so they close cleanly.
 STREAMS: web.AppKey[set[asyncio.Event]] = web.AppKey("streams")
 STREAMS_CLOSING = web.AppKey("streams_closing", asyncio.Event)
+
+
+def service_zone(request: web.Request) -> ZoneInfo:
+    """The service time zone: every time the API shows is in it."""
+    return ZoneInfo(request.app[SETTINGS].time_zone)

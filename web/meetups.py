@@ -16,9 +16,9 @@ from fitnus.commands.models import CommandStatus
 from web.booking import CommandAccepted, ReservationAccepted, ReservationHeaders
 from web.calendar import DEFAULT_RANGE_DAYS, RangeQuery
 from web.centers import Latitude, Longitude, Text100
-from web.clubs import ClubPath, Id, _zone
+from web.clubs import ClubPath, Id
 from web.commands import preferred_wait_seconds
-from web.keys import CLOCK, MEETUP_COMMANDS, MEETUPS_FULL, OUTCOMES
+from web.keys import CLOCK, MEETUP_COMMANDS, MEETUPS_FULL, OUTCOMES, service_zone
 from web.routing import Api
 from web.schemas import Moment, RequestBody, json
 
@@ -69,7 +69,7 @@ class AttendeeOut(BaseModel):
 
 
 def meetup_out(meetup: Meetup, request: web.Request) -> MeetupOut:
-    zone = _zone(request)
+    zone = service_zone(request)
     return MeetupOut(
         id=meetup.id, club_id=meetup.club_id,  # type: ignore[attr-defined]
         title=meetup.title, starts_at=meetup.starts_at.astimezone(zone),

@@ -3,7 +3,6 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from pydantic import BaseModel, Field, StringConstraints
@@ -12,7 +11,7 @@ from fitnus.accounts.models import Role
 from fitnus.accounts.tokens import Principal
 from fitnus.errors import Forbidden
 from fitnus.wallet.service import WalletView, grant_coupons, ledger_of, wallet_of
-from web.keys import CLOCK, SETTINGS
+from web.keys import CLOCK, service_zone
 from web.pagination import decode_cursor, encode_cursor
 from web.routing import Api
 from web.schemas import RequestBody, json
@@ -85,7 +84,7 @@ async def my_ledger(
     before = decode_cursor(query.cursor, [int])[0] if query.cursor else None
     entries = await ledger_of(principal.user_id, before_id=before, limit=query.limit)
     page, more = entries[: query.limit], len(entries) > query.limit
-    zone = ZoneInfo(request.app[SETTINGS].time_zone)
+    zone = service_zone(request)
     return json(LedgerPage(
         items=[
             LedgerEntryOut(id=entry.id, kind=entry.kind.value, amount=entry.amount,

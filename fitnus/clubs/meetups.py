@@ -30,7 +30,7 @@ from fitnus.booking.outcomes import (
 from fitnus.booking.sold_out import SoldOutMemory, flag_fullness
 from fitnus.clock import Clock, as_utc
 from fitnus.clubs.models import ClubMember, Meetup, MeetupAttendee
-from fitnus.clubs.service import _led_club, club_by_id, require_member
+from fitnus.clubs.service import club_by_id, led_club, require_member
 from fitnus.commands.models import Command
 from fitnus.commands.pending import PendingCommands
 from fitnus.commands.queued import CommandQueue, Queued, ScheduleDrain
@@ -92,7 +92,7 @@ def meetup_commands(*, redis: Redis, keys: Keys, pending: PendingCommands, clock
 
 async def create_meetup(*, principal: Principal, club_id: int, draft: MeetupDraft,
                         clock: Clock) -> Meetup:
-    club = await _led_club(principal, club_id)
+    club = await led_club(principal, club_id)
     now = clock.now()
     if not now < draft.starts_at <= now + MAX_ADVANCE:
         raise InvalidInput("a meetup starts in the coming year", code="meetup_in_past")

@@ -101,7 +101,7 @@ async def club_by_id(club_id: int) -> Club:
     return club
 
 
-async def _led_club(principal: Principal, club_id: int, *, admin_too: bool = False) -> Club:
+async def led_club(principal: Principal, club_id: int, *, admin_too: bool = False) -> Club:
     club = await club_by_id(club_id)
     if club.leader_id != principal.user_id and not (  # type: ignore[attr-defined]
             admin_too and principal.role is Role.ADMIN):
@@ -120,7 +120,7 @@ async def require_member(principal: Principal, club_id: int) -> Club:
 async def update_club(
     *, principal: Principal, club_id: int, changes: dict[str, object], clock: Clock
 ) -> Club:
-    club = await _led_club(principal, club_id)
+    club = await led_club(principal, club_id)
     cap = changes.get("max_members")
     if isinstance(cap, int) and cap < club.member_count:
         raise InvalidInput(f"the club has {club.member_count} members already",
@@ -139,7 +139,7 @@ async def update_club(
 
 async def dissolve_club(*, principal: Principal, club_id: int, clock: Clock) -> None:
     """The leader or an admin ends the club; its name is free again."""
-    club = await _led_club(principal, club_id, admin_too=True)
+    club = await led_club(principal, club_id, admin_too=True)
     await Club.filter(id=club.id, dissolved_at=None).update(dissolved_at=clock.now(),
                                                             name_key=None)
 
@@ -217,7 +217,7 @@ async def applications_of(
     *, principal: Principal, club_id: int, status: ApplicationStatus | None,
     after_id: int | None, limit: int,
 ) -> list[ClubApplication]:
-    club = await _led_club(principal, club_id)
+    club = await led_club(principal, club_id)
     query = ClubApplication.filter(club_id=club.id)
     if status is not None:
         query = query.filter(status=status)
@@ -240,7 +240,7 @@ async def decide_application(
 ) -> Decided:
     """The leader accepts (a member, if the cap allows) or rejects; the
     applicant is told either way. Deciding twice is refused."""
-    club = await _led_club(principal, club_id)
+    club = await led_club(principal, club_id)
     now = clock.now()
     status = ApplicationStatus.ACCEPTED if accept else ApplicationStatus.REJECTED
     async with in_transaction():
@@ -321,7 +321,7 @@ async def _leave_future_meetups(club_id: int, user_id: int, *, now: datetime) ->
 async def hand_over(*, principal: Principal, club_id: int, user_id: int,
                     clock: Clock) -> Club:
     """The leader makes another member the leader, and stays a member."""
-    club = await _led_club(principal, club_id)
+    club = await led_club(principal, club_id)
     if user_id == principal.user_id:
         raise InvalidInput("you lead this club already", code="already_leader")
     async with in_transaction():
