@@ -28,6 +28,7 @@ async def drain_timeslot_queue(*, timeslot_id: int) -> None:
     await drain_timeslot(
         timeslot_id, redis=rt.redis, keys=rt.keys, clock=rt.clock,
         zone=ZoneInfo(rt.settings.time_zone), published=publish_decisions,
+        schedule_drain=drain_later, windows=rt.settings.claim_windows,
     )
 
 

@@ -12,7 +12,7 @@ from fitnus.keyed_queue import sweep
 async def drain_meetup_queue(*, meetup_id: int) -> None:
     rt = runtime()
     await drain_meetup(meetup_id, redis=rt.redis, keys=rt.keys, clock=rt.clock,
-                       published=publish_decisions)
+                       published=publish_decisions, windows=rt.settings.claim_windows)
 
 
 async def meetup_drain_later(meetup_id: int) -> None:

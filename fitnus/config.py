@@ -12,10 +12,12 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from fitnus.errors import ConfigurationError
+from fitnus.waitlist.rules import ClaimWindows
 
 JWT_SECRET_FILE = "jwt-secret"  # noqa: S105 - a file name
 JWT_SECRET_BYTES = 48
@@ -62,6 +64,12 @@ class Settings:
     command_redrive_after_seconds: int = 30
     scheduler_lease_seconds: int = 15
     reminder_lead_minutes: int = 60
+    # A waitlist offer's claim window: while the start is more than 24 h
+    # away, under 24 h, under 3 h; and no offers in the last minutes.
+    waitlist_claim_minutes_far: int = 120
+    waitlist_claim_minutes_within_day: int = 30
+    waitlist_claim_minutes_within_hours: int = 10
+    waitlist_offers_stop_minutes: int = 30
     search_backend: str = "redis"
     elasticsearch_url: str | None = None
     elasticsearch_index: str = "fitnus-centers"
@@ -72,6 +80,15 @@ class Settings:
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def claim_windows(self) -> ClaimWindows:
+        return ClaimWindows(
+            far=timedelta(minutes=self.waitlist_claim_minutes_far),
+            within_day=timedelta(minutes=self.waitlist_claim_minutes_within_day),
+            within_hours=timedelta(minutes=self.waitlist_claim_minutes_within_hours),
+            offers_stop=timedelta(minutes=self.waitlist_offers_stop_minutes),
+        )
 
     @property
     def dramatiq_namespace(self) -> str:
@@ -98,6 +115,10 @@ _INT_FIELDS = {
     "SCHEDULER_LEASE_SECONDS": "scheduler_lease_seconds",
     "SEARCH_OUTBOX_SWEEP_AFTER_SECONDS": "search_outbox_sweep_after_seconds",
     "REMINDER_LEAD_MINUTES": "reminder_lead_minutes",
+    "WAITLIST_CLAIM_MINUTES_FAR": "waitlist_claim_minutes_far",
+    "WAITLIST_CLAIM_MINUTES_WITHIN_DAY": "waitlist_claim_minutes_within_day",
+    "WAITLIST_CLAIM_MINUTES_WITHIN_HOURS": "waitlist_claim_minutes_within_hours",
+    "WAITLIST_OFFERS_STOP_MINUTES": "waitlist_offers_stop_minutes",
 }
 
 _STR_FIELDS = {
@@ -163,6 +184,9 @@ def _validate(settings: Settings) -> None:
         raise ConfigurationError("JWT_SECRET must be at least 32 characters")
     if settings.public_base_url is not None:
         _validate_public_base_url(settings.public_base_url)
+    if min(settings.waitlist_claim_minutes_far, settings.waitlist_claim_minutes_within_day,
+           settings.waitlist_claim_minutes_within_hours) < 1:
+        raise ConfigurationError("WAITLIST_CLAIM_MINUTES_* are 1 or more")
 
 
 def _validate_public_base_url(url: str) -> None:

@@ -28,6 +28,7 @@ MODEL_MODULES = [
     "fitnus.wallet.models",
     "fitnus.booking.models",
     "fitnus.clubs.models",
+    "fitnus.waitlist.models",
 ]
 MIGRATIONS_MODULE = "fitnus.migrations"
 

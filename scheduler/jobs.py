@@ -27,6 +27,7 @@ def jobs() -> list[Job]:
     from actors.clubs import sweep_meetup_queues
     from actors.commands import redrive_pending_commands
     from actors.search import sweep_search_outbox
+    from actors.waitlist import sweep_waitlists
 
     return [
         Job(
@@ -52,6 +53,12 @@ def jobs() -> list[Job]:
             # Seats of sessions that ended half an hour ago, not checked into.
             trigger=CronTrigger(second=30),
             enqueue=mark_no_shows.send,
+        ),
+        Job(
+            name="sweep-waitlists",
+            # Offers end within seconds of their window; each once, in its queue.
+            trigger=IntervalTrigger(seconds=5),
+            enqueue=sweep_waitlists.send,
         ),
         Job(
             name="sweep-withdrawals",

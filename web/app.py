@@ -32,6 +32,7 @@ from fitnus.notifications.tickets import EventTickets
 from fitnus.pubsub import ChannelListener
 from fitnus.redis_client import open_redis
 from fitnus.search.backends import CenterIndexFactory, open_center_index
+from fitnus.waitlist.service import WaitlistDesk
 from web import (
     accounts,
     attendance,
@@ -45,6 +46,7 @@ from web import (
     meetups,
     operations,
     policies,
+    waitlist,
     wallet,
 )
 from web.errors import problem_middleware
@@ -71,6 +73,7 @@ from web.keys import (
     STREAMS_CLOSING,
     TICKETS,
     TIMESLOT_STARTS,
+    WAITLIST_DESK,
 )
 from web.limits import MAX_BODY_BYTES, MAX_LINE_BYTES
 from web.middleware import HttpMetrics, database_middleware, request_id_middleware
@@ -79,7 +82,7 @@ from web.routing import Api
 
 APIS: tuple[Api, ...] = (
     accounts.api, centers.api, policies.api, booking.api, attendance.api, calendar.api,
-    clubs.api, meetups.api, commands.api, wallet.api, events.api, operations.api,
+    clubs.api, meetups.api, waitlist.api, commands.api, wallet.api, events.api, operations.api,
 )
 API_TITLE = "FitNus"
 API_VERSION = "1.0.0"
@@ -180,6 +183,8 @@ def _redis(redis_url: str) -> Any:
             redis=redis, keys=app[KEYS], pending=app[PENDING], clock=app[CLOCK],
             schedule_drain=app[MESSAGES].schedule_meetup_drain,
         )
+        app[WAITLIST_DESK] = WaitlistDesk(timeslots=app[BOOKING_DESK].commands,
+                                          meetups=app[MEETUP_COMMANDS])
         meetup_reopenings = ChannelListener(redis=redis, prefix=app[KEYS].meetup_reopened(""))
         await meetup_reopenings.start()
         app[MEETUPS_FULL] = SoldOutMemory(watch=meetup_reopenings.watch,

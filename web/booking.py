@@ -19,7 +19,13 @@ from fitnus.booking.service import (
     reservation_for,
 )
 from fitnus.commands.models import CommandStatus
-from web.commands import PreferHeader, preferred_wait_seconds
+from web.commands import (
+    CommandAccepted,
+    PreferHeader,
+    ReservationAccepted,
+    accepted,
+    result_within,
+)
 from web.keys import BOOKING_DESK, OUTCOMES, SETTINGS, service_zone
 from web.routing import Api, Link
 from web.schemas import RequestBody, json
@@ -34,12 +40,6 @@ class ReservationBody(RequestBody):
 
 class ReservationHeaders(PreferHeader, IdempotencyHeader):
     pass
-
-
-class ReservationAccepted(BaseModel):
-    command_id: str
-    status: Literal["pending"] = "pending"
-    position: int
 
 
 class ReservationOut(BaseModel):
@@ -88,22 +88,11 @@ async def _answer(app: web.Application, principal: Principal, requested: SeatReq
                   prefer: str | None, decided_status: int) -> web.Response:
     """202 with the place in line; with ``Prefer: wait=N`` the reservation the
     command made, or its refusal, once decided within N seconds."""
-    wait_seconds = preferred_wait_seconds(prefer)
-    if wait_seconds > 0:
-        command = await app[OUTCOMES].wait(
-            user_id=principal.user_id, command_id=requested.command_id,
-            timeout_seconds=wait_seconds,
-        )
-        if command.status is CommandStatus.SUCCEEDED:
-            assert command.result is not None
-            reservation = await Reservation.get(id=command.result["reservation_id"])
-            return json(reservation_out(reservation, ZoneInfo(app[SETTINGS].time_zone)),
-                        decided_status)
-        if command.status is CommandStatus.FAILED:
-            assert command.error is not None
-            raise SeatRefused(command.error["detail"], code=command.error["code"])
-    return json(ReservationAccepted(command_id=str(requested.command_id),
-                                    position=requested.position), 202)
+    result = await result_within(app, principal, requested, prefer=prefer, refused=SeatRefused)
+    if result is None:
+        return accepted(requested)
+    reservation = await Reservation.get(id=result["reservation_id"])
+    return json(reservation_out(reservation, ZoneInfo(app[SETTINGS].time_zone)), decided_status)
 
 
 @api.route("POST", "/api/v1/reservations/{reservation_id}/move", tag="booking",
@@ -139,11 +128,6 @@ class CancelledOut(BaseModel):
     refund_reason: str | None = Field(
         description="policy_full, policy_partial, late_no_refund, first_late_cancel_free, "
                     "center_closed; null for a booking cancelled before reasons were kept")
-
-
-class CommandAccepted(BaseModel):
-    command_id: str
-    status: Literal["pending"] = "pending"
 
 
 # A cancellation answers synchronously (200) unless its queue is this busy.

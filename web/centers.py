@@ -247,7 +247,7 @@ def timeslot_out(timeslot: Timeslot, zone: ZoneInfo) -> TimeslotOut:
         id=timeslot.id, program_id=timeslot.program_id,  # type: ignore[attr-defined]
         starts_at=timeslot.starts_at.astimezone(zone), ends_at=timeslot.ends_at.astimezone(zone),
         capacity=timeslot.capacity, reserved=timeslot.reserved,
-        remaining=timeslot.capacity - timeslot.reserved,
+        remaining=timeslot.capacity - timeslot.reserved - timeslot.offered,
     )
 
 

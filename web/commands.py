@@ -8,7 +8,10 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from fitnus.accounts.tokens import Principal
+from fitnus.commands.models import CommandStatus
+from fitnus.commands.queued import Queued
 from fitnus.commands.service import command_of, command_view
+from fitnus.errors import FitnusError
 from web.keys import OUTCOMES, PENDING
 from web.routing import Api
 from web.schemas import json
@@ -23,6 +26,39 @@ def preferred_wait_seconds(prefer: str | None) -> float:
     """``Prefer: wait=N`` (RFC 7240), capped at MAX_WAIT_SECONDS; 0 when absent."""
     match = _PREFER_WAIT.search(prefer or "")
     return min(float(match.group(1)), MAX_WAIT_SECONDS) if match else 0.0
+
+
+class ReservationAccepted(BaseModel):
+    """A command accepted into a keyed queue (a booking, a join, a claim)."""
+
+    command_id: str
+    status: Literal["pending"] = "pending"
+    position: int
+
+
+class CommandAccepted(BaseModel):
+    command_id: str
+    status: Literal["pending"] = "pending"
+
+
+def accepted(queued: Queued) -> web.Response:
+    return json(ReservationAccepted(command_id=str(queued.command_id),
+                                    position=queued.position), 202)
+
+
+async def result_within(app: web.Application, principal: Principal, queued: Queued, *,
+                        prefer: str | None, refused: type[FitnusError]) -> dict[str, Any] | None:
+    """With ``Prefer: wait=N``: the command's result once it succeeded within
+    N seconds, or its refusal raised as ``refused``. None while it is pending."""
+    wait_seconds = preferred_wait_seconds(prefer)
+    if wait_seconds <= 0:
+        return None
+    command = await app[OUTCOMES].wait(user_id=principal.user_id, command_id=queued.command_id,
+                                       timeout_seconds=wait_seconds)
+    if command.status is CommandStatus.FAILED:
+        assert command.error is not None
+        raise refused(command.error["detail"], code=command.error["code"])
+    return command.result if command.status is CommandStatus.SUCCEEDED else None
 
 
 class CommandPath(BaseModel):

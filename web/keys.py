@@ -26,6 +26,7 @@ from fitnus.notifications.reads import CoalescedReads
 from fitnus.notifications.tickets import EventTickets
 from fitnus.pubsub import ChannelListener
 from fitnus.search.index import CenterIndex
+from fitnus.waitlist.service import WaitlistDesk
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
@@ -46,6 +47,7 @@ SOLD_OUT = web.AppKey("sold_out", SoldOutMemory)
 BOOKING_DESK = web.AppKey("booking_desk", BookingDesk)
 MEETUP_COMMANDS = web.AppKey("meetup_commands", CommandQueue)
 MEETUPS_FULL = web.AppKey("meetups_full", SoldOutMemory)
+WAITLIST_DESK = web.AppKey("waitlist_desk", WaitlistDesk)
 # Event streams woken together read their new rows together.
 NEW_ROWS = web.AppKey("new_rows", CoalescedReads)
 # The doorbells of open event streams, rung at shutdown so they close cleanly.

@@ -13,11 +13,11 @@ from fitnus.accounts.tokens import Principal
 from fitnus.clubs import meetups
 from fitnus.clubs.models import Meetup
 from fitnus.commands.models import CommandStatus
-from web.booking import CommandAccepted, ReservationAccepted, ReservationHeaders
+from web.booking import ReservationHeaders
 from web.calendar import DEFAULT_RANGE_DAYS, RangeQuery
 from web.centers import Latitude, Longitude, Text100
 from web.clubs import ClubPath, Id
-from web.commands import preferred_wait_seconds
+from web.commands import CommandAccepted, ReservationAccepted, accepted, result_within
 from web.keys import CLOCK, MEETUP_COMMANDS, MEETUPS_FULL, OUTCOMES, service_zone
 from web.routing import Api
 from web.schemas import Moment, RequestBody, json
@@ -75,7 +75,7 @@ def meetup_out(meetup: Meetup, request: web.Request) -> MeetupOut:
         title=meetup.title, starts_at=meetup.starts_at.astimezone(zone),
         ends_at=meetup.ends_at.astimezone(zone), place=meetup.place,
         latitude=meetup.latitude, longitude=meetup.longitude, capacity=meetup.capacity,
-        joined=meetup.joined, remaining=meetup.capacity - meetup.joined,
+        joined=meetup.joined, remaining=meetup.capacity - meetup.joined - meetup.offered,
         fee_coupons=meetup.fee_coupons,
     )
 
@@ -120,18 +120,10 @@ async def join_meetup(
     queued = await meetups.request_join(
         request.app[MEETUP_COMMANDS], principal=principal, meetup_id=path.meetup_id,
         idempotency_key=headers.idempotency_key, sold_out=request.app[MEETUPS_FULL])
-    wait_seconds = preferred_wait_seconds(headers.prefer)
-    if wait_seconds > 0:
-        command = await request.app[OUTCOMES].wait(
-            user_id=principal.user_id, command_id=queued.command_id,
-            timeout_seconds=wait_seconds)
-        if command.status is CommandStatus.SUCCEEDED:
-            return json(AttendeeOut(meetup_id=path.meetup_id, user_id=principal.user_id), 201)
-        if command.status is CommandStatus.FAILED:
-            assert command.error is not None
-            raise meetups.MeetupRefused(command.error["detail"], code=command.error["code"])
-    return json(ReservationAccepted(command_id=str(queued.command_id),
-                                    position=queued.position), 202)
+    if await result_within(request.app, principal, queued, prefer=headers.prefer,
+                           refused=meetups.MeetupRefused) is None:
+        return accepted(queued)
+    return json(AttendeeOut(meetup_id=path.meetup_id, user_id=principal.user_id), 201)
 
 
 @api.route("DELETE", "/api/v1/meetups/{meetup_id}/attendees/me", tag="clubs",

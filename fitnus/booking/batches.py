@@ -26,17 +26,21 @@ from fitnus.booking.outcomes import (
     WITHDRAW_TIMESLOT,
     DecidedBatch,
     Decisions,
+    record,
     split_decided,
 )
 from fitnus.booking.seating import moves, seats
 from fitnus.booking.service import timeslot_queue
 from fitnus.booking.sold_out import flag_fullness
+from fitnus.booking.waiting import TimeslotSeats
 from fitnus.centers.models import Timeslot
 from fitnus.clock import Clock
-from fitnus.commands.queued import ScheduleDrain
+from fitnus.commands.queued import ScheduleDrain, send_to_each
 from fitnus.db import is_deadlock
 from fitnus.keyed_queue import QueuedItem, drain, sweep
 from fitnus.keys import Keys
+from fitnus.waitlist.offers import SWEEP_WAITLIST, WAITLIST_KINDS, Waitlist
+from fitnus.waitlist.rules import DEFAULT_WINDOWS, ClaimWindows
 from fitnus.wallet.models import Wallet
 from fitnus.wallet.service import lock_wallets
 
@@ -53,7 +57,8 @@ LEASE_TTL_MS = 3_000
 
 async def drain_timeslot(
     timeslot_id: int, *, redis: Redis, keys: Keys, clock: Clock, zone: ZoneInfo,
-    published: Callable[[Decisions], Awaitable[None]], batch_size: int = BATCH_SIZE,
+    published: Callable[[Decisions], Awaitable[None]], schedule_drain: ScheduleDrain,
+    windows: ClaimWindows = DEFAULT_WINDOWS, batch_size: int = BATCH_SIZE,
 ) -> int:
     """Decide everything queued for the timeslot, in order; the number of requests taken."""
     queue = timeslot_queue(redis, keys)
@@ -63,7 +68,7 @@ async def drain_timeslot(
         while True:
             try:
                 return await decide_batch(timeslot_id, items, token=token, clock=clock,
-                                          zone=zone)
+                                          zone=zone, windows=windows)
             except OperationalError as error:
                 if not is_deadlock(error) or attempt == DEADLOCK_ATTEMPTS:
                     raise
@@ -75,6 +80,9 @@ async def drain_timeslot(
         # A cancellation reopens the timeslot; a move frees a seat in the one it left.
         await flag_fullness(redis, queue, timeslot_id, full=batch.full,
                             reopened_channel=keys.timeslot_reopened, freed=batch.decided.freed)
+        # A seat a move freed elsewhere goes to that timeslot's waitlist first.
+        await send_to_each(queue, batch.decided.freed, kind=SWEEP_WAITLIST,
+                           schedule_drain=schedule_drain)
         await published(batch.decided)
 
     return await drain(queue, timeslot_id, decide=decide, announce=announce,
@@ -94,6 +102,7 @@ async def sweep_timeslot_queues(
 
 async def decide_batch(
     timeslot_id: int, items: Sequence[QueuedItem], *, token: int, clock: Clock, zone: ZoneInfo,
+    windows: ClaimWindows = DEFAULT_WINDOWS,
 ) -> DecidedBatch:
     """One transaction for the whole batch, in queue order.
 
@@ -102,6 +111,9 @@ async def decide_batch(
     touch, by user id. Runs of seats and cancellations in queue order would
     otherwise take wallets in different orders and deadlock against each
     other's batches.
+
+    A seat freed by a run goes to the waitlist before the next run: people
+    in line come before bookings queued after them.
 
     Commands of the batch decided already (a drainer committed and died, or
     lost its lease, before acknowledging) are returned again, so their
@@ -114,22 +126,28 @@ async def decide_batch(
         await timeslot.fetch_related("program__center")
         await advance_fence(Timeslot, timeslot, token)
         decided, fresh = await split_decided(items)
+        waitlist = await Waitlist.of(TimeslotSeats(timeslot), windows)
         # As locked: what the first run reads; later runs read them again.
-        wallets = await _lock_wallets_of(timeslot, fresh)
+        wallets = await _lock_wallets_of(timeslot, fresh, waitlist.people_to_lock(fresh))
         # Runs of one kind keep the queue order between seats and cancellations:
-        # a seat freed at position 10 can go to position 11.
+        # a seat freed at position 10 can go to position 11, or to the waitlist.
         for kind, run in groupby(fresh, key=lambda item: item.payload.get("kind", RESERVE_SEAT)):
-            if kind == CANCEL_RESERVATION:
+            if kind in WAITLIST_KINDS:
+                decided.add(await waitlist.decide(kind, list(run), now=now))
+            elif kind == CANCEL_RESERVATION:
                 decided.add(await cancellations(timeslot, list(run), now=now, zone=zone))
             elif kind == WITHDRAW_TIMESLOT:
                 decided.add(await withdrawal(timeslot, now=now))
+                decided.add(await record([], await waitlist.end_expired(now=now)))
             elif kind == MOVE_RESERVATION:
                 decided.add(await moves(timeslot, list(run), now=now, locked=locked))
             else:
                 decided.add(await seats(timeslot, list(run), now=now, wallets=wallets))
+            decided.add(await waitlist.offer_free_places(now))
             wallets = None
+        decided.add(await waitlist.positions_told(now=now))
         decided.freed.discard(timeslot_id)
-        return DecidedBatch(decided, timeslot.reserved >= timeslot.capacity)
+        return DecidedBatch(decided, timeslot.reserved + timeslot.offered >= timeslot.capacity)
 
 
 async def _lock_timeslots(timeslot_id: int, items: Sequence[QueuedItem]) -> dict[int, Timeslot]:
@@ -145,9 +163,9 @@ async def _lock_timeslots(timeslot_id: int, items: Sequence[QueuedItem]) -> dict
 
 
 async def _lock_wallets_of(
-    timeslot: Timeslot, items: Sequence[QueuedItem]
+    timeslot: Timeslot, items: Sequence[QueuedItem], waiting: set[int],
 ) -> dict[int, Wallet] | None:
-    people = {item.payload["user_id"] for item in items if "user_id" in item.payload}
+    people = {item.payload["user_id"] for item in items if "user_id" in item.payload} | waiting
     if any(item.payload.get("kind") == WITHDRAW_TIMESLOT for item in items):
         people |= set(await Reservation.filter(timeslot_id=timeslot.id, active=True)
                       .values_list("user_id", flat=True))

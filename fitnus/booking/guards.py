@@ -15,9 +15,11 @@ from fitnus.keyed_queue import StaleLease
 
 
 async def change_seat_count(timeslot: Timeslot, change: int) -> None:
-    """Seats taken (+) or given back (-), never past capacity nor below zero."""
+    """Seats taken (+) or given back (-), never past capacity (less the seats
+    kept for waitlist offers) nor below zero."""
     moved = await Timeslot.filter(
-        id=timeslot.id, reserved__lte=timeslot.capacity - change, reserved__gte=-change
+        id=timeslot.id, reserved__lte=F("capacity") - (F("offered") + change),
+        reserved__gte=-change,
     ).update(reserved=F("reserved") + change)
     if moved != 1:
         raise RuntimeError(f"timeslot {timeslot.id}: {change:+} seats breaks its bounds")

@@ -50,7 +50,7 @@ async def seats(timeslot: Timeslot, items: list[QueuedItem], *, now: datetime,
         wallets = await lock_wallets(users)
     decisions = rules.decide_seats(
         requests,
-        seats_left=timeslot.capacity - timeslot.reserved,
+        seats_left=timeslot.capacity - timeslot.reserved - timeslot.offered,
         price=price,
         available={user: wallet.balance - wallet.held for user, wallet in wallets.items()},
         holders={
@@ -87,7 +87,7 @@ async def _apply_seats(
     reservation_ids: dict[str, int] = {}
     if seated:
         await Reservation.bulk_create([
-            _reservation(timeslot, request.user_id, request.command_id, price=price, now=now)
+            new_reservation(timeslot, request.user_id, request.command_id, price=price, now=now)
             for request in seated
         ])
         # bulk_create returns no ids on MySQL: the command id finds them.
@@ -117,7 +117,7 @@ async def _apply_seats(
     return await record(commands, notifications)
 
 
-def _reservation(timeslot: Timeslot, user_id: int, command_id: str, *, price: int,
+def new_reservation(timeslot: Timeslot, user_id: int, command_id: str, *, price: int,
                  now: datetime) -> Reservation:
     """A confirmed seat, under the center's cancellation policy of now."""
     policy = timeslot.program.center.cancellation_policy
@@ -139,7 +139,7 @@ async def moves(timeslot: Timeslot, items: list[QueuedItem], *, now: datetime,
     decided = Decisions()
     left: Counter[int] = Counter()
     for item in items:
-        seats_left = timeslot.capacity - timeslot.reserved - left.total()
+        seats_left = timeslot.capacity - timeslot.reserved - timeslot.offered - left.total()
         moved_from = await move(timeslot, item, now=now, seats_left=seats_left,
                                 decided=decided)
         if moved_from is not None:
@@ -185,7 +185,7 @@ async def move(timeslot: Timeslot, item: QueuedItem, *, now: datetime, seats_lef
                 "command_id": command_id, "code": outcome}, dedupe=command_id, now=now)],
         ))
         return None
-    new = _reservation(timeslot, user_id, command_id, price=price, now=now)
+    new = new_reservation(timeslot, user_id, command_id, price=price, now=now)
     await new.save()
     difference = price - old.price_coupons
     if difference:

@@ -41,7 +41,7 @@ from fitnus.booking.starts import TimeslotStarts
 from fitnus.centers.models import Timeslot
 from fitnus.clock import Clock
 from fitnus.commands.pending import PendingCommands
-from fitnus.commands.queued import CommandQueue, Queued, ScheduleDrain
+from fitnus.commands.queued import CommandQueue, Queued, ScheduleDrain, send_to_each
 from fitnus.errors import Conflict, NotFound
 from fitnus.keyed_queue import KeyedQueue
 from fitnus.keys import Keys
@@ -198,12 +198,8 @@ async def request_withdrawals(
 ) -> None:
     """After the commit that withdrew them: each timeslot's queue cancels its
     reservations, in line with whatever it holds already."""
-    queue = timeslot_queue(redis, keys)
-    for timeslot_id in timeslot_ids:
-        enqueued = await queue.enqueue(
-            timeslot_id, {"kind": WITHDRAW_TIMESLOT, "command_id": str(uuid.uuid4())})
-        if enqueued.must_schedule_drain:
-            await schedule_drain(timeslot_id)
+    await send_to_each(timeslot_queue(redis, keys), timeslot_ids, kind=WITHDRAW_TIMESLOT,
+                       schedule_drain=schedule_drain)
 
 
 async def withdrawn_with_seats() -> list[int]:

@@ -123,6 +123,9 @@ class Timeslot(Model):
     ends_at = fields.DatetimeField()
     capacity = fields.IntField()
     reserved = fields.IntField(default=0)
+    # Seats freed and kept for people offered them from the waitlist:
+    # reserved + offered never exceeds capacity.
+    offered = fields.IntField(default=0)
     # The fencing token of the last reservation batch committed: a drainer
     # whose lease expired holds an older token and cannot commit.
     drain_fence = fields.BigIntField(default=0)

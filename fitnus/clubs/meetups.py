@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from itertools import groupby
+from typing import Any
 
 from redis.asyncio import Redis
 from tortoise.expressions import F
@@ -38,6 +39,8 @@ from fitnus.errors import Conflict, InvalidInput, NotFound
 from fitnus.keyed_queue import KeyedQueue, QueuedItem, drain
 from fitnus.keys import Keys
 from fitnus.notifications.models import Notification
+from fitnus.waitlist.offers import WAITLIST_KINDS, Waitlist
+from fitnus.waitlist.rules import DEFAULT_WINDOWS, ClaimWindows
 from fitnus.wallet.models import LedgerKind
 from fitnus.wallet.service import debit_locked, lock_wallets, post_entry
 
@@ -110,7 +113,7 @@ async def meetups_of(*, principal: Principal, club_id: int, starts_from: datetim
                                starts_at__lt=as_utc(starts_before)).order_by("starts_at", "id")
 
 
-async def _meetup_of_member(principal: Principal, meetup_id: int) -> Meetup:
+async def meetup_of_member(principal: Principal, meetup_id: int) -> Meetup:
     meetup = await Meetup.get_or_none(id=meetup_id)
     if meetup is None:
         raise NotFound("no such meetup", code="meetup_not_found")
@@ -131,7 +134,7 @@ async def request_join(commands: CommandQueue, *, principal: Principal, meetup_i
     async def accept() -> Queued:
         if await sold_out.is_full(meetup_id, flagged_full):
             raise MeetupRefused(MEETUP_REFUSALS[MEETUP_FULL], code=MEETUP_FULL)
-        meetup = await _meetup_of_member(principal, meetup_id)
+        meetup = await meetup_of_member(principal, meetup_id)
         if meetup.starts_at <= commands.clock.now():
             raise MeetupRefused(MEETUP_REFUSALS[MEETUP_CLOSED], code=MEETUP_CLOSED)
         return await commands.send(meetup.id, kind=JOIN_MEETUP, user_id=principal.user_id)
@@ -156,12 +159,13 @@ async def request_leave(commands: CommandQueue, *, principal: Principal,
 
 async def drain_meetup(
     meetup_id: int, *, redis: Redis, keys: Keys, clock: Clock,
-    published: Callable[[Decisions], Awaitable[None]],
+    published: Callable[[Decisions], Awaitable[None]], windows: ClaimWindows = DEFAULT_WINDOWS,
 ) -> int:
     queue = meetup_queue(redis, keys)
 
     async def decide(items: Sequence[QueuedItem], token: int) -> DecidedBatch:
-        return await decide_meetup_batch(meetup_id, items, token=token, clock=clock)
+        return await decide_meetup_batch(meetup_id, items, token=token, clock=clock,
+                                         windows=windows)
 
     async def announce(batch: DecidedBatch) -> None:
         await flag_fullness(redis, queue, meetup_id, full=batch.full,
@@ -173,22 +177,30 @@ async def drain_meetup(
 
 
 async def decide_meetup_batch(
-    meetup_id: int, items: Sequence[QueuedItem], *, token: int, clock: Clock
+    meetup_id: int, items: Sequence[QueuedItem], *, token: int, clock: Clock,
+    windows: ClaimWindows = DEFAULT_WINDOWS,
 ) -> DecidedBatch:
     """One transaction, in queue order: the meetup's row, then its people's
-    wallets by user id, as a timeslot's batch takes them."""
+    wallets by user id, as a timeslot's batch takes them. A place freed by a
+    run goes to the waitlist before the next run."""
     now = clock.now()
     async with in_transaction():
         meetup = await Meetup.select_for_update().get(id=meetup_id)
         await advance_fence(Meetup, meetup, token)
         decided, fresh = await split_decided(items)
-        await lock_wallets({item.payload["user_id"] for item in fresh})
+        waitlist = await Waitlist.of(MeetupPlaces(meetup), windows)
+        await lock_wallets({item.payload["user_id"] for item in fresh
+                            if "user_id" in item.payload} | waitlist.people_to_lock(fresh))
         for kind, run in groupby(fresh, key=lambda item: item.payload.get("kind")):
-            if kind == LEAVE_MEETUP:
+            if kind in WAITLIST_KINDS:
+                decided.add(await waitlist.decide(kind, list(run), now=now))
+            elif kind == LEAVE_MEETUP:
                 decided.add(await _leaves(meetup, list(run), now=now))
             else:
                 decided.add(await _joins(meetup, list(run), now=now))
-        return DecidedBatch(decided, meetup.joined >= meetup.capacity)
+            decided.add(await waitlist.offer_free_places(now))
+        decided.add(await waitlist.positions_told(now=now))
+        return DecidedBatch(decided, meetup.joined + meetup.offered >= meetup.capacity)
 
 
 async def _joins(meetup: Meetup, items: list[QueuedItem], *, now: datetime) -> Decisions:
@@ -201,7 +213,7 @@ async def _joins(meetup: Meetup, items: list[QueuedItem], *, now: datetime) -> D
     wallets = await lock_wallets(users)
     decisions = rules.decide_seats(
         [request for request in requests if request.user_id in members],
-        seats_left=meetup.capacity - meetup.joined, price=meetup.fee_coupons,
+        seats_left=meetup.capacity - meetup.joined - meetup.offered, price=meetup.fee_coupons,
         available={user: wallet.balance - wallet.held for user, wallet in wallets.items()},
         holders={place.user_id for place in await MeetupAttendee.filter(  # type: ignore[attr-defined]
             meetup_id=meetup.id, user_id__in=list(users), active=True)},
@@ -245,9 +257,10 @@ async def _joins(meetup: Meetup, items: list[QueuedItem], *, now: datetime) -> D
 
 
 async def _take_places(meetup: Meetup, count: int) -> None:
-    """The database has the last word on capacity, whatever the rule decided."""
+    """The database has the last word on capacity (less the places kept for
+    waitlist offers), whatever the rule decided."""
     taken = await Meetup.filter(
-        id=meetup.id, joined__lte=meetup.capacity - count
+        id=meetup.id, joined__lte=F("capacity") - (F("offered") + count)
     ).update(joined=F("joined") + count)
     if taken != 1:
         raise RuntimeError(f"meetup {meetup.id}: {count} places break its capacity")
@@ -286,3 +299,72 @@ async def _leaves(meetup: Meetup, items: list[QueuedItem], *, now: datetime) -> 
         await Meetup.filter(id=meetup.id, joined__gte=left).update(joined=F("joined") - left)
         meetup.joined -= left
     return await record(commands, [])
+
+
+@dataclass
+class MeetupPlaces:
+    """A meetup as its waitlist sees it (fitnus.waitlist.offers.WaitedFor),
+    inside the meetup's batch, which holds its row."""
+
+    meetup: Meetup
+    column = "meetup_id"
+    seated_event = "meetup.joined"
+    # Meetups have no policy of their own yet: refunds follow the default.
+    full_refund_hours = rules.REFUND_WINDOW_HOURS
+    center_id = None
+
+    @property
+    def id(self) -> int:
+        meetup_id: int = self.meetup.id
+        return meetup_id
+
+    @property
+    def price(self) -> int:
+        return self.meetup.fee_coupons
+
+    @property
+    def starts_at(self) -> datetime:
+        return self.meetup.starts_at
+
+    @property
+    def ends_at(self) -> datetime:
+        return self.meetup.ends_at
+
+    @property
+    def offered(self) -> int:
+        return self.meetup.offered
+
+    def free(self) -> int:
+        return self.meetup.capacity - self.meetup.joined - self.meetup.offered
+
+    def is_open(self, now: datetime) -> bool:
+        return self.meetup.starts_at > now
+
+    async def admits(self, user_id: int) -> bool:
+        return await ClubMember.exists(club_id=self.meetup.club_id,  # type: ignore[attr-defined]
+                                       user_id=user_id)
+
+    async def change_offered(self, change: int) -> None:
+        meetup = self.meetup
+        kept = await Meetup.filter(
+            id=meetup.id, offered__gte=-change,
+            offered__lte=F("capacity") - (F("joined") + change),
+        ).update(offered=F("offered") + change)
+        if kept != 1:
+            raise RuntimeError(f"meetup {meetup.id}: {change:+} offered breaks its bounds")
+        meetup.offered += change
+
+    async def seat(self, user_id: int, *, command_id: str, now: datetime,
+                   from_offer: bool) -> int:
+        if from_offer:
+            await self.change_offered(-1)
+        await _take_places(self.meetup, 1)
+        place = await MeetupAttendee.create(
+            meetup_id=self.meetup.id, user_id=user_id, active=True,
+            fee_coupons=self.meetup.fee_coupons, starts_at=self.meetup.starts_at,
+            ends_at=self.meetup.ends_at, command_id=command_id, joined_at=now)
+        place_id: int = place.id
+        return place_id
+
+    def seat_result(self, seat_id: int) -> dict[str, Any]:
+        return {"meetup_id": self.meetup.id, "attendee_id": seat_id}

@@ -101,6 +101,8 @@ class Meetup(Model):
     longitude = fields.FloatField(null=True)
     capacity = fields.IntField()
     joined = fields.IntField(default=0)
+    # Places kept for people offered them from the waitlist.
+    offered = fields.IntField(default=0)
     fee_coupons = fields.IntField(default=0)
     drain_fence = fields.BigIntField(default=0)
     created_at = fields.DatetimeField()

@@ -6,7 +6,7 @@ the first. Written once; each kind brings its own checks and decision."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,3 +69,13 @@ class CommandQueue:
         first = await IdempotencyKeys(redis=self.redis, keys=self.keys).first_answer(
             user_id=principal.user_id, key=idempotency_key, answer=answer)
         return Queued(uuid.UUID(first["command_id"]), first["position"])
+
+
+async def send_to_each(queue: KeyedQueue, keys: Iterable[int], *, kind: str,
+                       schedule_drain: ScheduleDrain) -> None:
+    """A request of the service's own, not a person's command, into each key's
+    queue, decided in line with whatever the queue holds already."""
+    for key in keys:
+        enqueued = await queue.enqueue(key, {"kind": kind, "command_id": str(uuid.uuid4())})
+        if enqueued.must_schedule_drain:
+            await schedule_drain(key)

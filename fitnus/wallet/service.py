@@ -139,6 +139,44 @@ async def debit_locked(
     ])
 
 
+async def hold_coupons(*, user_id: int, amount: int, now: datetime) -> bool:
+    """Set ``amount`` coupons aside (``held``) for something not yet bought;
+    whether the person had them available. Inside the caller's transaction,
+    which holds the wallet. The balance does not move, so no ledger row."""
+    if amount <= 0:
+        raise InvalidInput("a hold sets aside at least one coupon", code="zero_amount")
+    held = await Wallet.filter(user_id=user_id, balance__gte=F("held") + amount).update(
+        held=F("held") + amount, updated_at=now)
+    return held == 1
+
+
+async def release_hold(*, user_id: int, amount: int, now: datetime) -> None:
+    """Coupons set aside by ``hold_coupons`` become available again."""
+    if amount <= 0:
+        raise InvalidInput("a release frees at least one coupon", code="zero_amount")
+    released = await Wallet.filter(user_id=user_id, held__gte=amount).update(
+        held=F("held") - amount, updated_at=now)
+    if released != 1:
+        raise RuntimeError(f"wallet of user {user_id}: releasing {amount} breaks its hold")
+
+
+async def capture_hold(*, user_id: int, amount: int, kind: LedgerKind, reference: str,
+                       now: datetime, center_id: int | None = None) -> LedgerEntry:
+    """Spend coupons set aside by ``hold_coupons``: the balance and the hold
+    fall together (what is available does not change), with its ledger row."""
+    if amount <= 0:
+        raise InvalidInput("a capture spends at least one coupon", code="zero_amount")
+    captured = await Wallet.filter(user_id=user_id, held__gte=amount,
+                                   balance__gte=amount).update(
+        balance=F("balance") - amount, held=F("held") - amount, updated_at=now)
+    if captured != 1:
+        raise RuntimeError(f"wallet of user {user_id}: capturing {amount} breaks its hold")
+    wallet = await Wallet.get(user_id=user_id)
+    return await LedgerEntry.create(
+        user_id=user_id, kind=kind, amount=-amount, balance_after=wallet.balance,
+        reference=reference, center_id=center_id, created_at=now)
+
+
 async def grant_coupons(
     *, granted_by: int, user_id: int, amount: int, idempotency_key: str, now: datetime
 ) -> WalletView:

@@ -297,7 +297,7 @@ async def test_control_wallets_locked_in_queue_order_deadlock(
     client: Client, sign_up: Any, settings: Settings, worker: dramatiq.Worker,
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    async def lock_nothing_up_front(timeslot: Any, items: Any) -> None:
+    async def lock_nothing_up_front(timeslot: Any, items: Any, waiting: Any) -> None:
         return None
 
     monkeypatch.setattr(batches, "_lock_wallets_of", lock_nothing_up_front)
