@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from tortoise.expressions import F
-
 from fitnus.booking.guards import change_seat_count
 from fitnus.booking.seating import new_reservation, open_for_booking
 from fitnus.centers.models import Timeslot
+from fitnus.waitlist.offers import keep_offered
 
 
 @dataclass
@@ -61,14 +60,7 @@ class TimeslotSeats:
         return True
 
     async def change_offered(self, change: int) -> None:
-        timeslot = self.timeslot
-        kept = await Timeslot.filter(
-            id=timeslot.id, offered__gte=-change,
-            offered__lte=F("capacity") - (F("reserved") + change),
-        ).update(offered=F("offered") + change)
-        if kept != 1:
-            raise RuntimeError(f"timeslot {timeslot.id}: {change:+} offered breaks its bounds")
-        timeslot.offered += change
+        await keep_offered(Timeslot, self.timeslot, change, taken="reserved")
 
     async def seat(self, user_id: int, *, command_id: str, now: datetime,
                    from_offer: bool) -> int:

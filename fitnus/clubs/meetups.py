@@ -39,7 +39,7 @@ from fitnus.errors import Conflict, InvalidInput, NotFound
 from fitnus.keyed_queue import KeyedQueue, QueuedItem, drain
 from fitnus.keys import Keys
 from fitnus.notifications.models import Notification
-from fitnus.waitlist.offers import WAITLIST_KINDS, Waitlist
+from fitnus.waitlist.offers import WAITLIST_KINDS, Waitlist, keep_offered
 from fitnus.waitlist.rules import DEFAULT_WINDOWS, ClaimWindows
 from fitnus.wallet.models import LedgerKind
 from fitnus.wallet.service import debit_locked, lock_wallets, post_entry
@@ -345,14 +345,7 @@ class MeetupPlaces:
                                        user_id=user_id)
 
     async def change_offered(self, change: int) -> None:
-        meetup = self.meetup
-        kept = await Meetup.filter(
-            id=meetup.id, offered__gte=-change,
-            offered__lte=F("capacity") - (F("joined") + change),
-        ).update(offered=F("offered") + change)
-        if kept != 1:
-            raise RuntimeError(f"meetup {meetup.id}: {change:+} offered breaks its bounds")
-        meetup.offered += change
+        await keep_offered(Meetup, self.meetup, change, taken="joined")
 
     async def seat(self, user_id: int, *, command_id: str, now: datetime,
                    from_offer: bool) -> int:

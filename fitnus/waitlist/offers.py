@@ -14,6 +14,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from tortoise.expressions import F
+from tortoise.models import Model
+
 from fitnus.booking import rules
 from fitnus.booking.conflicts import busy_people
 from fitnus.booking.outcomes import Decisions, event, failed, record, succeeded
@@ -106,6 +109,22 @@ class WaitedFor(Protocol):
         into a seat, or a free one taken); its id."""
 
     def seat_result(self, seat_id: int) -> dict[str, Any]: ...
+
+
+class Offering(Protocol):
+    id: int
+    offered: int
+
+
+async def keep_offered(model: type[Model], row: Offering, change: int, *, taken: str) -> None:
+    """For ``WaitedFor.change_offered``: places kept for offers, never below
+    zero nor past the capacity less the places ``taken`` (a column)."""
+    kept = await model.filter(
+        id=row.id, offered__gte=-change, offered__lte=F("capacity") - (F(taken) + change),
+    ).update(offered=F("offered") + change)
+    if kept != 1:
+        raise RuntimeError(f"{model.__name__} {row.id}: {change:+} offered breaks its bounds")
+    row.offered += change
 
 
 class Waitlist:
