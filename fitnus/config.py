@@ -16,7 +16,9 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from fitnus.accounts.kakao import KakaoLoginConfig
 from fitnus.errors import ConfigurationError
+from fitnus.payments.kakaopay import GENERATIONS, KAPI, OPEN_API, KakaoPayConfig
 from fitnus.waitlist.rules import ClaimWindows
 
 JWT_SECRET_FILE = "jwt-secret"  # noqa: S105 - a file name
@@ -75,6 +77,24 @@ class Settings:
     elasticsearch_index: str = "fitnus-centers"
     search_outbox_sweep_after_seconds: int = 30
     time_zone: str = "Asia/Seoul"
+    # Kakao Pay: the generation (open-api, or kapi for merchants still on
+    # it), where it is (None: Kakao's own host for that generation), the key
+    # it wants (secret key / admin key) and the merchant's cid. No key: no
+    # purchases (503 payments_not_configured).
+    kakaopay_api: str = "open-api"
+    kakaopay_base_url: str | None = None
+    kakaopay_secret_key: str | None = field(default=None, repr=False)
+    kakaopay_admin_key: str | None = field(default=None, repr=False)
+    kakaopay_cid: str = "TC0ONETIME"
+    kakaopay_timeout_seconds: int = 10
+    # Kakao Login: no client id (the app's REST API key), no Kakao login.
+    kakao_auth_base_url: str = "https://kauth.kakao.com"
+    kakao_api_base_url: str = "https://kapi.kakao.com"
+    kakao_client_id: str | None = None
+    kakao_client_secret: str | None = field(default=None, repr=False)
+    # As registered with Kakao; None: this service's callback under
+    # PUBLIC_BASE_URL (or the listen address, on a laptop).
+    kakao_redirect_uri: str | None = None
     log_level: str = "INFO"
 
     @property
@@ -89,6 +109,27 @@ class Settings:
             within_hours=timedelta(minutes=self.waitlist_claim_minutes_within_hours),
             offers_stop=timedelta(minutes=self.waitlist_offers_stop_minutes),
         )
+
+    @property
+    def kakaopay(self) -> KakaoPayConfig | None:
+        key = self.kakaopay_secret_key if self.kakaopay_api == OPEN_API else self.kakaopay_admin_key
+        if not key:
+            return None
+        return KakaoPayConfig(
+            generation=self.kakaopay_api,
+            base_url=(self.kakaopay_base_url or KAKAOPAY_HOSTS[self.kakaopay_api]).rstrip("/"),
+            key=key, cid=self.kakaopay_cid, timeout_seconds=self.kakaopay_timeout_seconds)
+
+    @property
+    def kakao_login(self) -> KakaoLoginConfig | None:
+        if not self.kakao_client_id:
+            return None
+        base = self.public_base_url or f"http://{self.http_host}:{self.http_port}"
+        return KakaoLoginConfig(
+            auth_base_url=self.kakao_auth_base_url.rstrip("/"),
+            api_base_url=self.kakao_api_base_url.rstrip("/"),
+            client_id=self.kakao_client_id, client_secret=self.kakao_client_secret,
+            redirect_uri=self.kakao_redirect_uri or f"{base}{KAKAO_CALLBACK_PATH}")
 
     @property
     def dramatiq_namespace(self) -> str:
@@ -119,6 +160,7 @@ _INT_FIELDS = {
     "WAITLIST_CLAIM_MINUTES_WITHIN_DAY": "waitlist_claim_minutes_within_day",
     "WAITLIST_CLAIM_MINUTES_WITHIN_HOURS": "waitlist_claim_minutes_within_hours",
     "WAITLIST_OFFERS_STOP_MINUTES": "waitlist_offers_stop_minutes",
+    "KAKAOPAY_TIMEOUT_SECONDS": "kakaopay_timeout_seconds",
 }
 
 _STR_FIELDS = {
@@ -136,12 +178,24 @@ _STR_FIELDS = {
     "ELASTICSEARCH_URL": "elasticsearch_url",
     "ELASTICSEARCH_INDEX": "elasticsearch_index",
     "LOG_LEVEL": "log_level",
+    "KAKAOPAY_API": "kakaopay_api",
+    "KAKAOPAY_BASE_URL": "kakaopay_base_url",
+    "KAKAOPAY_SECRET_KEY": "kakaopay_secret_key",
+    "KAKAOPAY_ADMIN_KEY": "kakaopay_admin_key",
+    "KAKAOPAY_CID": "kakaopay_cid",
+    "KAKAO_AUTH_BASE_URL": "kakao_auth_base_url",
+    "KAKAO_API_BASE_URL": "kakao_api_base_url",
+    "KAKAO_CLIENT_ID": "kakao_client_id",
+    "KAKAO_CLIENT_SECRET": "kakao_client_secret",
+    "KAKAO_REDIRECT_URI": "kakao_redirect_uri",
 }
 
 # Symmetric algorithms only: the secret is shared by every web process. An
 # asymmetric key pair would need key files; add it when a second issuer exists.
 SUPPORTED_JWT_ALGORITHMS = ("HS256", "HS384", "HS512")
 SEARCH_BACKENDS = ("redis", "elasticsearch")
+KAKAO_CALLBACK_PATH = "/api/v1/auth/kakao/callback"
+KAKAOPAY_HOSTS = {OPEN_API: "https://open-api.kakaopay.com", KAPI: "https://kapi.kakao.com"}
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -184,6 +238,10 @@ def _validate(settings: Settings) -> None:
         raise ConfigurationError("JWT_SECRET must be at least 32 characters")
     if settings.public_base_url is not None:
         _validate_public_base_url(settings.public_base_url)
+    if settings.kakaopay_api not in GENERATIONS:
+        raise ConfigurationError(f"KAKAOPAY_API must be one of {', '.join(GENERATIONS)}")
+    if settings.kakaopay_timeout_seconds < 1:
+        raise ConfigurationError("KAKAOPAY_TIMEOUT_SECONDS is 1 or more")
     if min(settings.waitlist_claim_minutes_far, settings.waitlist_claim_minutes_within_day,
            settings.waitlist_claim_minutes_within_hours) < 1:
         raise ConfigurationError("WAITLIST_CLAIM_MINUTES_* are 1 or more")

@@ -29,6 +29,7 @@ MODEL_MODULES = [
     "fitnus.booking.models",
     "fitnus.clubs.models",
     "fitnus.waitlist.models",
+    "fitnus.payments.models",
 ]
 MIGRATIONS_MODULE = "fitnus.migrations"
 

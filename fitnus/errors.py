@@ -60,6 +60,12 @@ class RateLimited(FitnusError):
         self.retry_after_seconds = retry_after_seconds
 
 
+class BadGateway(FitnusError):
+    """A service we call (a payment gateway) refused or failed; nothing was done."""
+
+    code = "bad_gateway"
+
+
 class Unavailable(FitnusError):
     """A dependency we fail closed on is down: nothing was done, the caller may
     retry after ``retry_after_seconds``."""

@@ -6,10 +6,12 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from swagger_ui import api_doc
 
+from fitnus.accounts.kakao import KakaoLogin
 from fitnus.accounts.passwords import Passwords
 from fitnus.accounts.service import Accounts
 from fitnus.accounts.throttle import LoginThrottle
@@ -29,6 +31,7 @@ from fitnus.messages import Messages
 from fitnus.notifications.reads import CoalescedReads
 from fitnus.notifications.service import NOTIFICATION_PAGE, notifications_after_each
 from fitnus.notifications.tickets import EventTickets
+from fitnus.payments.kakaopay import KakaoPay
 from fitnus.pubsub import ChannelListener
 from fitnus.redis_client import open_redis
 from fitnus.search.backends import CenterIndexFactory, open_center_index
@@ -43,8 +46,10 @@ from web import (
     commands,
     events,
     home,
+    kakao,
     meetups,
     operations,
+    payments,
     policies,
     waitlist,
     wallet,
@@ -58,6 +63,8 @@ from web.keys import (
     CLOCK,
     DATABASE,
     DOORBELLS,
+    KAKAO_LOGIN,
+    KAKAO_PAY,
     KEYS,
     MEETUP_COMMANDS,
     MEETUPS_FULL,
@@ -81,8 +88,9 @@ from web.openapi import openapi_document
 from web.routing import Api
 
 APIS: tuple[Api, ...] = (
-    accounts.api, centers.api, policies.api, booking.api, attendance.api, calendar.api,
-    clubs.api, meetups.api, waitlist.api, commands.api, wallet.api, events.api, operations.api,
+    accounts.api, kakao.api, centers.api, policies.api, booking.api, attendance.api, calendar.api,
+    clubs.api, meetups.api, waitlist.api, payments.api, commands.api, wallet.api, events.api,
+    operations.api,
 )
 API_TITLE = "FitNus"
 API_VERSION = "1.0.0"
@@ -128,6 +136,7 @@ def create_app(
     app.cleanup_ctx.append(_redis(redis_url))
     app.cleanup_ctx.append(_center_index(center_index_factory))
     app.cleanup_ctx.append(_accounts(messages.dispatch))
+    app.cleanup_ctx.append(_kakao)
 
     endpoints = [endpoint for api in APIS for endpoint in api.endpoints]
     for api in APIS:
@@ -143,6 +152,7 @@ def create_app(
     # host injected: `host` is Swagger 2, and this dict is /openapi.json's too.
     api_doc(app, config=document, host_inject=False, url_prefix="/docs", title="FitNus API")
     home.install(app.router, environment=settings.env)
+    app.router.add_get("/payments/{payment_id}", payments.result_page)
     return app
 
 
@@ -197,6 +207,17 @@ def _redis(redis_url: str) -> Any:
         await redis.aclose()
 
     return open_and_listen
+
+
+async def _kakao(app: web.Application) -> AsyncIterator[None]:
+    """Clients of Kakao Pay and Kakao Login, each None when not configured."""
+    settings = app[SETTINGS]
+    async with aiohttp.ClientSession() as session:
+        pay, login = settings.kakaopay, settings.kakao_login
+        app[KAKAO_PAY] = None if pay is None else KakaoPay(pay, session)
+        app[KAKAO_LOGIN] = None if login is None else KakaoLogin(
+            login, session, cookie_secret=settings.jwt_secret)
+        yield
 
 
 def _center_index(factory: CenterIndexFactory) -> Any:

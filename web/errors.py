@@ -12,6 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from fitnus.errors import (
+    BadGateway,
     Conflict,
     FitnusError,
     Forbidden,
@@ -34,6 +35,7 @@ STATUS_FOR_ERROR: dict[type[FitnusError], int] = {
     NotFound: 404,
     Conflict: 409,
     RateLimited: 429,
+    BadGateway: 502,
     Unavailable: 503,
 }
 

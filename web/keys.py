@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 from tortoise.context import TortoiseContext
 
+from fitnus.accounts.kakao import KakaoLogin
 from fitnus.accounts.service import Accounts
 from fitnus.accounts.tokens import AccessTokens
 from fitnus.booking.service import BookingDesk
@@ -24,6 +25,7 @@ from fitnus.keys import Keys
 from fitnus.messages import Messages
 from fitnus.notifications.reads import CoalescedReads
 from fitnus.notifications.tickets import EventTickets
+from fitnus.payments.kakaopay import KakaoPay
 from fitnus.pubsub import ChannelListener
 from fitnus.search.index import CenterIndex
 from fitnus.waitlist.service import WaitlistDesk
@@ -48,6 +50,10 @@ BOOKING_DESK = web.AppKey("booking_desk", BookingDesk)
 MEETUP_COMMANDS = web.AppKey("meetup_commands", CommandQueue)
 MEETUPS_FULL = web.AppKey("meetups_full", SoldOutMemory)
 WAITLIST_DESK = web.AppKey("waitlist_desk", WaitlistDesk)
+# None when no Kakao client id is configured: Kakao login answers 503.
+KAKAO_LOGIN: web.AppKey[KakaoLogin | None] = web.AppKey("kakao_login")
+# None when no Kakao Pay key is configured: purchases answer 503.
+KAKAO_PAY: web.AppKey[KakaoPay | None] = web.AppKey("kakao_pay")
 # Event streams woken together read their new rows together.
 NEW_ROWS = web.AppKey("new_rows", CoalescedReads)
 # The doorbells of open event streams, rung at shutdown so they close cleanly.

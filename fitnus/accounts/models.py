@@ -48,3 +48,18 @@ class RefreshToken(Model):
 
     class Meta:
         table = "refresh_token"
+
+
+class KakaoLink(Model):
+    """The Kakao account that signs in to this one, by Kakao's user id: one
+    each way. Never matched by email."""
+
+    id = fields.BigIntField(primary_key=True)
+    user: fields.OneToOneRelation[User] = fields.OneToOneField(
+        "fitnus.User", related_name="kakao_link", on_delete=fields.CASCADE
+    )
+    kakao_id = fields.CharField(max_length=32, unique=True)
+    linked_at = fields.DatetimeField()
+
+    class Meta:
+        table = "kakao_link"

@@ -19,6 +19,7 @@ import sys
 import threading
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from tortoise.context import TortoiseContext
 
 from fitnus.config import Settings
 from tests.conftest import REDIS_URL, TEST_PASSWORD, unique_email
+from tests.fakes import kakao_login, kakaopay
 from web.app import create_app
 
 SERVER_START_SECONDS = 10
@@ -51,26 +53,44 @@ STATEFUL_TESTCASE = "Stateful tests"
 ENDLESS_FOR_A_SIGNED_IN_CALLER = "/api/v1/events"
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 @pytest.fixture(scope="module")
 def live_server(
     settings: Settings, database: TortoiseContext, messages: Any, worker: dramatiq.Worker
 ) -> Iterator[str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    """The service, with Kakao Pay and Kakao Login played by the local fakes
+    so that purchases and Kakao sign-ins are fuzzed, not refused as unconfigured."""
+    port, pay_port, login_port = free_port(), free_port(), free_port()
     loop = asyncio.new_event_loop()
     ready = threading.Event()
-    runner = web.AppRunner(
-        create_app(settings, redis_url=REDIS_URL, messages=messages)
-    )
+    configured = replace(
+        settings, kakaopay_base_url=f"http://127.0.0.1:{pay_port}",
+        kakaopay_secret_key=kakaopay.SECRET_KEY,
+        kakao_auth_base_url=f"http://127.0.0.1:{login_port}",
+        kakao_api_base_url=f"http://127.0.0.1:{login_port}",
+        kakao_client_id=kakao_login.CLIENT_ID, kakao_client_secret=kakao_login.CLIENT_SECRET,
+        kakao_redirect_uri=f"http://127.0.0.1:{port}/api/v1/auth/kakao/callback")
+    runners = [
+        (web.AppRunner(create_app(configured, redis_url=REDIS_URL, messages=messages)), port),
+        (web.AppRunner(kakaopay.FakeKakaoPay().app()), pay_port),
+        (web.AppRunner(kakao_login.FakeKakaoLogin().app()), login_port),
+    ]
 
     def serve() -> None:
         asyncio.set_event_loop(loop)
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+        for runner, runner_port in runners:
+            loop.run_until_complete(runner.setup())
+            loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", runner_port).start())
         ready.set()
         loop.run_forever()
-        loop.run_until_complete(runner.cleanup())
+        for runner, _ in runners:
+            loop.run_until_complete(runner.cleanup())
         loop.close()
 
     thread = threading.Thread(target=serve, name="fuzz-server", daemon=True)

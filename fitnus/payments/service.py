@@ -1,0 +1,242 @@
+"""Buying coupons through Kakao Pay.
+
+An order row is written first (its id is Kakao's ``partner_order_id``), then
+Kakao's *ready* is called outside any transaction; the browser pays on
+Kakao's page and comes back to our approval URL with ``pg_token`` and the
+order's callback key. One caller at a time may talk to Kakao about an
+order (``approving_since``); it calls *approve* and credits the coupons from
+the amount Kakao approved, in the transaction that moves the order out of
+``pending`` (a conditional UPDATE), so a repeated or concurrent callback
+credits nothing more. After a timeout or a 5xx it looks the payment up
+(*order*) and acts on Kakao's status before anything else; a 4xx is never
+retried. No call to Kakao happens inside a database transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
+
+from fitnus.accounts.models import Role
+from fitnus.accounts.tokens import Principal
+from fitnus.clock import Clock
+from fitnus.errors import BadGateway, NotFound, Unavailable
+from fitnus.payments.bundles import purchase_of
+from fitnus.payments.kakaopay import KakaoPay, KakaoPayRefused, KakaoPayUnavailable
+from fitnus.payments.models import CouponOrder, OrderStatus
+from fitnus.wallet.models import LedgerKind
+from fitnus.wallet.service import post_entry
+
+log = logging.getLogger(__name__)
+
+# A caller that took an order to approve and died lets go after this long.
+APPROVAL_CLAIM = timedelta(seconds=60)
+# Attempts at reaching Kakao about one approval (approve, then lookups).
+APPROVAL_ATTEMPTS = 3
+# How long a second callback waits for the first to finish.
+SECOND_CALLBACK_WAIT_SECONDS = 10.0
+APPROVED_AT_KAKAO = "SUCCESS_PAYMENT"
+# Kakao's statuses for a payment the person has authenticated but not yet approved.
+AWAITING_APPROVAL = frozenset({"AUTH_PASSWORD"})
+
+
+class PaymentsNotConfigured(Unavailable):
+    code = "payments_not_configured"
+
+
+class PaymentGatewayError(BadGateway):
+    """Kakao Pay refused or did not answer; nothing was charged."""
+
+    code = "payment_gateway_error"
+
+
+@dataclass(frozen=True)
+class Started:
+    order: CouponOrder
+    redirect_url: str
+
+
+def _key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+async def start_purchase(pay: KakaoPay | None, *, principal: Principal,
+                         bundle_id: str | None, coupons: int | None, base_url: str,
+                         clock: Clock) -> Started:
+    if pay is None:
+        raise PaymentsNotConfigured("payments are not configured on this server")
+    purchase = purchase_of(bundle_id=bundle_id, coupons=coupons)
+    key = secrets.token_urlsafe(24)
+    order = await CouponOrder.create(
+        user_id=principal.user_id, bundle_id=purchase.bundle_id, coupons=purchase.coupons,
+        amount_krw=purchase.amount_krw, gateway=pay.generation,
+        callback_key_hash=_key_hash(key), created_at=clock.now())
+
+    def url(step: str) -> str:
+        return f"{base_url}/api/v1/payments/{order.id}/{step}?key={key}"
+
+    try:
+        answer = await pay.ready(
+            partner_order_id=str(order.id), partner_user_id=str(principal.user_id),
+            item_name=f"FitNus 쿠폰 {purchase.coupons}장", quantity=purchase.coupons,
+            total_amount=purchase.amount_krw, approval_url=url("approve"),
+            cancel_url=url("cancel"), fail_url=url("fail"))
+    except (KakaoPayRefused, KakaoPayUnavailable) as error:
+        await _end_unpaid(order, OrderStatus.FAILED, now=clock.now(), reason="ready_failed",
+                          answer=getattr(error, "answer", None))
+        raise PaymentGatewayError("Kakao Pay could not start the payment") from error
+    await CouponOrder.filter(id=order.id).update(tid=answer["tid"], gateway_answers=[answer])
+    order.tid = answer["tid"]
+    return Started(order, answer["next_redirect_pc_url"])
+
+
+async def order_by_key(order_id: int, key: str) -> CouponOrder:
+    """The order a callback URL names, if the caller holds its key; anyone
+    else, another person included, gets the same 404 as for no order."""
+    order = await CouponOrder.get_or_none(id=order_id)
+    if order is None or not hmac.compare_digest(order.callback_key_hash, _key_hash(key)):
+        raise NotFound("no such payment", code="payment_not_found")
+    return order
+
+
+async def approve(pay: KakaoPay | None, order: CouponOrder, *, pg_token: str,
+                  clock: Clock) -> CouponOrder:
+    """The approval callback; a repeat, or one that comes while another is
+    at work, credits nothing more and answers the order as it stands."""
+    if pay is None:
+        raise PaymentsNotConfigured("payments are not configured on this server")
+    if order.status is not OrderStatus.PENDING or order.tid is None:
+        return order
+    now = clock.now()
+    taken = await CouponOrder.filter(
+        Q(approving_since__isnull=True) | Q(approving_since__lt=now - APPROVAL_CLAIM),
+        id=order.id, status=OrderStatus.PENDING,
+    ).update(approving_since=now)
+    if not taken:
+        return await _after_the_other_callback(order.id)
+    try:
+        await _approve_once(pay, order, pg_token=pg_token, clock=clock)
+    finally:
+        await CouponOrder.filter(id=order.id).update(approving_since=None)
+    return await CouponOrder.get(id=order.id)
+
+
+async def _approve_once(pay: KakaoPay, order: CouponOrder, *, pg_token: str,
+                        clock: Clock) -> None:
+    """Approve; after a timeout or a 5xx, Kakao's own status decides whether
+    to credit, approve again, or give up. A refusal is never retried."""
+    assert order.tid is not None
+    tid = order.tid
+
+    async def approve_at_kakao() -> dict[str, Any]:
+        return await pay.approve(tid=tid, partner_order_id=str(order.id),
+                                 partner_user_id=str(order.user_id),  # type: ignore[attr-defined]
+                                 pg_token=pg_token, total_amount=order.amount_krw)
+
+    for attempt in range(1, APPROVAL_ATTEMPTS + 1):
+        try:
+            if attempt > 1:
+                payment = await pay.order(tid=tid)
+                if payment.get("status") == APPROVED_AT_KAKAO:
+                    await _credit(pay, order, payment, clock=clock)
+                    return
+                if payment.get("status") not in AWAITING_APPROVAL:
+                    await _end_unpaid(order, OrderStatus.FAILED, now=clock.now(),
+                                      reason=f"kakao_{payment.get('status')}".lower(),
+                                      answer=payment)
+                    return
+            await _credit(pay, order, await approve_at_kakao(), clock=clock)
+            return
+        except KakaoPayUnavailable:
+            log.warning("order %s: Kakao Pay did not answer (attempt %s)", order.id, attempt)
+        except KakaoPayRefused as refused:
+            await _refused(pay, order, refused, clock=clock)
+            return
+    log.error("order %s: Kakao Pay unreachable; left pending for the next callback", order.id)
+
+
+async def _refused(pay: KakaoPay, order: CouponOrder, refused: KakaoPayRefused, *,
+                   clock: Clock) -> None:
+    """Not retried. A refusal may still follow an approve that went through
+    (a caller that died mid-approval): Kakao's status says whether it did."""
+    assert order.tid is not None
+    try:
+        payment = await pay.order(tid=order.tid)
+    except (KakaoPayRefused, KakaoPayUnavailable):
+        log.error("order %s: approve refused and the lookup failed; left pending", order.id)
+        return
+    if payment.get("status") == APPROVED_AT_KAKAO:
+        await _credit(pay, order, payment, clock=clock)
+    else:
+        await _end_unpaid(order, OrderStatus.FAILED, now=clock.now(), reason="approve_refused",
+                          answer=refused.answer)
+
+
+async def _credit(pay: KakaoPay, order: CouponOrder, answer: dict[str, Any], *,
+                  clock: Clock) -> None:
+    """The coupons Kakao's approved amount paid for, in the transaction that
+    approves the order; an amount other than the order's is paid back."""
+    approved = int(answer["amount"]["total"])
+    now = clock.now()
+    if approved != order.amount_krw:
+        ended = await _end_unpaid(order, OrderStatus.FAILED, now=now, reason="amount_mismatch",
+                                  answer=answer)
+        if ended:
+            assert order.tid is not None
+            await pay.cancel(tid=order.tid, cancel_amount=approved,
+                             cancel_available_amount=approved)
+        return
+    async with in_transaction():
+        approved_now = await CouponOrder.filter(id=order.id, status=OrderStatus.PENDING).update(
+            status=OrderStatus.APPROVED, aid=answer.get("aid"), approved_krw=approved,
+            approved_at=now, gateway_answers=[*order.gateway_answers, answer])
+        if approved_now:
+            await post_entry(user_id=order.user_id,  # type: ignore[attr-defined]
+                             kind=LedgerKind.PURCHASE, amount=order.coupons,
+                             reference=f"purchase:{order.id}", now=now)
+
+
+async def _end_unpaid(order: CouponOrder, status: OrderStatus, *, now: datetime,
+                      reason: str | None, answer: dict[str, Any] | None) -> bool:
+    """Out of ``pending`` without coupons (cancelled, failed); whether it was
+    still pending."""
+    answers = order.gateway_answers + ([answer] if answer else [])
+    return bool(await CouponOrder.filter(id=order.id, status=OrderStatus.PENDING).update(
+        status=status, failure_reason=reason, ended_at=now, gateway_answers=answers))
+
+
+async def _after_the_other_callback(order_id: int) -> CouponOrder:
+    deadline = asyncio.get_running_loop().time() + SECOND_CALLBACK_WAIT_SECONDS
+    while True:
+        order = await CouponOrder.get(id=order_id)
+        if (order.approving_since is None or order.status is not OrderStatus.PENDING
+                or asyncio.get_running_loop().time() > deadline):
+            return order
+        await asyncio.sleep(0.1)
+
+
+async def end_by_redirect(order: CouponOrder, status: OrderStatus, *,
+                          clock: Clock) -> CouponOrder:
+    """Kakao sent the browser to the cancel or fail URL."""
+    await _end_unpaid(order, status, now=clock.now(), reason=status.value, answer=None)
+    return await CouponOrder.get(id=order.id)
+
+
+async def payment_for(principal: Principal, order_id: int) -> CouponOrder:
+    order = await CouponOrder.get_or_none(id=order_id)
+    if order is None or (principal.role is not Role.ADMIN
+                         and order.user_id != principal.user_id):  # type: ignore[attr-defined]
+        raise NotFound("no such payment", code="payment_not_found")
+    return order
+
+
+async def payments_of(user_id: int, *, limit: int = 100) -> list[CouponOrder]:
+    return await CouponOrder.filter(user_id=user_id).order_by("-id").limit(limit)

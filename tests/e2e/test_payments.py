@@ -1,0 +1,280 @@
+"""Buying coupons through Kakao Pay, both API generations, against the local
+fake (tests/fakes/kakaopay.py): exactly once whatever arrives twice, and
+Kakao's ledger and ours agree after every test."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from aiohttp import ClientSession, web
+from aiohttp.test_utils import TestClient, TestServer
+from tortoise.functions import Sum
+
+from fitnus.payments.models import CouponOrder, OrderStatus
+from fitnus.wallet.models import LedgerEntry, Wallet
+from tests.fakes.kakaopay import ADMIN_KEY, SECRET_KEY, FakeKakaoPay
+
+Client = TestClient[Any, Any]
+
+
+@dataclass
+class Shop:
+    client: Client
+    kakao: FakeKakaoPay
+
+
+async def last_order_id() -> int:
+    last = await CouponOrder.all().order_by("-id").first()
+    return 0 if last is None else last.id
+
+
+async def reconciled(kakao: FakeKakaoPay, *, after: int) -> list[str]:
+    """Per order since ``after``: what Kakao took less what it gave back is
+    what our order says, and the coupons credited less those refunded are
+    its ledger's."""
+    wrong = []
+    for order in await CouponOrder.filter(id__gt=after):
+        payment = kakao.by_order(str(order.id))
+        kakao_net = 0 if payment is None else payment.approved_amount - payment.canceled_amount
+        our_net = (order.approved_krw or 0) - order.refunded_krw
+        ledger = await LedgerEntry.filter(reference__in=[f"purchase:{order.id}"]).annotate(
+            total=Sum("amount")).first().values("total")
+        credited = (ledger or {}).get("total") or 0
+        expected = order.coupons if order.status is OrderStatus.APPROVED else 0
+        if kakao_net != our_net or credited != expected:
+            wrong.append(f"order {order.id}: kakao {kakao_net} / ours {our_net}, "
+                         f"credited {credited} / {expected}")
+    return wrong
+
+
+@pytest.fixture
+async def kakao_server(aiohttp_server: Callable[..., Awaitable[TestServer]]
+                       ) -> tuple[FakeKakaoPay, str]:
+    kakao = FakeKakaoPay()
+    server = await aiohttp_server(kakao.app())
+    return kakao, str(server.make_url("")).rstrip("/")
+
+
+async def open_shop(aiohttp_client: Any, make_app: Any, kakao_server: Any,
+                    generation: str, **overrides: Any) -> Shop:
+    kakao, url = kakao_server
+    client = await aiohttp_client(make_app(**{
+        "kakaopay_api": generation, "kakaopay_base_url": url, "kakaopay_secret_key": SECRET_KEY,
+        "kakaopay_admin_key": ADMIN_KEY, "kakaopay_timeout_seconds": 1, **overrides}))
+    return Shop(client, kakao)
+
+
+@pytest.fixture(params=["open-api", "kapi"])
+async def shop(request: pytest.FixtureRequest, aiohttp_client: Any, make_app: Any,
+               kakao_server: Any) -> AsyncIterator[Shop]:
+    before = await last_order_id()
+    opened = await open_shop(aiohttp_client, make_app, kakao_server, request.param)
+    yield opened
+    assert await reconciled(opened.kakao, after=before) == []
+
+
+async def buy(shop: Shop, person: Any, **body: Any) -> dict[str, Any]:
+    response = await shop.client.post("/api/v1/payments", json=body, headers=person.headers)
+    assert response.status == 201, await response.text()
+    started: dict[str, Any] = await response.json()
+    return started
+
+
+async def pay_on_kakao(shop: Shop, started: dict[str, Any], outcome: str = "approve") -> str:
+    """The person's browser on Kakao's page; where Kakao sends it next (our URL)."""
+    async with ClientSession() as browser:
+        page = await browser.get(started["redirect_url"],
+                                 params={"outcome": outcome}, allow_redirects=False)
+        assert page.status == 302, await page.text()
+        location = page.headers["Location"]
+    parts = urlsplit(location)
+    return f"{parts.path}?{parts.query}"
+
+
+async def come_back(shop: Shop, callback: str) -> web.Response:
+    """Kakao's redirect reaching us; answers 303 to the result page."""
+    response = await shop.client.get(callback, allow_redirects=False)
+    assert response.status == 303, await response.text()
+    return response  # type: ignore[return-value]
+
+
+async def balance(person: Any) -> int:
+    return (await Wallet.get(user_id=person.id)).balance
+
+
+@pytest.mark.parametrize(("body", "coupons", "amount"), [
+    ({"bundle_id": "220"}, 220, 200_000),
+    ({"bundle_id": "345"}, 345, 300_000),
+    ({"coupons": 17}, 17, 17_000),
+])
+async def test_a_purchase_credits_the_coupons_kakao_approved(
+    shop: Shop, sign_up: Any, body: dict[str, Any], coupons: int, amount: int,
+) -> None:
+    person = await sign_up()
+    started = await buy(shop, person, **body)
+    assert (started["status"], started["coupons"], started["amount_krw"]) == (
+        "pending", coupons, amount)
+    back = await come_back(shop, await pay_on_kakao(shop, started))
+    result = await shop.client.get(back.headers["Location"])
+    assert "결제 완료" in await result.text()
+    assert await balance(person) == coupons
+    payment = await (await shop.client.get(f"/api/v1/payments/{started['id']}",
+                                           headers=person.headers)).json()
+    assert payment["status"] == "approved"
+    assert payment["approved_at"].endswith("+09:00")
+    listed = await (await shop.client.get("/api/v1/me/payments", headers=person.headers)).json()
+    assert [item["id"] for item in listed["items"]] == [started["id"]]
+
+
+async def test_the_bundles_are_listed(shop: Shop) -> None:
+    bundles = await (await shop.client.get("/api/v1/coupon-bundles")).json()
+    assert bundles["items"] == [
+        {"id": "220", "coupons": 220, "price_krw": 200_000},
+        {"id": "345", "coupons": 345, "price_krw": 300_000},
+        {"id": "custom", "coupons": None, "price_krw": 1_000}]
+
+
+async def test_a_repeated_callback_credits_once(shop: Shop, sign_up: Any) -> None:
+    person = await sign_up()
+    started = await buy(shop, person, bundle_id="220")
+    callback = await pay_on_kakao(shop, started)
+    for _ in range(3):
+        await come_back(shop, callback)
+    assert await balance(person) == 220
+    assert shop.kakao.calls_to("approve") == 1
+
+
+async def test_two_callbacks_at_once_credit_once(shop: Shop, sign_up: Any) -> None:
+    person = await sign_up()
+    started = await buy(shop, person, coupons=30)
+    callback = await pay_on_kakao(shop, started)
+    await asyncio.gather(*(come_back(shop, callback) for _ in range(8)))
+    assert await balance(person) == 30
+    assert shop.kakao.calls_to("approve") == 1
+
+
+async def test_a_callback_without_the_orders_key_is_refused(shop: Shop, sign_up: Any) -> None:
+    person, other = await sign_up(), await sign_up()
+    started = await buy(shop, person, coupons=5)
+    mine = await buy(shop, other, coupons=5)
+    callback = await pay_on_kakao(shop, started)
+    token = parse_qs(urlsplit(callback).query)["pg_token"][0]
+    other_key = parse_qs(urlsplit(await pay_on_kakao(shop, mine)).query)["key"][0]
+    for forged in (f"/api/v1/payments/{started['id']}/approve?key={other_key}&pg_token={token}",
+                   f"/api/v1/payments/{started['id']}/approve?key=guess&pg_token={token}"):
+        response = await shop.client.get(forged, allow_redirects=False)
+        assert response.status == 404
+    assert (await shop.client.get(f"/api/v1/payments/{started['id']}",
+                                  headers=other.headers)).status == 404
+    assert await balance(person) == 0
+    assert (await CouponOrder.get(id=started["id"])).status is OrderStatus.PENDING
+    await come_back(shop, callback)
+    assert await balance(person) == 5
+
+
+async def test_an_approve_that_timed_out_is_looked_up_and_credited_once(
+    shop: Shop, sign_up: Any,
+) -> None:
+    person = await sign_up()
+    started = await buy(shop, person, bundle_id="345")
+    shop.kakao.fail_next("approve", "timeout", delay_seconds=2.0)
+    await come_back(shop, await pay_on_kakao(shop, started))
+    assert await balance(person) == 345
+    assert shop.kakao.calls_to("approve") == 1
+    assert shop.kakao.calls_to("order") == 1
+
+
+async def test_an_approve_that_got_a_5xx_is_looked_up_then_approved(
+    shop: Shop, sign_up: Any,
+) -> None:
+    person = await sign_up()
+    started = await buy(shop, person, coupons=12)
+    shop.kakao.fail_next("approve", "5xx")
+    await come_back(shop, await pay_on_kakao(shop, started))
+    assert await balance(person) == 12
+    assert (shop.kakao.calls_to("approve"), shop.kakao.calls_to("order")) == (2, 1)
+
+
+async def test_a_declined_payment_is_not_retried_and_credits_nothing(
+    shop: Shop, sign_up: Any,
+) -> None:
+    person = await sign_up()
+    started = await buy(shop, person, coupons=12)
+    shop.kakao.fail_next("approve", "decline")
+    back = await come_back(shop, await pay_on_kakao(shop, started))
+    assert "결제 실패" in await (await shop.client.get(back.headers["Location"])).text()
+    assert shop.kakao.calls_to("approve") == 1
+    assert await balance(person) == 0
+    assert (await CouponOrder.get(id=started["id"])).status is OrderStatus.FAILED
+
+
+@pytest.mark.parametrize("outcome", ["cancel", "fail"])
+async def test_cancel_and_fail_redirects_end_the_order(
+    shop: Shop, sign_up: Any, outcome: str,
+) -> None:
+    person = await sign_up()
+    started = await buy(shop, person, coupons=3)
+    await come_back(shop, await pay_on_kakao(shop, started, outcome))
+    order = await CouponOrder.get(id=started["id"])
+    assert order.status is (OrderStatus.CANCELLED if outcome == "cancel" else OrderStatus.FAILED)
+    assert await balance(person) == 0
+
+
+async def test_the_price_is_the_servers_whatever_the_client_or_kakao_says(
+    shop: Shop, sign_up: Any,
+) -> None:
+    person = await sign_up()
+    started = await buy(shop, person, bundle_id="220", amount_krw=1, price_krw=1, coupons_=999)
+    assert started["amount_krw"] == 200_000
+    for body in ({"bundle_id": "999"}, {"coupons": 0}, {"coupons": 1001}, {"coupons": "5"},
+                 {}, {"bundle_id": "220", "coupons": 5}):
+        response = await shop.client.post("/api/v1/payments", json=body,
+                                          headers=person.headers)
+        assert response.status == 400, (body, await response.text())
+    # Kakao holds another amount for the payment than we asked for: the
+    # approve carries ours, Kakao refuses it, and nothing is credited.
+    shop.kakao.payments[(await CouponOrder.get(id=started["id"])).tid or ""].total_amount = 1_000
+    await come_back(shop, await pay_on_kakao(shop, started))
+    assert await balance(person) == 0
+    assert (await CouponOrder.get(id=started["id"])).status is OrderStatus.FAILED
+
+
+async def test_without_keys_purchases_are_503(client: Client, sign_up: Any) -> None:
+    person = await sign_up()
+    response = await client.post("/api/v1/payments", json={"coupons": 1},
+                                 headers=person.headers)
+    assert response.status == 503
+    assert (await response.json())["code"] == "payments_not_configured"
+
+
+async def test_a_wrong_key_is_refused_by_kakao_and_the_order_failed(
+    aiohttp_client: Any, make_app: Any, kakao_server: Any, sign_up: Any,
+) -> None:
+    shop = await open_shop(aiohttp_client, make_app, kakao_server, "open-api",
+                           kakaopay_secret_key="DEV-wrong")
+    person = await sign_up()
+    response = await shop.client.post("/api/v1/payments", json={"coupons": 1},
+                                      headers=person.headers)
+    assert response.status == 502
+    assert (await response.json())["code"] == "payment_gateway_error"
+    [order] = await CouponOrder.filter(user_id=person.id)
+    assert order.status is OrderStatus.FAILED
+
+
+async def test_an_approval_before_the_person_paid_credits_nothing(
+    shop: Shop, sign_up: Any,
+) -> None:
+    person = await sign_up()
+    started = await buy(shop, person, coupons=4)
+    payment = shop.kakao.payments[(await CouponOrder.get(id=started["id"])).tid or ""]
+    # Our approval URL, as Kakao holds it, called before the person
+    # authenticated on Kakao's page: Kakao refuses the approve.
+    approval = urlsplit(payment.approval_url)
+    await come_back(shop, f"{approval.path}?{approval.query}&pg_token={'0' * 20}")
+    assert (await CouponOrder.get(id=started["id"])).status is OrderStatus.FAILED
+    assert (shop.kakao.calls_to("approve"), await balance(person)) == (1, 0)

@@ -1,0 +1,185 @@
+"""Buying coupons with Kakao Pay: the API, Kakao's browser redirects, and a
+plain result page until the web app exists."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from html import escape
+from typing import Annotated, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, Field, StringConstraints
+
+from fitnus.accounts.tokens import Principal
+from fitnus.payments import service
+from fitnus.payments.bundles import BUNDLES, COUPON_PRICE_KRW, CUSTOM, MAX_CUSTOM_COUPONS
+from fitnus.payments.models import CouponOrder, OrderStatus
+from web.calendar import public_url
+from web.clubs import Id
+from web.keys import CLOCK, KAKAO_PAY, service_zone
+from web.routing import Api
+from web.schemas import RequestBody, json
+
+api = Api()
+
+CallbackKey = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
+class BundleOut(BaseModel):
+    id: str
+    coupons: int | None = Field(description="null for custom: 1 to 1,000 coupons")
+    price_krw: int = Field(description="the bundle's price; for custom, the price of a coupon")
+
+
+class BundleList(BaseModel):
+    items: list[BundleOut]
+
+
+class PaymentBody(RequestBody):
+    bundle_id: Annotated[str, StringConstraints(max_length=16)] | None = None
+    coupons: int | None = Field(default=None, ge=1, le=MAX_CUSTOM_COUPONS)
+
+
+class PaymentOut(BaseModel):
+    id: int
+    status: Literal["pending", "approved", "cancelled", "failed", "refunded",
+                    "partially_refunded"]
+    bundle_id: str
+    coupons: int
+    amount_krw: int
+    approved_at: datetime | None
+    refunded_krw: int
+
+
+class StartedOut(PaymentOut):
+    redirect_url: str = Field(description="Kakao Pay's payment page: send the browser there")
+
+
+class PaymentList(BaseModel):
+    items: list[PaymentOut]
+
+
+class PaymentPath(BaseModel):
+    payment_id: Id
+
+
+class CallbackQuery(BaseModel):
+    key: CallbackKey
+
+
+class ApprovalQuery(CallbackQuery):
+    pg_token: CallbackKey
+
+
+def payment_out(order: CouponOrder, request: web.Request) -> PaymentOut:
+    approved_at = order.approved_at
+    return PaymentOut(
+        id=order.id, status=order.status.value, bundle_id=order.bundle_id, coupons=order.coupons,
+        amount_krw=order.amount_krw, refunded_krw=order.refunded_krw,
+        approved_at=None if approved_at is None else approved_at.astimezone(
+            service_zone(request)))
+
+
+@api.route("GET", "/api/v1/coupon-bundles", tag="payments",
+           summary="What coupons cost: the bundles, and custom quantities at 1,000 KRW each",
+           responses={200: BundleList}, errors=())
+async def coupon_bundles(request: web.Request) -> web.Response:
+    return json(BundleList(items=[
+        *(BundleOut(id=bundle.id, coupons=bundle.coupons, price_krw=bundle.price_krw)
+          for bundle in BUNDLES),
+        BundleOut(id=CUSTOM, coupons=None, price_krw=COUPON_PRICE_KRW)]))
+
+
+@api.route("POST", "/api/v1/payments", tag="payments",
+           summary="Buy coupons: a bundle_id or a number of coupons; the server computes the "
+                   "price. 201 with Kakao Pay's page to send the browser to; 503 "
+                   "payments_not_configured; 502 payment_gateway_error",
+           body=PaymentBody, auth=True, responses={201: StartedOut},
+           errors=(400, 401, 502, 503))
+async def start_payment(request: web.Request, *, body: PaymentBody,
+                        principal: Principal) -> web.Response:
+    started = await service.start_purchase(
+        request.app[KAKAO_PAY], principal=principal, bundle_id=body.bundle_id,
+        coupons=body.coupons, base_url=public_url(request, ""), clock=request.app[CLOCK])
+    out = payment_out(started.order, request)
+    return json(StartedOut(**out.model_dump(), redirect_url=started.redirect_url), 201)
+
+
+def _to_result(order: CouponOrder, key: str) -> web.HTTPSeeOther:
+    return web.HTTPSeeOther(f"/payments/{order.id}?key={key}")
+
+
+@api.route("GET", "/api/v1/payments/{payment_id}/approve", tag="payments",
+           summary="Kakao Pay's redirect after the person paid: approves and credits the "
+                   "coupons once, then 303 to the result page; a repeat is harmless. The "
+                   "key is the order's callback secret, in the URLs we gave Kakao",
+           path_params=PaymentPath, query=ApprovalQuery, responses={303: None},
+           errors=(400, 404, 503))
+async def approve_payment(request: web.Request, *, path: PaymentPath,
+                          query: ApprovalQuery) -> web.Response:
+    order = await service.order_by_key(path.payment_id, query.key)
+    await service.approve(request.app[KAKAO_PAY], order, pg_token=query.pg_token,
+                          clock=request.app[CLOCK])
+    raise _to_result(order, query.key)
+
+
+async def _ended_by_redirect(request: web.Request, path: PaymentPath, query: CallbackQuery,
+                             status: OrderStatus) -> web.Response:
+    order = await service.order_by_key(path.payment_id, query.key)
+    await service.end_by_redirect(order, status, clock=request.app[CLOCK])
+    raise _to_result(order, query.key)
+
+
+@api.route("GET", "/api/v1/payments/{payment_id}/cancel", tag="payments",
+           summary="Kakao Pay's redirect when the person gave up: the order is cancelled; "
+                   "303 to the result page", path_params=PaymentPath, query=CallbackQuery,
+           responses={303: None}, errors=(400, 404))
+async def cancel_payment(request: web.Request, *, path: PaymentPath,
+                         query: CallbackQuery) -> web.Response:
+    return await _ended_by_redirect(request, path, query, OrderStatus.CANCELLED)
+
+
+@api.route("GET", "/api/v1/payments/{payment_id}/fail", tag="payments",
+           summary="Kakao Pay's redirect when the payment failed: the order is failed; 303 "
+                   "to the result page", path_params=PaymentPath, query=CallbackQuery,
+           responses={303: None}, errors=(400, 404))
+async def fail_payment(request: web.Request, *, path: PaymentPath,
+                       query: CallbackQuery) -> web.Response:
+    return await _ended_by_redirect(request, path, query, OrderStatus.FAILED)
+
+
+@api.route("GET", "/api/v1/payments/{payment_id}", tag="payments",
+           summary="A payment: its buyer, admins", path_params=PaymentPath, auth=True,
+           responses={200: PaymentOut}, errors=(401, 404))
+async def get_payment(request: web.Request, *, path: PaymentPath,
+                      principal: Principal) -> web.Response:
+    return json(payment_out(await service.payment_for(principal, path.payment_id), request))
+
+
+@api.route("GET", "/api/v1/me/payments", tag="payments",
+           summary="Your payments, newest first (the latest 100)", auth=True,
+           responses={200: PaymentList}, errors=(401,))
+async def my_payments(request: web.Request, *, principal: Principal) -> web.Response:
+    return json(PaymentList(items=[payment_out(order, request)
+                                   for order in await service.payments_of(principal.user_id)]))
+
+
+RESULT_PAGE = """<!doctype html>
+<html lang="ko"><head><meta charset="utf-8"><title>FitNus 결제</title></head>
+<body><h1>{title}</h1><p>{coupons} coupons, {amount:,} KRW: {status}.</p>
+<p><a href="/">FitNus</a></p></body></html>
+"""
+TITLES = {OrderStatus.APPROVED: "결제 완료", OrderStatus.PENDING: "결제 확인 중",
+          OrderStatus.CANCELLED: "결제 취소", OrderStatus.FAILED: "결제 실패"}
+
+
+async def result_page(request: web.Request) -> web.Response:
+    """Where the browser lands after Kakao Pay, until the web app takes over."""
+    try:
+        order = await service.order_by_key(int(request.match_info["payment_id"]),
+                                           request.query.get("key", ""))
+    except ValueError:
+        raise web.HTTPNotFound() from None
+    return web.Response(content_type="text/html", text=RESULT_PAGE.format(
+        title=escape(TITLES.get(order.status, order.status.value)), coupons=order.coupons,
+        amount=order.amount_krw, status=escape(order.status.value)))
