@@ -6,7 +6,7 @@ from tortoise import fields
 from tortoise.models import Model
 
 from fitnus.accounts.models import User
-from fitnus.booking.rules import REFUND_WINDOW_HOURS, CancellationPolicy
+from fitnus.booking.rules import REFUND_WINDOW_HOURS, HasPolicySnapshot
 from fitnus.centers.models import Timeslot
 
 
@@ -19,7 +19,7 @@ class ReservationStatus(StrEnum):
     NO_SHOW = "no_show"
 
 
-class Reservation(Model):
+class Reservation(Model, HasPolicySnapshot):
     """A seat. ``active`` is 1 while confirmed and NULL once cancelled, so the
     unique key (timeslot, user, active) allows one live reservation per person
     per timeslot and any number of cancelled ones."""
@@ -49,12 +49,6 @@ class Reservation(Model):
     # reservation itself, not the notifications, whether it is still owed one.
     reminded_at = fields.DatetimeField(null=True)
     checked_in_at = fields.DatetimeField(null=True)
-
-    @property
-    def cancellation_policy(self) -> CancellationPolicy:
-        return CancellationPolicy(self.policy_full_refund_hours,
-                                  self.policy_partial_refund_hours,
-                                  self.policy_partial_refund_percent)
 
     class Meta:
         table = "reservation"

@@ -9,6 +9,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from fitnus.errors import FieldError, InvalidInput
+
 CONFIRMED = "confirmed"
 SOLD_OUT = "sold_out"
 INSUFFICIENT_COUPONS = "insufficient_coupons"
@@ -122,6 +124,14 @@ class CancellationPolicy:
     partial_refund_hours: int | None = None
     partial_refund_percent: int | None = None
 
+    def check(self) -> None:
+        """Raise InvalidInput (invalid_policy) with every problem, if any."""
+        problems = self.problems()
+        if problems:
+            raise InvalidInput(problems[0], code="invalid_policy",
+                               errors=[FieldError(field="body", message=problem)
+                                       for problem in problems])
+
     def problems(self) -> list[str]:
         """Why the policy cannot be set; empty if it can."""
         partial = (self.partial_refund_hours, self.partial_refund_percent)
@@ -136,6 +146,42 @@ class CancellationPolicy:
                 1 <= self.partial_refund_percent <= 99):
             return ["partial_refund_percent is 1 to 99"]
         return []
+
+
+class HasPolicySnapshot:
+    """For a booking (a reservation, a meetup place) that keeps the policy in
+    force when it was made: its three ``policy_*`` columns as one policy."""
+
+    policy_full_refund_hours: int
+    policy_partial_refund_hours: int | None
+    policy_partial_refund_percent: int | None
+
+    @property
+    def cancellation_policy(self) -> CancellationPolicy:
+        return CancellationPolicy(self.policy_full_refund_hours,
+                                  self.policy_partial_refund_hours,
+                                  self.policy_partial_refund_percent)
+
+
+def policy_snapshot(policy: CancellationPolicy) -> dict[str, int | None]:
+    """The ``policy_*`` columns of a booking made under ``policy``."""
+    return {"policy_full_refund_hours": policy.full_refund_hours,
+            "policy_partial_refund_hours": policy.partial_refund_hours,
+            "policy_partial_refund_percent": policy.partial_refund_percent}
+
+
+class HasCancellationPolicy:
+    """For a model that sets a policy for what is booked from now on (a
+    center, a club): its three ``cancel_*`` columns as one policy."""
+
+    cancel_full_refund_hours: int
+    cancel_partial_refund_hours: int | None
+    cancel_partial_refund_percent: int | None
+
+    @property
+    def cancellation_policy(self) -> CancellationPolicy:
+        return CancellationPolicy(self.cancel_full_refund_hours, self.cancel_partial_refund_hours,
+                                  self.cancel_partial_refund_percent)
 
 
 @dataclass(frozen=True)

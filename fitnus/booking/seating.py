@@ -120,14 +120,11 @@ async def _apply_seats(
 def new_reservation(timeslot: Timeslot, user_id: int, command_id: str, *, price: int,
                  now: datetime) -> Reservation:
     """A confirmed seat, under the center's cancellation policy of now."""
-    policy = timeslot.program.center.cancellation_policy
     return Reservation(
         user_id=user_id, timeslot_id=timeslot.id, status=ReservationStatus.CONFIRMED,
         active=True, price_coupons=price, starts_at=timeslot.starts_at,
         ends_at=timeslot.ends_at, command_id=command_id, created_at=now,
-        policy_full_refund_hours=policy.full_refund_hours,
-        policy_partial_refund_hours=policy.partial_refund_hours,
-        policy_partial_refund_percent=policy.partial_refund_percent,
+        **rules.policy_snapshot(timeslot.program.center.cancellation_policy),
     )
 
 

@@ -8,7 +8,7 @@ from tortoise import fields
 from tortoise.models import Model
 
 from fitnus.accounts.models import User
-from fitnus.booking.rules import REFUND_WINDOW_HOURS, CancellationPolicy
+from fitnus.booking.rules import REFUND_WINDOW_HOURS, HasCancellationPolicy
 
 
 class WallClockTimeField(fields.Field[time]):
@@ -29,7 +29,7 @@ class WallClockTimeField(fields.Field[time]):
         return time.fromisoformat(value) if isinstance(value, str) else value
 
 
-class Center(Model):
+class Center(Model, HasCancellationPolicy):
     """A partner center. Soft-deleted, so past reservations keep their center.
 
     ``version`` grows with every change, and the search index converges on it:
@@ -59,11 +59,6 @@ class Center(Model):
     cancel_partial_refund_percent = fields.IntField(null=True)
     # The kiosk's check-in codes (fitnus.attendance.totp); set on first use.
     check_in_secret = fields.CharField(max_length=32, null=True)
-
-    @property
-    def cancellation_policy(self) -> CancellationPolicy:
-        return CancellationPolicy(self.cancel_full_refund_hours, self.cancel_partial_refund_hours,
-                                  self.cancel_partial_refund_percent)
 
     class Meta:
         table = "center"

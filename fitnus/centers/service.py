@@ -20,7 +20,7 @@ from fitnus.booking.rules import CancellationPolicy
 from fitnus.centers.models import Center, Program, SearchOutbox, Timeslot, WithdrawalReason
 from fitnus.centers.rules import MAX_ADVANCE_DAYS, Interval, first_overlap
 from fitnus.clock import Clock, as_utc
-from fitnus.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound
+from fitnus.errors import Conflict, Forbidden, InvalidInput, NotFound
 from fitnus.search.index import CenterDocument
 
 # Tells the search index a center changed (an actor message, after the commit).
@@ -303,11 +303,7 @@ async def set_cancellation_policy(
     *, principal: Principal, center_id: int, policy: CancellationPolicy, clock: Clock,
 ) -> Center:
     """For bookings made from now on; each booking keeps the policy it was made under."""
-    problems = policy.problems()
-    if problems:
-        raise InvalidInput(problems[0], code="invalid_policy",
-                           errors=[FieldError(field="body", message=problem)
-                                   for problem in problems])
+    policy.check()
     async with in_transaction():
         center = await _center_for_change(principal, center_id)
         center.cancel_full_refund_hours = policy.full_refund_hours

@@ -186,6 +186,7 @@ async def decide_meetup_batch(
     now = clock.now()
     async with in_transaction():
         meetup = await Meetup.select_for_update().get(id=meetup_id)
+        await meetup.fetch_related("club")
         await advance_fence(Meetup, meetup, token)
         decided, fresh = await split_decided(items)
         waitlist = await Waitlist.of(MeetupPlaces(meetup), windows)
@@ -232,10 +233,7 @@ async def _joins(meetup: Meetup, items: list[QueuedItem], *, now: datetime) -> D
     if joined:
         await _take_places(meetup, len(joined))
         await MeetupAttendee.bulk_create([
-            MeetupAttendee(meetup_id=meetup.id, user_id=request.user_id, active=True,
-                           fee_coupons=meetup.fee_coupons, starts_at=meetup.starts_at,
-                           ends_at=meetup.ends_at, command_id=request.command_id,
-                           joined_at=now)
+            new_place(meetup, request.user_id, request.command_id, now=now)
             for request in joined])
     commands: list[Command] = []
     notifications: list[Notification] = []
@@ -256,6 +254,16 @@ async def _joins(meetup: Meetup, items: list[QueuedItem], *, now: datetime) -> D
     return await record(commands, notifications)
 
 
+def new_place(meetup: Meetup, user_id: int, command_id: str, *,
+              now: datetime) -> MeetupAttendee:
+    """A member's place, under the club's refund policy of now (the batch
+    fetched the meetup's club)."""
+    return MeetupAttendee(
+        meetup_id=meetup.id, user_id=user_id, active=True, fee_coupons=meetup.fee_coupons,
+        starts_at=meetup.starts_at, ends_at=meetup.ends_at, command_id=command_id,
+        joined_at=now, **rules.policy_snapshot(meetup.club.cancellation_policy))
+
+
 async def _take_places(meetup: Meetup, count: int) -> None:
     """The database has the last word on capacity (less the places kept for
     waitlist offers), whatever the rule decided."""
@@ -273,7 +281,8 @@ def _failed(command_id: str, user_id: int, kind: str, code: str, now: datetime) 
 
 
 async def _leaves(meetup: Meetup, items: list[QueuedItem], *, now: datetime) -> Decisions:
-    """A member leaves; the fee comes back as a booking's would (24 h)."""
+    """A member leaves; the fee comes back under the club's policy when they
+    joined (no free late leave: that is the centers' monthly allowance)."""
     commands: list[Command] = []
     left = 0
     for item in items:
@@ -282,7 +291,8 @@ async def _leaves(meetup: Meetup, items: list[QueuedItem], *, now: datetime) -> 
                                                  active=True)
         refund = None if place is None else rules.refund_for_cancellation(
             price=place.fee_coupons, starts_at=meetup.starts_at,
-            now=rules.accepted_at(item.payload, default=now), late_cancel_used=True)
+            now=rules.accepted_at(item.payload, default=now),
+            policy=place.cancellation_policy, late_cancel_used=True)
         if place is None or refund is None:
             code = NOT_JOINED if place is None else rules.ALREADY_STARTED
             commands.append(_failed(command_id, user_id, LEAVE_MEETUP, code, now))
@@ -309,9 +319,11 @@ class MeetupPlaces:
     meetup: Meetup
     column = "meetup_id"
     seated_event = "meetup.joined"
-    # Meetups have no policy of their own yet: refunds follow the default.
-    full_refund_hours = rules.REFUND_WINDOW_HOURS
     center_id = None
+
+    @property
+    def full_refund_hours(self) -> int:
+        return self.meetup.club.cancellation_policy.full_refund_hours
 
     @property
     def id(self) -> int:
@@ -352,10 +364,8 @@ class MeetupPlaces:
         if from_offer:
             await self.change_offered(-1)
         await _take_places(self.meetup, 1)
-        place = await MeetupAttendee.create(
-            meetup_id=self.meetup.id, user_id=user_id, active=True,
-            fee_coupons=self.meetup.fee_coupons, starts_at=self.meetup.starts_at,
-            ends_at=self.meetup.ends_at, command_id=command_id, joined_at=now)
+        place = new_place(self.meetup, user_id, command_id, now=now)
+        await place.save()
         place_id: int = place.id
         return place_id
 

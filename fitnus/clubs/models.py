@@ -6,6 +6,7 @@ from tortoise import fields
 from tortoise.models import Model
 
 from fitnus.accounts.models import User
+from fitnus.booking.rules import REFUND_WINDOW_HOURS, HasCancellationPolicy, HasPolicySnapshot
 
 
 class MemberRole(StrEnum):
@@ -19,7 +20,7 @@ class ApplicationStatus(StrEnum):
     REJECTED = "rejected"
 
 
-class Club(Model):
+class Club(Model, HasCancellationPolicy):
     """A club (크루): a leader, members, meetups. ``name_key`` is the name
     case-folded with spaces trimmed, unique among clubs not dissolved (a
     dissolved club lets its name go: NULL)."""
@@ -41,6 +42,10 @@ class Club(Model):
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()
     dissolved_at = fields.DatetimeField(null=True)
+    # The refund policy for meetup fees paid from now on (rules.CancellationPolicy).
+    cancel_full_refund_hours = fields.IntField(default=REFUND_WINDOW_HOURS)
+    cancel_partial_refund_hours = fields.IntField(null=True)
+    cancel_partial_refund_percent = fields.IntField(null=True)
 
     class Meta:
         table = "club"
@@ -112,7 +117,7 @@ class Meetup(Model):
         indexes = (("club_id", "starts_at"),)
 
 
-class MeetupAttendee(Model):
+class MeetupAttendee(Model, HasPolicySnapshot):
     """A member's place at a meetup. ``active`` is 1 while joined and NULL once
     left, as a reservation's; its start and end are copied so that one person's
     meetups and reservations are checked for overlaps together."""
@@ -133,6 +138,10 @@ class MeetupAttendee(Model):
     left_at = fields.DatetimeField(null=True)
     # As a reservation's: set with the reminder, so a scan asks the place itself.
     reminded_at = fields.DatetimeField(null=True)
+    # The club's refund policy when the member joined: it applies to this fee.
+    policy_full_refund_hours = fields.IntField(default=REFUND_WINDOW_HOURS)
+    policy_partial_refund_hours = fields.IntField(null=True)
+    policy_partial_refund_percent = fields.IntField(null=True)
 
     class Meta:
         table = "meetup_attendee"

@@ -14,6 +14,7 @@ from tortoise.transactions import in_transaction
 
 from fitnus.accounts.models import Role
 from fitnus.accounts.tokens import Principal
+from fitnus.booking.rules import CancellationPolicy
 from fitnus.clock import Clock, as_utc
 from fitnus.clubs.models import (
     ApplicationStatus,
@@ -107,6 +108,18 @@ async def led_club(principal: Principal, club_id: int, *, admin_too: bool = Fals
             admin_too and principal.role is Role.ADMIN):
         raise Forbidden("only the club's leader does this", code="not_club_leader")
     return club
+
+
+async def set_refund_policy(*, principal: Principal, club_id: int, policy: CancellationPolicy,
+                            clock: Clock) -> Club:
+    """For meetup fees paid from now on; each place keeps the policy it was paid under."""
+    policy.check()
+    club = await led_club(principal, club_id)
+    await Club.filter(id=club.id).update(
+        cancel_full_refund_hours=policy.full_refund_hours,
+        cancel_partial_refund_hours=policy.partial_refund_hours,
+        cancel_partial_refund_percent=policy.partial_refund_percent, updated_at=clock.now())
+    return await club_by_id(club.id)
 
 
 async def require_member(principal: Principal, club_id: int) -> Club:

@@ -293,3 +293,27 @@ async def test_control_joins_without_the_capacity_guards_pass_it(
     monkeypatch.setattr(meetups, "_take_places", take_whatever)
     storm = await join_storm(client, sign_up, settings)
     assert storm.joined > PLACES
+
+
+async def test_a_meetup_fee_comes_back_under_the_clubs_policy_when_paid(
+    client: Client, sign_up: Any, worker: dramatiq.Worker,
+) -> None:
+    leader, member, meetup = await club_with_meetup(client, sign_up, hours=30)
+    path = f"/api/v1/clubs/{meetup['club_id']}/cancellation-policy"
+    assert await (await client.get(path)).json() == {
+        "full_refund_hours": 24, "partial_refund_hours": None, "partial_refund_percent": None}
+    half = {"full_refund_hours": 48, "partial_refund_hours": 12, "partial_refund_percent": 50}
+    assert (await client.put(path, json=half, headers=member.headers)).status == 403
+    assert (await client.put(path, json={"full_refund_hours": 12, "partial_refund_hours": 12,
+                                         "partial_refund_percent": 50},
+                             headers=leader.headers)).status == 400
+    assert (await client.put(path, json=half, headers=leader.headers)).status == 200
+    await fund(member.id, FEE)
+    assert (await join(client, member, meetup["id"], Prefer="wait=8")).status == 201
+    # A change after the fee was paid does not apply to it.
+    assert (await client.put(path, json={"full_refund_hours": 1},
+                             headers=leader.headers)).status == 200
+    left = await client.delete(f"/api/v1/meetups/{meetup['id']}/attendees/me",
+                               headers=member.headers)
+    assert left.status == 204, await left.text()
+    assert (await Wallet.get(user_id=member.id)).balance == FEE * 50 // 100
