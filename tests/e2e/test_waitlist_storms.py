@@ -91,8 +91,9 @@ class RushOutcome:
 
 async def cancellations_during_a_rush(client: Client, sign_up: Any,
                                       settings: Settings) -> RushOutcome:
-    """50 holders cancel at once while 200 newcomers try to book, in waves
-    over a second; 200 people wait."""
+    """50 holders cancel at once while 100 newcomers try to book, in waves
+    over a second, and 100 more right after the cancellations are answered;
+    200 people wait."""
     line = await full_with_a_line(client, sign_up, settings, seats=SEATS, waiting=WAITING)
     newcomers = await users_with_tokens(settings, NEWCOMERS, coupons=PRICE)
 
@@ -104,9 +105,18 @@ async def cancellations_during_a_rush(client: Client, sign_up: Any,
         assert response.status == 202 or body["code"] == "sold_out", body
         return body.get("command_id")
 
-    _, answers = await asyncio.gather(cancel_all(client, line), asyncio.gather(
-        *(book(person, n % WAVES) for n, person in enumerate(newcomers))))
-    await decided([command_id for command_id in answers if command_id is not None])
+    during, after = newcomers[:NEWCOMERS // 2], newcomers[NEWCOMERS // 2:]
+
+    async def cancel_then_book() -> list[str | None]:
+        await cancel_all(client, line)
+        return await asyncio.gather(*(book(person, n % WAVES)
+                                      for n, person in enumerate(after)))
+
+    booked_during, booked_after = await asyncio.gather(
+        asyncio.gather(*(book(person, n % WAVES) for n, person in enumerate(during))),
+        cancel_then_book())
+    await decided([command_id for command_id in [*booked_during, *booked_after]
+                   if command_id is not None])
     entries = {entry_id for _, entry_id in line.waiting}
     offered = sorted(await WaitlistEntry.filter(id__in=entries, status=WaitlistStatus.OFFERED)
                      .values_list("id", flat=True))
@@ -157,11 +167,10 @@ async def test_control_without_offers_the_rush_takes_the_freed_seats(
 # --- Claims racing the expiry of their offers -------------------------------------------
 
 OFFERS = 200
-# Claims are sent within half a second of the offers' end either way; the
-# expiry job's sweeps come after it, as the scheduler's would (every few
-# seconds), so late claims reach the queue before them.
+# Claims are sent within half a second of the offers' end either way. The
+# expiry job's sweep comes once every claim is in its queue, as the
+# scheduler's may (it runs every few seconds): late claims are ahead of it.
 SPREAD_SECONDS = 1.0
-SWEEPS_AFTER = (2.0, 2.5)
 
 
 @dataclass
@@ -182,7 +191,7 @@ class ClaimRace:
 async def claims_at_the_expiry(client: Client, sign_up: Any, settings: Settings, redis: Redis,
                                messages: Any) -> ClaimRace:
     """200 offers end at one instant; each person claims within half a
-    second of it either way, and the expiry sweep runs."""
+    second of it either way, then the expiry sweep runs."""
     line = await full_with_a_line(client, sign_up, settings, seats=OFFERS, waiting=OFFERS)
     await cancel_all(client, line)
     entries = [entry_id for _, entry_id in line.waiting]
@@ -213,14 +222,10 @@ async def claims_at_the_expiry(client: Client, sign_up: Any, settings: Settings,
         if sent >= ends:
             sent_after.add(entry_id)
 
-    async def expire() -> None:
-        for delay in SWEEPS_AFTER:
-            await asyncio.sleep(max(0.0, ends + delay - time.time()))
-            await sweep(redis, settings, messages)
-
-    await asyncio.gather(expire(), *(
+    await asyncio.gather(*(
         claim(person, entry_id, ends + random.uniform(-SPREAD_SECONDS, SPREAD_SECONDS) / 2)
         for person, entry_id in line.waiting))
+    await sweep(redis, settings, messages)
     await decided(command_ids)
 
     async def all_ended() -> bool:
