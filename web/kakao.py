@@ -13,7 +13,7 @@ from fitnus.accounts.kakao import KakaoLogin
 from fitnus.accounts.tokens import Principal
 from fitnus.errors import Unavailable
 from web.accounts import TokenPairOut
-from web.keys import ACCOUNTS, CLOCK, KAKAO_LOGIN
+from web.keys import ACCOUNTS, CLOCK, KAKAO_LOGIN, SETTINGS
 from web.routing import Api
 from web.schemas import json
 
@@ -51,8 +51,12 @@ def _login(request: web.Request) -> KakaoLogin:
 
 
 def _with_cookie(response: web.StreamResponse, request: web.Request, value: str) -> None:
+    """Secure when clients reach us over https: behind a proxy that ends TLS
+    this request is plain http, but PUBLIC_BASE_URL says what they see."""
+    public = request.app[SETTINGS].public_base_url
+    secure = public.startswith("https://") if public else request.secure
     response.set_cookie(COOKIE, value, max_age=kakao.LOGIN_WINDOW_SECONDS, path=COOKIE_PATH,
-                        httponly=True, samesite="Lax", secure=request.secure)
+                        httponly=True, samesite="Lax", secure=secure)
 
 
 @api.route("GET", "/api/v1/auth/kakao/start", tag="accounts",
@@ -88,6 +92,7 @@ async def kakao_callback(request: web.Request, *, query: CallbackQuery) -> web.R
         pair = TokenPairOut(**(await request.app[ACCOUNTS].sign_in(user)).__dict__)
         if cookie.redirect is None:
             response = json(pair)
+            response.headers["Cache-Control"] = "no-store"
         else:
             response = web.Response(status=303, headers={
                 "Location": f"{cookie.redirect}#{urlencode(pair.model_dump())}"})

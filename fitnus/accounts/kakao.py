@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 import jwt
@@ -71,6 +71,19 @@ class KakaoIdentity:
     verified_email: str | None
 
 
+def is_local_path(target: str) -> bool:
+    """A path on this site and nothing a browser could read as another host:
+    browsers turn a backslash into a slash and drop tabs and newlines, so a
+    slash then a backslash, or a slash, a tab and a slash, start another
+    host's address. Neither, nor any space or control character, passes."""
+    if not target.startswith("/") or "\\" in target:
+        return False
+    if any(ord(character) < 0x21 or ord(character) == 0x7F for character in target):
+        return False
+    parts = urlsplit(target)
+    return not parts.scheme and not parts.netloc and not target.startswith("//")
+
+
 class KakaoLogin:
     def __init__(self, config: KakaoLoginConfig, session: aiohttp.ClientSession, *,
                  cookie_secret: str) -> None:
@@ -86,8 +99,7 @@ class KakaoLogin:
               ) -> tuple[str, str]:
         """Kakao's authorize URL, and the signed cookie value that binds its
         state and nonce to this browser."""
-        if redirect is not None and not (redirect.startswith("/")
-                                         and not redirect.startswith("//")):
+        if redirect is not None and not is_local_path(redirect):
             raise InvalidInput("redirect is a path on this site", code="invalid_redirect")
         state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         now = int(time.time())
@@ -190,9 +202,15 @@ async def account_for(identity: KakaoIdentity, *, now: datetime) -> User:
             await open_wallet(user_id=user.id, now=now)
             await KakaoLink.create(user_id=user.id, kakao_id=identity.kakao_id, linked_at=now)
     except IntegrityError:
-        # The same Kakao account's first login twice at once: the other won.
-        link = await KakaoLink.get(kakao_id=identity.kakao_id).select_related("user")
-        return link.user
+        # The same Kakao account's first login twice at once (the other
+        # won), or someone signed up with the email meanwhile.
+        link = await KakaoLink.get_or_none(kakao_id=identity.kakao_id).select_related("user")
+        if link is not None:
+            return link.user
+        if email == PLACEHOLDER_EMAIL.format(identity.kakao_id):
+            raise
+        return await account_for(KakaoIdentity(identity.kakao_id, identity.nickname, None),
+                                 now=now)
     return user
 
 

@@ -78,11 +78,12 @@ async def drain_timeslot(
 
     async def announce(batch: DecidedBatch) -> None:
         # A cancellation reopens the timeslot; a move frees a seat in the one it left.
+        # A seat a move freed elsewhere goes to that timeslot's waitlist
+        # first: its next batch offers free seats before anything else.
+        await send_to_each(queue, batch.decided.freed, kind=SWEEP_WAITLIST,
+                           schedule_drain=schedule_drain, accepted_at=clock.now().timestamp())
         await flag_fullness(redis, queue, timeslot_id, full=batch.full,
                             reopened_channel=keys.timeslot_reopened, freed=batch.decided.freed)
-        # A seat a move freed elsewhere goes to that timeslot's waitlist first.
-        await send_to_each(queue, batch.decided.freed, kind=SWEEP_WAITLIST,
-                           schedule_drain=schedule_drain)
         await published(batch.decided)
 
     return await drain(queue, timeslot_id, decide=decide, announce=announce,
@@ -128,7 +129,13 @@ async def decide_batch(
         decided, fresh = await split_decided(items)
         waitlist = await Waitlist.of(TimeslotSeats(timeslot), windows)
         # As locked: what the first run reads; later runs read them again.
-        wallets = await _lock_wallets_of(timeslot, fresh, waitlist.people_to_lock(fresh))
+        wallets = await _lock_wallets_of(timeslot, fresh, waitlist.people_to_lock())
+        # A seat freed outside this queue (a move's old seat) goes to the line
+        # before any booking here.
+        offered_first = await waitlist.offer_free_places(now)
+        if offered_first.notified:
+            decided.add(offered_first)
+            wallets = None  # holds changed what the wallets have available
         # Runs of one kind keep the queue order between seats and cancellations:
         # a seat freed at position 10 can go to position 11, or to the waitlist.
         for kind, run in groupby(fresh, key=lambda item: item.payload.get("kind", RESERVE_SEAT)):

@@ -191,7 +191,9 @@ async def decide_meetup_batch(
         decided, fresh = await split_decided(items)
         waitlist = await Waitlist.of(MeetupPlaces(meetup), windows)
         await lock_wallets({item.payload["user_id"] for item in fresh
-                            if "user_id" in item.payload} | waitlist.people_to_lock(fresh))
+                            if "user_id" in item.payload} | waitlist.people_to_lock())
+        # A place freed outside this queue (a member removed) goes to the line first.
+        decided.add(await waitlist.offer_free_places(now))
         for kind, run in groupby(fresh, key=lambda item: item.payload.get("kind")):
             if kind in WAITLIST_KINDS:
                 decided.add(await waitlist.decide(kind, list(run), now=now))

@@ -72,10 +72,13 @@ class CommandQueue:
 
 
 async def send_to_each(queue: KeyedQueue, keys: Iterable[int], *, kind: str,
-                       schedule_drain: ScheduleDrain) -> None:
+                       schedule_drain: ScheduleDrain, accepted_at: float | None = None) -> None:
     """A request of the service's own, not a person's command, into each key's
-    queue, decided in line with whatever the queue holds already."""
+    queue, decided in line with whatever the queue holds already; stamped
+    with ``accepted_at`` (POSIX seconds) when the rules count from it."""
+    stamp = {} if accepted_at is None else {"accepted_at": accepted_at}
     for key in keys:
-        enqueued = await queue.enqueue(key, {"kind": kind, "command_id": str(uuid.uuid4())})
+        enqueued = await queue.enqueue(
+            key, {"kind": kind, "command_id": str(uuid.uuid4()), **stamp})
         if enqueued.must_schedule_drain:
             await schedule_drain(key)

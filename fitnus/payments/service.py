@@ -37,15 +37,19 @@ from fitnus.wallet.service import post_entry
 
 log = logging.getLogger(__name__)
 
-# A caller that took an order to approve and died lets go after this long.
-APPROVAL_CLAIM = timedelta(seconds=60)
 # Attempts at reaching Kakao about one approval (approve, then lookups).
 APPROVAL_ATTEMPTS = 3
+# Kakao calls one approval may make at most: a lookup and an approve per
+# attempt, a lookup after a refusal, a cancel of a wrong amount.
+CALLS_PER_APPROVAL = 2 * APPROVAL_ATTEMPTS + 2
 # How long a second callback waits for the first to finish.
 SECOND_CALLBACK_WAIT_SECONDS = 10.0
 APPROVED_AT_KAKAO = "SUCCESS_PAYMENT"
 # Kakao's statuses for a payment the person has authenticated but not yet approved.
 AWAITING_APPROVAL = frozenset({"AUTH_PASSWORD"})
+
+
+UNPAID = frozenset({OrderStatus.CANCELLED, OrderStatus.FAILED})
 
 
 class PaymentsNotConfigured(Unavailable):
@@ -116,8 +120,11 @@ async def approve(pay: KakaoPay | None, order: CouponOrder, *, pg_token: str,
     if order.status is not OrderStatus.PENDING or order.tid is None:
         return order
     now = clock.now()
+    # A caller that took the order and died lets go once it could have
+    # made all its calls; until then nobody else talks to Kakao about it.
+    claim = timedelta(seconds=pay.config.timeout_seconds * CALLS_PER_APPROVAL)
     taken = await CouponOrder.filter(
-        Q(approving_since__isnull=True) | Q(approving_since__lt=now - APPROVAL_CLAIM),
+        Q(approving_since__isnull=True) | Q(approving_since__lt=now - claim),
         id=order.id, status=OrderStatus.PENDING,
     ).update(approving_since=now)
     if not taken:
@@ -125,7 +132,7 @@ async def approve(pay: KakaoPay | None, order: CouponOrder, *, pg_token: str,
     try:
         await _approve_once(pay, order, pg_token=pg_token, clock=clock)
     finally:
-        await CouponOrder.filter(id=order.id).update(approving_since=None)
+        await CouponOrder.filter(id=order.id, approving_since=now).update(approving_since=None)
     return await CouponOrder.get(id=order.id)
 
 
@@ -174,7 +181,10 @@ async def _refused(pay: KakaoPay, order: CouponOrder, refused: KakaoPayRefused, 
         log.error("order %s: approve refused and the lookup failed; left pending", order.id)
         return
     if payment.get("status") == APPROVED_AT_KAKAO:
-        await _credit(pay, order, payment, clock=clock)
+        try:
+            await _credit(pay, order, payment, clock=clock)
+        except (KakaoPayRefused, KakaoPayUnavailable):
+            log.error("order %s: paying back a wrong amount failed; left pending", order.id)
     else:
         await _end_unpaid(order, OrderStatus.FAILED, now=clock.now(), reason="approve_refused",
                           answer=refused.answer)
@@ -187,12 +197,11 @@ async def _credit(pay: KakaoPay, order: CouponOrder, answer: dict[str, Any], *,
     approved = int(answer["amount"]["total"])
     now = clock.now()
     if approved != order.amount_krw:
-        ended = await _end_unpaid(order, OrderStatus.FAILED, now=now, reason="amount_mismatch",
-                                  answer=answer)
-        if ended:
-            assert order.tid is not None
-            await pay.cancel(tid=order.tid, cancel_amount=approved,
-                             cancel_available_amount=approved)
+        # Paid back first: the order only fails once the money is back (a
+        # cancel that fails leaves it pending, for the next attempt).
+        await _pay_back(pay, order, approved)
+        await _end_unpaid(order, OrderStatus.FAILED, now=now, reason="amount_mismatch",
+                          answer=answer)
         return
     async with in_transaction():
         approved_now = await CouponOrder.filter(id=order.id, status=OrderStatus.PENDING).update(
@@ -202,6 +211,16 @@ async def _credit(pay: KakaoPay, order: CouponOrder, answer: dict[str, Any], *,
             await post_entry(user_id=order.user_id,  # type: ignore[attr-defined]
                              kind=LedgerKind.PURCHASE, amount=order.coupons,
                              reference=f"purchase:{order.id}", now=now)
+    if not approved_now and (await CouponOrder.get(id=order.id)).status in UNPAID:
+        # Kakao took the money for an order that ended without coupons
+        # meanwhile: it goes back.
+        log.error("order %s: approved at Kakao after it ended; paying it back", order.id)
+        await _pay_back(pay, order, approved)
+
+
+async def _pay_back(pay: KakaoPay, order: CouponOrder, amount: int) -> None:
+    assert order.tid is not None
+    await pay.cancel(tid=order.tid, cancel_amount=amount, cancel_available_amount=amount)
 
 
 async def _end_unpaid(order: CouponOrder, status: OrderStatus, *, now: datetime,
@@ -225,8 +244,11 @@ async def _after_the_other_callback(order_id: int) -> CouponOrder:
 
 async def end_by_redirect(order: CouponOrder, status: OrderStatus, *,
                           clock: Clock) -> CouponOrder:
-    """Kakao sent the browser to the cancel or fail URL."""
-    await _end_unpaid(order, status, now=clock.now(), reason=status.value, answer=None)
+    """Kakao sent the browser to the cancel or fail URL. An approval at work
+    on the order decides it instead."""
+    current = await _after_the_other_callback(order.id)
+    if current.approving_since is None:
+        await _end_unpaid(current, status, now=clock.now(), reason=status.value, answer=None)
     return await CouponOrder.get(id=order.id)
 
 

@@ -144,13 +144,13 @@ class Waitlist:
         return cls(place, await WaitlistEntry.filter(
             **{place.column: place.id}, active=True).order_by("id"), windows)
 
-    def people_to_lock(self, items: Sequence[QueuedItem]) -> set[int]:
-        """Whose wallets the batch may change here: everyone offered a place,
-        and as many from the front of the line as places may free (each item
-        frees one at most, and an expiry sweep as many as are offered)."""
-        may_free = len(items) + max(self.place.free(), 0) + len(self.offers)
-        return ({entry.user_id for entry in self.offers.values()}  # type: ignore[attr-defined]
-                | {entry.user_id for entry in self.waiting[:may_free]})  # type: ignore[attr-defined]
+    def people_to_lock(self) -> set[int]:
+        """Whose wallets the batch may change here: everyone in the line. Not
+        just its front: people passed over (no coupons, left the club) send an
+        offer further back, and a wallet locked late, out of user order, can
+        deadlock against another session's batch."""
+        return {entry.user_id  # type: ignore[attr-defined]
+                for entry in (*self.offers.values(), *self.waiting)}
 
     # --- Offers -------------------------------------------------------------------
 
@@ -180,12 +180,20 @@ class Waitlist:
                      now: datetime) -> list[Notification]:
         price = self.place.price
         user_id: int = entry.user_id  # type: ignore[attr-defined]
+        if await busy_people([user_id], starts_at=self.place.starts_at,
+                             ends_at=self.place.ends_at):
+            # A seat here or one overlapping it, booked meanwhile: an offer
+            # they could not claim would only keep the seat from the next.
+            return await self._end(entry, WaitlistStatus.EXPIRED, now=now,
+                                   reason=rules.SCHEDULE_CONFLICT)
         if price and not await hold_coupons(user_id=user_id, amount=price, now=now):
             return await self._end(entry, WaitlistStatus.EXPIRED, now=now,
                                    reason=rules.INSUFFICIENT_COUPONS)
-        await WaitlistEntry.filter(id=entry.id, status=WaitlistStatus.WAITING).update(
+        offered = await WaitlistEntry.filter(id=entry.id, status=WaitlistStatus.WAITING).update(
             status=WaitlistStatus.OFFERED, offered_at=now, offer_expires_at=expires_at,
             held_coupons=price)
+        if offered != 1:
+            raise RuntimeError(f"waitlist entry {entry.id} changed under its session's lock")
         entry.status, entry.offer_expires_at, entry.held_coupons = (
             WaitlistStatus.OFFERED, expires_at, price)
         await self.place.change_offered(1)
@@ -253,7 +261,8 @@ class Waitlist:
                      ) -> Decisions:
         """A run of one kind of waitlist command, in queue order."""
         if kind == SWEEP_WAITLIST:
-            return await record([], await self.end_expired(now=now))
+            sent = max(rules.accepted_at(item.payload, default=now) for item in items)
+            return await record([], await self.end_expired(now=now, expired_by=sent))
         commands: list[Command] = []
         notifications: list[Notification] = []
         for item in items:
@@ -329,24 +338,23 @@ class Waitlist:
                 now: datetime) -> Command:
         return failed(command_id, user_id, kind, code, now, detail=REFUSALS[code])
 
-    async def end_expired(self, *, now: datetime) -> list[Notification]:
-        """Offers past their window; and the whole line once no offer can come
-        (the session is about to start, or closed)."""
+    async def end_expired(self, *, now: datetime, expired_by: datetime | None = None,
+                          ) -> list[Notification]:
+        """Offers whose window ended by ``expired_by`` (when the sweep was
+        sent: a claim queued before it was in time); the waiting once no offer
+        can come; every live entry once the session has started or closed."""
+        expired_by = expired_by or now
         told: list[Notification] = []
-        for entry in [entry for entry in self.offers.values()
-                      if entry.offer_expires_at is not None and entry.offer_expires_at <= now]:
+        for entry in [entry for entry in self.offers.values() if entry.offer_expires_at
+                      is not None and entry.offer_expires_at <= expired_by]:
             told += await self._end(entry, WaitlistStatus.EXPIRED, now=now, reason=EXPIRED)
-        if not self.place.is_open(now) or self.windows.offer_expires_at(
-                starts_at=self.place.starts_at, now=now) is None:
-            told += await self.close(now=now, reason=CLOSED)
-        return told
-
-    async def close(self, *, now: datetime, reason: str) -> list[Notification]:
-        """Nobody will get a place from this line: every live entry ends."""
-        told: list[Notification] = []
-        for entry in [*self.waiting, *self.offers.values()]:
-            told += await self._end(entry, WaitlistStatus.EXPIRED, now=now, reason=reason)
-        self.waiting.clear()
+        closed = not self.place.is_open(now)
+        if closed or self.windows.offer_expires_at(starts_at=self.place.starts_at,
+                                                   now=now) is None:
+            # Offers made before then run to their own end, unless it is over.
+            for entry in [*self.waiting, *(self.offers.values() if closed else ())]:
+                told += await self._end(entry, WaitlistStatus.EXPIRED, now=now, reason=CLOSED)
+            self.waiting.clear()
         return told
 
     async def positions_told(self, *, now: datetime) -> Decisions:

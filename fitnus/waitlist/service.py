@@ -184,11 +184,12 @@ async def sweep_waitlists(
 ) -> None:
     """Each session whose line needs it gets a sweep in its own queue, in line
     with the claims there: an offer ends once, by claim or by expiry."""
-    timeslots, meetups = await sessions_to_sweep(now=clock.now(), windows=windows)
+    now = clock.now()
+    timeslots, meetups = await sessions_to_sweep(now=now, windows=windows)
     await send_to_each(timeslot_queue(redis, keys), timeslots, kind=SWEEP_WAITLIST,
-                       schedule_drain=schedule_timeslot_drain)
+                       schedule_drain=schedule_timeslot_drain, accepted_at=now.timestamp())
     await send_to_each(meetup_queue(redis, keys), meetups, kind=SWEEP_WAITLIST,
-                       schedule_drain=schedule_meetup_drain)
+                       schedule_drain=schedule_meetup_drain, accepted_at=now.timestamp())
 
 
 async def sessions_to_sweep(*, now: datetime, windows: ClaimWindows

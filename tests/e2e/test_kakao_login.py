@@ -143,7 +143,9 @@ async def test_the_web_app_gets_the_tokens_in_a_fragment_and_only_on_this_site(
     location = urlsplit(response.headers["Location"])
     assert location.path == "/app/welcome"
     assert parse_qs(location.fragment)["access_token"]
-    for elsewhere in ("https://evil.example.com/", "//evil.example.com/x"):
+    for elsewhere in ("https://evil.example.com/", "//evil.example.com/x", "/\\evil.example",
+                      "/\t/evil.example", "/\n/evil.example", "/ /evil.example", "app",
+                      "javascript:alert(1)"):
         refused = await kakao.client.get("/api/v1/auth/kakao/start",
                                          params={"redirect": elsewhere}, allow_redirects=False)
         assert refused.status == 400

@@ -278,3 +278,17 @@ async def test_an_approval_before_the_person_paid_credits_nothing(
     await come_back(shop, f"{approval.path}?{approval.query}&pg_token={'0' * 20}")
     assert (await CouponOrder.get(id=started["id"])).status is OrderStatus.FAILED
     assert (shop.kakao.calls_to("approve"), await balance(person)) == (1, 0)
+
+
+async def test_an_approved_amount_other_than_ours_is_paid_back_not_credited(
+    shop: Shop, sign_up: Any,
+) -> None:
+    person = await sign_up()
+    started = await buy(shop, person, coupons=6)
+    shop.kakao.overcharge_next = 1_000
+    await come_back(shop, await pay_on_kakao(shop, started))
+    order = await CouponOrder.get(id=started["id"])
+    assert (order.status, order.failure_reason) == (OrderStatus.FAILED, "amount_mismatch")
+    payment = shop.kakao.payments[order.tid or ""]
+    assert payment.canceled_amount == payment.approved_amount == 7_000
+    assert await balance(person) == 0

@@ -3,21 +3,26 @@ held, claimed, declined or expired through the session's keyed queue."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import dramatiq
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
+from fitnus.booking.batches import decide_batch
 from fitnus.booking.models import Reservation
 from fitnus.centers.models import Timeslot
-from fitnus.clock import system_clock
+from fitnus.clock import ManualClock, system_clock
 from fitnus.clubs.models import Meetup, MeetupAttendee
 from fitnus.config import Settings
+from fitnus.keyed_queue import QueuedItem
 from fitnus.keys import Keys
 from fitnus.notifications.models import Notification
 from fitnus.waitlist.models import WaitlistEntry
+from fitnus.waitlist.offers import SWEEP_WAITLIST
 from fitnus.waitlist.rules import DEFAULT_WINDOWS
 from fitnus.waitlist.service import sweep_waitlists
 from fitnus.wallet.models import LedgerEntry, Wallet
@@ -28,6 +33,7 @@ from tests.e2e.test_clubs import joined
 from tests.e2e.test_meetups import FEE, club_with_meetup, join
 
 Client = TestClient[Any, Any]
+SEOUL = ZoneInfo("Asia/Seoul")
 
 
 async def wait_in_line(client: Client, person: Any, timeslot_id: int, *,
@@ -309,3 +315,24 @@ async def test_someone_who_left_the_club_is_passed_over(
     await status_becomes(client, staying, second["id"], "offered")
     passed = await my_entry(client, gone, first["id"])
     assert (passed["status"], passed["end_reason"]) == ("expired", "not_admitted")
+
+
+async def test_when_offers_stop_the_line_ends_but_a_live_offer_runs_its_window(
+    client: Client, sign_up: Any, worker: dramatiq.Worker,
+) -> None:
+    """36 minutes before the start an offer gets 10 minutes, past the last
+    30 minutes in which no offer is made: a sweep then ends the waiting, not it."""
+    session, holder, reservation_id = await full_session(client, sign_up,
+                                                         starts_at=hours_ahead(0.6))
+    first, second = await funded(sign_up), await funded(sign_up)
+    offered = await wait_in_line(client, first, session.timeslot_id)
+    waiting = await wait_in_line(client, second, session.timeslot_id)
+    await cancel(client, holder, reservation_id)
+    await status_becomes(client, first, offered["id"], "offered")
+    starts_at = (await Timeslot.get(id=session.timeslot_id)).starts_at
+    sweep_item = QueuedItem(1, {"kind": SWEEP_WAITLIST, "command_id": str(uuid.uuid4())})
+    await decide_batch(session.timeslot_id, [sweep_item], token=10**9,
+                       clock=ManualClock(starts_at - timedelta(minutes=29)), zone=SEOUL)
+    assert (await my_entry(client, first, offered["id"]))["status"] == "offered"
+    ended = await my_entry(client, second, waiting["id"])
+    assert (ended["status"], ended["end_reason"]) == ("expired", "closed")

@@ -72,6 +72,9 @@ class FakeKakaoPay:
     calls: list[tuple[str, str]] = field(default_factory=list)  # (generation, step)
     # Where the person's payment page is served: this server, as called.
     origin: str = ""
+    # The next approve charges this much more than ready said (a misbehaving
+    # gateway): the merchant must pay it back, not credit it.
+    overcharge_next: int = 0
 
     def fail_next(self, step: str, kind: str, *, delay_seconds: float = 0.0) -> None:
         assert step in STEPS, step
@@ -157,6 +160,8 @@ class FakeKakaoPay:
             return _error(400, -780, "invalid pg_token")
         payment.status, payment.aid, payment.approved_at = (
             "SUCCESS_PAYMENT", "A" + secrets.token_hex(9), _now())
+        payment.total_amount += self.overcharge_next
+        self.overcharge_next = 0
         return web.json_response({
             "aid": payment.aid, "tid": payment.tid, "cid": payment.cid,
             "partner_order_id": payment.partner_order_id,
