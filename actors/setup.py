@@ -15,7 +15,7 @@ from fitnus.config import Settings
 from fitnus.search.backends import CenterIndexFactory, open_center_index
 
 ACTOR_MODULES = ("actors.accounts", "actors.booking", "actors.clubs", "actors.commands",
-                 "actors.search", "actors.waitlist")
+                 "actors.payments", "actors.search", "actors.waitlist")
 
 _installed: RedisBroker | None = None
 

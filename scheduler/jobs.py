@@ -26,6 +26,7 @@ def jobs() -> list[Job]:
     )
     from actors.clubs import sweep_meetup_queues
     from actors.commands import redrive_pending_commands
+    from actors.payments import reconcile_payments
     from actors.search import sweep_search_outbox
     from actors.waitlist import sweep_waitlists
 
@@ -70,6 +71,12 @@ def jobs() -> list[Job]:
             name="sweep-search-outbox",
             trigger=IntervalTrigger(seconds=30),
             enqueue=sweep_search_outbox.send,
+        ),
+        Job(
+            name="reconcile-payments",
+            # Purchases left pending: Kakao's own status settles them.
+            trigger=IntervalTrigger(minutes=5),
+            enqueue=reconcile_payments.send,
         ),
         Job(
             name="redrive-pending-commands",

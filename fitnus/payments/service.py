@@ -50,6 +50,13 @@ AWAITING_APPROVAL = frozenset({"AUTH_PASSWORD"})
 
 
 UNPAID = frozenset({OrderStatus.CANCELLED, OrderStatus.FAILED})
+# Kakao's statuses of a payment that ended without being approved.
+ENDED_AT_KAKAO = frozenset({"CANCEL_PAYMENT", "FAIL_AUTH_PASSWORD", "QUIT_PAYMENT",
+                            "FAIL_PAYMENT"})
+# The reconciliation job asks Kakao about orders pending this long, and
+# gives up on those nobody paid for in the second.
+LOOK_UP_PENDING_AFTER = timedelta(minutes=15)
+ABANDONED_AFTER = timedelta(hours=1)
 
 
 class PaymentsNotConfigured(Unavailable):
@@ -120,20 +127,27 @@ async def approve(pay: KakaoPay | None, order: CouponOrder, *, pg_token: str,
     if order.status is not OrderStatus.PENDING or order.tid is None:
         return order
     now = clock.now()
-    # A caller that took the order and died lets go once it could have
-    # made all its calls; until then nobody else talks to Kakao about it.
-    claim = timedelta(seconds=pay.config.timeout_seconds * CALLS_PER_APPROVAL)
-    taken = await CouponOrder.filter(
-        Q(approving_since__isnull=True) | Q(approving_since__lt=now - claim),
-        id=order.id, status=OrderStatus.PENDING,
-    ).update(approving_since=now)
-    if not taken:
+    if not await _take(pay, order, now=now):
         return await _after_the_other_callback(order.id)
     try:
         await _approve_once(pay, order, pg_token=pg_token, clock=clock)
     finally:
-        await CouponOrder.filter(id=order.id, approving_since=now).update(approving_since=None)
+        await _let_go(order, taken_at=now)
     return await CouponOrder.get(id=order.id)
+
+
+async def _take(pay: KakaoPay, order: CouponOrder, *, now: datetime) -> bool:
+    """Whether this caller may talk to Kakao about the order now. One that
+    took it and died lets go once it could have made all its calls."""
+    claim = timedelta(seconds=pay.config.timeout_seconds * CALLS_PER_APPROVAL)
+    return bool(await CouponOrder.filter(
+        Q(approving_since__isnull=True) | Q(approving_since__lt=now - claim),
+        id=order.id, status=OrderStatus.PENDING,
+    ).update(approving_since=now))
+
+
+async def _let_go(order: CouponOrder, *, taken_at: datetime) -> None:
+    await CouponOrder.filter(id=order.id, approving_since=taken_at).update(approving_since=None)
 
 
 async def _approve_once(pay: KakaoPay, order: CouponOrder, *, pg_token: str,
@@ -240,6 +254,34 @@ async def _after_the_other_callback(order_id: int) -> CouponOrder:
                 or asyncio.get_running_loop().time() > deadline):
             return order
         await asyncio.sleep(0.1)
+
+
+async def reconcile_pending(pay: KakaoPay, *, clock: Clock) -> int:
+    """Orders still pending a while after they started: their callback's
+    attempts all failed, or its process died after Kakao approved, and
+    Kakao will not call again. Kakao's status decides: approved is credited,
+    ended is ended, and an order nobody paid for in an hour is abandoned.
+    Returns how many orders it settled."""
+    now = clock.now()
+    settled = 0
+    for order in await CouponOrder.filter(status=OrderStatus.PENDING, tid__isnull=False,
+                                          created_at__lt=now - LOOK_UP_PENDING_AFTER):
+        if not await _take(pay, order, now=now):
+            continue
+        try:
+            payment = await pay.order(tid=order.tid or "")
+            status = str(payment.get("status"))
+            if status == APPROVED_AT_KAKAO:
+                await _credit(pay, order, payment, clock=clock)
+            elif status in ENDED_AT_KAKAO or order.created_at < now - ABANDONED_AFTER:
+                await _end_unpaid(order, OrderStatus.FAILED, now=now,
+                                  reason=f"kakao_{status}".lower(), answer=payment)
+        except (KakaoPayRefused, KakaoPayUnavailable) as error:
+            log.warning("order %s: reconciliation could not reach Kakao: %s", order.id, error)
+        finally:
+            await _let_go(order, taken_at=now)
+        settled += (await CouponOrder.get(id=order.id)).status is not OrderStatus.PENDING
+    return settled
 
 
 async def end_by_redirect(order: CouponOrder, status: OrderStatus, *,

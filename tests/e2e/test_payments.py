@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -15,9 +16,12 @@ from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestClient, TestServer
 from tortoise.functions import Sum
 
+from fitnus.clock import ManualClock, system_clock
 from fitnus.payments.models import CouponOrder, OrderStatus
+from fitnus.payments.service import APPROVAL_ATTEMPTS, reconcile_pending
 from fitnus.wallet.models import LedgerEntry, Wallet
 from tests.fakes.kakaopay import ADMIN_KEY, SECRET_KEY, FakeKakaoPay
+from web.keys import KAKAO_PAY
 
 Client = TestClient[Any, Any]
 
@@ -292,3 +296,30 @@ async def test_an_approved_amount_other_than_ours_is_paid_back_not_credited(
     payment = shop.kakao.payments[order.tid or ""]
     assert payment.canceled_amount == payment.approved_amount == 7_000
     assert await balance(person) == 0
+
+
+async def test_an_order_left_pending_is_settled_by_kakaos_status(
+    shop: Shop, sign_up: Any,
+) -> None:
+    """Kakao approved, but every attempt of the callback failed: the order
+    stays pending; the reconciliation job asks Kakao and credits it once."""
+    person = await sign_up()
+    started = await buy(shop, person, coupons=9)
+    shop.kakao.fail_next("approve", "timeout", delay_seconds=2.0)
+    # The approve times out; each lookup after it gets a 5xx.
+    for _ in range(APPROVAL_ATTEMPTS - 1):
+        shop.kakao.fail_next("order", "5xx")
+    await come_back(shop, await pay_on_kakao(shop, started))
+    assert (await CouponOrder.get(id=started["id"])).status is OrderStatus.PENDING
+    abandoned = await buy(shop, person, coupons=2)
+    pay = shop.client.app[KAKAO_PAY]
+    assert pay is not None
+    soon = ManualClock(system_clock.now() + timedelta(minutes=5))
+    assert await reconcile_pending(pay, clock=soon) == 0
+    later = ManualClock(system_clock.now() + timedelta(minutes=20))
+    assert await reconcile_pending(pay, clock=later) == 1
+    assert await reconcile_pending(pay, clock=later) == 0
+    assert await balance(person) == 9
+    much_later = ManualClock(system_clock.now() + timedelta(hours=2))
+    assert await reconcile_pending(pay, clock=much_later) == 1
+    assert (await CouponOrder.get(id=abandoned["id"])).status is OrderStatus.FAILED
