@@ -27,7 +27,6 @@ class Migration(migrations.Migration):
                 ('aid', fields.CharField(null=True, max_length=64)),
                 ('approved_krw', fields.IntField(null=True)),
                 ('refunded_krw', fields.IntField(default=0)),
-                ('refunded_coupons', fields.IntField(default=0)),
                 ('callback_key_hash', fields.CharField(max_length=64)),
                 ('approving_since', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('failure_reason', fields.CharField(null=True, max_length=64)),

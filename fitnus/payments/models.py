@@ -38,7 +38,6 @@ class CouponOrder(Model):
     aid = fields.CharField(max_length=64, null=True)
     approved_krw = fields.IntField(null=True)
     refunded_krw = fields.IntField(default=0)
-    refunded_coupons = fields.IntField(default=0)
     # The SHA-256 of the secret in this order's callback URLs: only the
     # browser Kakao redirects has it.
     callback_key_hash = fields.CharField(max_length=64)
