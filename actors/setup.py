@@ -15,7 +15,8 @@ from fitnus.config import Settings
 from fitnus.search.backends import CenterIndexFactory, open_center_index
 
 ACTOR_MODULES = ("actors.accounts", "actors.booking", "actors.clubs", "actors.commands",
-                 "actors.payments", "actors.search", "actors.waitlist")
+                 "actors.payments", "actors.search", "actors.waitlist",
+                 "actors.wallet")
 
 _installed: RedisBroker | None = None
 

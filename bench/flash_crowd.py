@@ -57,7 +57,7 @@ from fitnus.centers.models import Center, Program, Timeslot
 from fitnus.commands.models import Command
 from fitnus.db import database, migrate
 from fitnus.keyed_queue import KeyedQueue
-from fitnus.wallet.models import LedgerEntry, LedgerKind, Wallet
+from fitnus.wallet.models import CouponLot, LedgerEntry, LedgerKind, Wallet
 
 ROOT = Path(__file__).resolve().parents[1]
 SEATS = 50
@@ -88,8 +88,8 @@ async def prepare(count: int, secret: str) -> tuple[int, list[str], range]:
 
 async def people_with_coupons(count: int, coupons: int, secret: str, *,
                               tag: str) -> tuple[list[User], list[str]]:
-    """``count`` people by id, each holding ``coupons`` (a granted ledger entry)
-    and an access token signed with ``secret``."""
+    """``count`` people by id, each holding ``coupons`` (a granted ledger entry
+    and its lot) and an access token signed with ``secret``."""
     now = datetime.now(UTC)
     await User.bulk_create([User(email=f"p{n}-{tag}@bench.example.com", name=f"p{n}",
                                  role=Role.USER, password_hash="-") for n in range(count)],
@@ -102,6 +102,10 @@ async def people_with_coupons(count: int, coupons: int, secret: str, *,
         [LedgerEntry(user_id=p.id, kind=LedgerKind.GRANT, amount=coupons,
                      balance_after=coupons, reference=f"bench:{p.id}", created_at=now)
          for p in people],
+        batch_size=2000)
+    await CouponLot.bulk_create(
+        [CouponLot(user_id=p.id, coupons=coupons, remaining=coupons, reference=f"bench:{p.id}",
+                   acquired_at=now, expires_at=now + timedelta(days=365)) for p in people],
         batch_size=2000)
     tokens = AccessTokens(secret=secret, algorithm="HS256", issuer="fitnus",
                           audience="fitnus-api", ttl_seconds=3600)

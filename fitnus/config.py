@@ -72,6 +72,10 @@ class Settings:
     waitlist_claim_minutes_within_day: int = 30
     waitlist_claim_minutes_within_hours: int = 10
     waitlist_offers_stop_minutes: int = 30
+    # Coupons expire this long after they were bought or granted; people are
+    # told this long before.
+    coupon_validity_days: int = 365
+    coupon_expiry_notice_days: int = 7
     search_backend: str = "redis"
     elasticsearch_url: str | None = None
     elasticsearch_index: str = "fitnus-centers"
@@ -109,6 +113,10 @@ class Settings:
             within_hours=timedelta(minutes=self.waitlist_claim_minutes_within_hours),
             offers_stop=timedelta(minutes=self.waitlist_offers_stop_minutes),
         )
+
+    @property
+    def coupon_validity(self) -> timedelta:
+        return timedelta(days=self.coupon_validity_days)
 
     @property
     def kakaopay(self) -> KakaoPayConfig | None:
@@ -161,6 +169,8 @@ _INT_FIELDS = {
     "WAITLIST_CLAIM_MINUTES_WITHIN_HOURS": "waitlist_claim_minutes_within_hours",
     "WAITLIST_OFFERS_STOP_MINUTES": "waitlist_offers_stop_minutes",
     "KAKAOPAY_TIMEOUT_SECONDS": "kakaopay_timeout_seconds",
+    "COUPON_VALIDITY_DAYS": "coupon_validity_days",
+    "COUPON_EXPIRY_NOTICE_DAYS": "coupon_expiry_notice_days",
 }
 
 _STR_FIELDS = {

@@ -65,7 +65,7 @@ class ChannelListener:
                 log.warning("subscription %s* lost, reconnecting", self._prefix, exc_info=True)
                 await asyncio.sleep(RECONNECT_DELAY_SECONDS)
             finally:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
 
     def _wake(self, message: dict[str, object]) -> None:
         channel = message.get("channel")

@@ -29,6 +29,7 @@ def jobs() -> list[Job]:
     from actors.payments import reconcile_payments
     from actors.search import sweep_search_outbox
     from actors.waitlist import sweep_waitlists
+    from actors.wallet import expire_coupons, notify_expiring_coupons
 
     return [
         Job(
@@ -77,6 +78,18 @@ def jobs() -> list[Job]:
             # Purchases left pending: Kakao's own status settles them.
             trigger=IntervalTrigger(minutes=5),
             enqueue=reconcile_payments.send,
+        ),
+        Job(
+            name="expire-coupons",
+            # Lots that ran out this minute; a wallet read or spent lets its
+            # own go at once, so this is for the balances nobody looks at.
+            trigger=CronTrigger(second=15),
+            enqueue=expire_coupons.send,
+        ),
+        Job(
+            name="notify-expiring-coupons",
+            trigger=CronTrigger(minute=5),
+            enqueue=notify_expiring_coupons.send,
         ),
         Job(
             name="redrive-pending-commands",

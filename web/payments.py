@@ -16,7 +16,7 @@ from fitnus.payments.bundles import BUNDLES, COUPON_PRICE_KRW, CUSTOM, MAX_CUSTO
 from fitnus.payments.models import CouponOrder, OrderStatus
 from web.calendar import public_url
 from web.clubs import Id
-from web.keys import CLOCK, KAKAO_PAY, service_zone
+from web.keys import CLOCK, KAKAO_PAY, SETTINGS, service_zone
 from web.routing import Api
 from web.schemas import RequestBody, json
 
@@ -100,7 +100,8 @@ async def start_payment(request: web.Request, *, body: PaymentBody,
                         principal: Principal) -> web.Response:
     started = await service.start_purchase(
         request.app[KAKAO_PAY], principal=principal, bundle_id=body.bundle_id,
-        coupons=body.coupons, base_url=public_url(request, ""), clock=request.app[CLOCK])
+        coupons=body.coupons, base_url=public_url(request, ""),
+        coupon_validity=request.app[SETTINGS].coupon_validity, clock=request.app[CLOCK])
     out = payment_out(started.order, request)
     return json(StartedOut(**out.model_dump(), redirect_url=started.redirect_url), 201)
 

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from pydantic import BaseModel, Field, StringConstraints
@@ -11,7 +12,7 @@ from fitnus.accounts.models import Role
 from fitnus.accounts.tokens import Principal
 from fitnus.errors import Forbidden
 from fitnus.wallet.service import WalletView, grant_coupons, ledger_of, wallet_of
-from web.keys import CLOCK, service_zone
+from web.keys import CLOCK, SETTINGS, service_zone
 from web.pagination import decode_cursor, encode_cursor
 from web.routing import Api
 from web.schemas import RequestBody, json
@@ -19,12 +20,20 @@ from web.schemas import RequestBody, json
 api = Api()
 
 MAX_GRANT_COUPONS = 100_000
+MAX_VALID_DAYS = 3650
+
+
+class LotOut(BaseModel):
+    coupons_left: int
+    expires_at: datetime
 
 
 class WalletOut(BaseModel):
     balance: int
     held: int
     available: int
+    lots: list[LotOut] = Field(description="coupons not yet spent, held or expired, by the "
+                                           "lot they came in; spent earliest-expiry first")
 
 
 class LedgerEntryOut(BaseModel):
@@ -50,6 +59,10 @@ class GrantBody(RequestBody):
     amount: int = Field(ge=1, le=MAX_GRANT_COUPONS)
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
                                              max_length=200)]
+    valid_days: int | None = Field(
+        default=None, ge=1, le=MAX_VALID_DAYS,
+        description="how long these coupons last (a promotion may end sooner); "
+                    "default COUPON_VALIDITY_DAYS")
 
 
 class UserPath(BaseModel):
@@ -65,14 +78,18 @@ class IdempotencyHeader(BaseModel):
     )
 
 
-def wallet_out(wallet: WalletView) -> WalletOut:
-    return WalletOut(balance=wallet.balance, held=wallet.held, available=wallet.available)
+def wallet_out(wallet: WalletView, zone: ZoneInfo) -> WalletOut:
+    return WalletOut(balance=wallet.balance, held=wallet.held, available=wallet.available,
+                     lots=[LotOut(coupons_left=lot.remaining,
+                                  expires_at=lot.expires_at.astimezone(zone))
+                           for lot in wallet.lots])
 
 
 @api.route("GET", "/api/v1/me/wallet", tag="wallet", summary="Your coupons", auth=True,
            responses={200: WalletOut}, errors=(401,))
 async def my_wallet(request: web.Request, *, principal: Principal) -> web.Response:
-    return json(wallet_out(await wallet_of(principal.user_id)))
+    wallet = await wallet_of(principal.user_id, now=request.app[CLOCK].now())
+    return json(wallet_out(wallet, service_zone(request)))
 
 
 @api.route("GET", "/api/v1/me/wallet/ledger", tag="wallet",
@@ -106,9 +123,11 @@ async def grant(
 ) -> web.Response:
     if principal.role is not Role.ADMIN:
         raise Forbidden("only admins grant coupons", code="admin_role_required")
+    validity = (timedelta(days=body.valid_days) if body.valid_days
+                else request.app[SETTINGS].coupon_validity)
     wallet = await grant_coupons(
         granted_by=principal.user_id, user_id=path.user_id, amount=body.amount,
         idempotency_key=headers.idempotency_key or uuid.uuid4().hex,
-        now=request.app[CLOCK].now(),
+        now=request.app[CLOCK].now(), valid_for=validity,
     )
-    return json(wallet_out(wallet), 201)
+    return json(wallet_out(wallet, service_zone(request)), 201)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from itertools import groupby
 from zoneinfo import ZoneInfo
 
@@ -129,7 +130,7 @@ async def decide_batch(
         decided, fresh = await split_decided(items)
         waitlist = await Waitlist.of(TimeslotSeats(timeslot), windows)
         # As locked: what the first run reads; later runs read them again.
-        wallets = await _lock_wallets_of(timeslot, fresh, waitlist.people_to_lock())
+        wallets = await _lock_wallets_of(timeslot, fresh, waitlist.people_to_lock(), now=now)
         # A seat freed outside this queue (a move's old seat) goes to the line
         # before any booking here.
         offered_first = await waitlist.offer_free_places(now)
@@ -170,10 +171,10 @@ async def _lock_timeslots(timeslot_id: int, items: Sequence[QueuedItem]) -> dict
 
 
 async def _lock_wallets_of(
-    timeslot: Timeslot, items: Sequence[QueuedItem], waiting: set[int],
+    timeslot: Timeslot, items: Sequence[QueuedItem], waiting: set[int], *, now: datetime,
 ) -> dict[int, Wallet] | None:
     people = {item.payload["user_id"] for item in items if "user_id" in item.payload} | waiting
     if any(item.payload.get("kind") == WITHDRAW_TIMESLOT for item in items):
         people |= set(await Reservation.filter(timeslot_id=timeslot.id, active=True)
                       .values_list("user_id", flat=True))
-    return await lock_wallets(people)
+    return await lock_wallets(people, now=now)

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from fitnus.booking import rules
 from fitnus.booking.guards import change_seat_count, free_seat
-from fitnus.booking.models import Reservation, ReservationStatus
+from fitnus.booking.models import Reservation, ReservationStatus, seat_paid_for
 from fitnus.booking.outcomes import CANCEL_RESERVATION, Decisions, event, failed, record, succeeded
 from fitnus.centers.models import Timeslot
 from fitnus.clock import as_utc
@@ -30,6 +30,7 @@ async def _refund(reservation: Reservation, amount: int, *, center_id: int,
             user_id=reservation.user_id,  # type: ignore[attr-defined]
             kind=LedgerKind.BOOKING_REFUND, amount=amount,
             reference=f"cancellation:{reservation.id}", now=now, center_id=center_id,
+            paid_for=seat_paid_for(reservation.command_id),
         )
 
 

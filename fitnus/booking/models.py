@@ -19,6 +19,12 @@ class ReservationStatus(StrEnum):
     NO_SHOW = "no_show"
 
 
+def seat_paid_for(command_id: object) -> str:
+    """What a seat's coupons were drawn for (fitnus.wallet.lots): the
+    command that took it, which the reservation keeps."""
+    return f"reservation:{command_id}"
+
+
 class Reservation(Model, HasPolicySnapshot):
     """A seat. ``active`` is 1 while confirmed and NULL once cancelled, so the
     unique key (timeslot, user, active) allows one live reservation per person

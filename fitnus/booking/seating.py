@@ -10,7 +10,7 @@ from datetime import datetime
 from fitnus.booking import rules
 from fitnus.booking.conflicts import busy_people
 from fitnus.booking.guards import change_seat_count, free_seat
-from fitnus.booking.models import Reservation, ReservationStatus
+from fitnus.booking.models import Reservation, ReservationStatus, seat_paid_for
 from fitnus.booking.outcomes import (
     MOVE_RESERVATION,
     RESERVE_SEAT,
@@ -24,6 +24,7 @@ from fitnus.centers.models import Timeslot
 from fitnus.commands.models import Command
 from fitnus.keyed_queue import QueuedItem
 from fitnus.notifications.models import Notification
+from fitnus.wallet.lots import pass_draws
 from fitnus.wallet.models import LedgerKind, Wallet
 from fitnus.wallet.service import debit_locked, lock_wallets, post_entry
 
@@ -47,7 +48,7 @@ async def seats(timeslot: Timeslot, items: list[QueuedItem], *, now: datetime,
     price = timeslot.program.price_coupons
     if wallets is None:
         # Held since the start of the batch; read again for what earlier runs changed.
-        wallets = await lock_wallets(users)
+        wallets = await lock_wallets(users, now=now)
     decisions = rules.decide_seats(
         requests,
         seats_left=timeslot.capacity - timeslot.reserved - timeslot.offered,
@@ -79,7 +80,7 @@ async def _apply_seats(
     seated = [decision.request for decision in decisions if decision.confirmed]
     if seated and price > 0:  # a free session moves no coupons
         await debit_locked(
-            [(wallets[request.user_id], f"reservation:{request.command_id}")
+            [(wallets[request.user_id], seat_paid_for(request.command_id))
              for request in seated],
             amount=price, kind=LedgerKind.BOOKING_DEBIT, now=now,
             center_id=timeslot.program.center_id,  # type: ignore[attr-defined]
@@ -184,12 +185,16 @@ async def move(timeslot: Timeslot, item: QueuedItem, *, now: datetime, seats_lef
         return None
     new = new_reservation(timeslot, user_id, command_id, price=price, now=now)
     await new.save()
+    # The old seat's coupons pay for the new one; the difference is charged
+    # or refunded on top.
+    await pass_draws(paid_for=seat_paid_for(old.command_id), to=seat_paid_for(command_id))
     difference = price - old.price_coupons
     if difference:
         await post_entry(
             user_id=user_id, amount=-difference, reference=f"move:{command_id}", now=now,
             kind=LedgerKind.BOOKING_DEBIT if difference > 0 else LedgerKind.BOOKING_REFUND,
             center_id=timeslot.program.center_id,  # type: ignore[attr-defined]
+            paid_for=seat_paid_for(command_id),
         )
     result = {"reservation_id": new.id, "moved_from": old.id,
               "charged_coupons": max(difference, 0), "refunded_coupons": max(-difference, 0)}

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from fitnus.booking.guards import change_seat_count
+from fitnus.booking.models import seat_paid_for
 from fitnus.booking.seating import new_reservation, open_for_booking
 from fitnus.centers.models import Timeslot
 from fitnus.waitlist.offers import keep_offered
@@ -75,3 +76,6 @@ class TimeslotSeats:
 
     def seat_result(self, seat_id: int) -> dict[str, Any]:
         return {"reservation_id": seat_id}
+
+    def paid_for(self, command_id: str) -> str:
+        return seat_paid_for(command_id)

@@ -30,7 +30,7 @@ from fitnus.booking.outcomes import (
 )
 from fitnus.booking.sold_out import SoldOutMemory, flag_fullness
 from fitnus.clock import Clock, as_utc
-from fitnus.clubs.models import ClubMember, Meetup, MeetupAttendee
+from fitnus.clubs.models import ClubMember, Meetup, MeetupAttendee, place_paid_for
 from fitnus.clubs.service import club_by_id, led_club, require_member
 from fitnus.commands.models import Command
 from fitnus.commands.pending import PendingCommands
@@ -191,7 +191,7 @@ async def decide_meetup_batch(
         decided, fresh = await split_decided(items)
         waitlist = await Waitlist.of(MeetupPlaces(meetup), windows)
         await lock_wallets({item.payload["user_id"] for item in fresh
-                            if "user_id" in item.payload} | waitlist.people_to_lock())
+                            if "user_id" in item.payload} | waitlist.people_to_lock(), now=now)
         # A place freed outside this queue (a member removed) goes to the line first.
         decided.add(await waitlist.offer_free_places(now))
         for kind, run in groupby(fresh, key=lambda item: item.payload.get("kind")):
@@ -213,7 +213,7 @@ async def _joins(meetup: Meetup, items: list[QueuedItem], *, now: datetime) -> D
     members = {member.user_id for member in await ClubMember.filter(  # type: ignore[attr-defined]
         club_id=meetup.club_id, user_id__in=list(users)  # type: ignore[attr-defined]
     )}
-    wallets = await lock_wallets(users)
+    wallets = await lock_wallets(users, now=now)
     decisions = rules.decide_seats(
         [request for request in requests if request.user_id in members],
         seats_left=meetup.capacity - meetup.joined - meetup.offered, price=meetup.fee_coupons,
@@ -229,7 +229,7 @@ async def _joins(meetup: Meetup, items: list[QueuedItem], *, now: datetime) -> D
     joined = [request for request in requests if outcome.get(request.command_id)
               == rules.CONFIRMED]
     if joined and meetup.fee_coupons > 0:
-        await debit_locked([(wallets[request.user_id], f"meetup:{request.command_id}")
+        await debit_locked([(wallets[request.user_id], place_paid_for(request.command_id))
                             for request in joined],
                            amount=meetup.fee_coupons, kind=LedgerKind.BOOKING_DEBIT, now=now)
     if joined:
@@ -302,7 +302,8 @@ async def _leaves(meetup: Meetup, items: list[QueuedItem], *, now: datetime) -> 
         await MeetupAttendee.filter(id=place.id, active=True).update(active=None, left_at=now)
         if refund.coupons:
             await post_entry(user_id=user_id, kind=LedgerKind.BOOKING_REFUND,
-                             amount=refund.coupons, reference=f"meetup-left:{place.id}", now=now)
+                             amount=refund.coupons, reference=f"meetup-left:{place.id}", now=now,
+                             paid_for=place_paid_for(place.command_id))
         left += 1
         commands.append(succeeded(command_id, user_id, LEAVE_MEETUP,
                                   {"meetup_id": meetup.id, "refunded_coupons": refund.coupons,
@@ -373,3 +374,6 @@ class MeetupPlaces:
 
     def seat_result(self, seat_id: int) -> dict[str, Any]:
         return {"meetup_id": self.meetup.id, "attendee_id": seat_id}
+
+    def paid_for(self, command_id: str) -> str:
+        return place_paid_for(command_id)

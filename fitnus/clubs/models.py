@@ -117,6 +117,12 @@ class Meetup(Model):
         indexes = (("club_id", "starts_at"),)
 
 
+def place_paid_for(command_id: object) -> str:
+    """What a meetup place's fee was drawn for (fitnus.wallet.lots): the
+    command that took it, which the place keeps."""
+    return f"meetup:{command_id}"
+
+
 class MeetupAttendee(Model, HasPolicySnapshot):
     """A member's place at a meetup. ``active`` is 1 while joined and NULL once
     left, as a reservation's; its start and end are copied so that one person's

@@ -24,6 +24,7 @@ from fitnus.clubs.models import (
     Meetup,
     MeetupAttendee,
     MemberRole,
+    place_paid_for,
 )
 from fitnus.errors import Conflict, Forbidden, InvalidInput, NotFound
 from fitnus.notifications.service import notify
@@ -316,7 +317,7 @@ async def _leave_future_meetups(club_id: int, user_id: int, *, now: datetime) ->
         return
     meetups = await Meetup.select_for_update().filter(
         id__in=[place.meetup_id for place in places]).order_by("id")  # type: ignore[attr-defined]
-    await lock_wallets([user_id])
+    await lock_wallets([user_id], now=now)
     for meetup in meetups:
         left = await MeetupAttendee.filter(meetup_id=meetup.id, user_id=user_id,
                                            active=True).update(active=None, left_at=now)
@@ -328,7 +329,7 @@ async def _leave_future_meetups(club_id: int, user_id: int, *, now: datetime) ->
         if place.fee_coupons:
             await post_entry(user_id=user_id, kind=LedgerKind.BOOKING_REFUND,
                              amount=place.fee_coupons, reference=f"meetup-left:{place.id}",
-                             now=now)
+                             now=now, paid_for=place_paid_for(place.command_id))
 
 
 async def hand_over(*, principal: Principal, club_id: int, user_id: int,

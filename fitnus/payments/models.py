@@ -37,6 +37,8 @@ class CouponOrder(Model):
     tid = fields.CharField(max_length=64, null=True, unique=True)
     aid = fields.CharField(max_length=64, null=True)
     approved_krw = fields.IntField(null=True)
+    # The terms when the order was made: the coupons last this long from approval.
+    coupon_validity_days = fields.IntField(default=365)
     refunded_krw = fields.IntField(default=0)
     # The SHA-256 of the secret in this order's callback URLs: only the
     # browser Kakao redirects has it.

@@ -75,13 +75,18 @@ class Started:
     redirect_url: str
 
 
+def purchase_reference(order: CouponOrder) -> str:
+    """The ledger entry, and the lot, of an order's coupons."""
+    return f"purchase:{order.id}"
+
+
 def _key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
 async def start_purchase(pay: KakaoPay | None, *, principal: Principal,
                          bundle_id: str | None, coupons: int | None, base_url: str,
-                         clock: Clock) -> Started:
+                         coupon_validity: timedelta, clock: Clock) -> Started:
     if pay is None:
         raise PaymentsNotConfigured("payments are not configured on this server")
     purchase = purchase_of(bundle_id=bundle_id, coupons=coupons)
@@ -89,7 +94,8 @@ async def start_purchase(pay: KakaoPay | None, *, principal: Principal,
     order = await CouponOrder.create(
         user_id=principal.user_id, bundle_id=purchase.bundle_id, coupons=purchase.coupons,
         amount_krw=purchase.amount_krw, gateway=pay.generation,
-        callback_key_hash=_key_hash(key), created_at=clock.now())
+        coupon_validity_days=coupon_validity.days, callback_key_hash=_key_hash(key),
+        created_at=clock.now())
 
     def url(step: str) -> str:
         return f"{base_url}/api/v1/payments/{order.id}/{step}?key={key}"
@@ -224,7 +230,8 @@ async def _credit(pay: KakaoPay, order: CouponOrder, answer: dict[str, Any], *,
         if approved_now:
             await post_entry(user_id=order.user_id,  # type: ignore[attr-defined]
                              kind=LedgerKind.PURCHASE, amount=order.coupons,
-                             reference=f"purchase:{order.id}", now=now)
+                             reference=purchase_reference(order), now=now,
+                             expires_at=now + timedelta(days=order.coupon_validity_days))
     if not approved_now and (await CouponOrder.get(id=order.id)).status in UNPAID:
         # Kakao took the money for an order that ended without coupons
         # meanwhile: it goes back.

@@ -63,6 +63,11 @@ OFFER_ENDED = "waitlist.offer_expired"
 CLAIMED = "waitlist.claimed"
 
 
+def held_for(entry: WaitlistEntry) -> str:
+    """What an offer's hold is drawn for, until it is claimed or released."""
+    return f"waitlist:{entry.id}"
+
+
 class WaitedFor(Protocol):
     """A timeslot or a meetup, as its batch holds it locked."""
 
@@ -109,6 +114,10 @@ class WaitedFor(Protocol):
         into a seat, or a free one taken); its id."""
 
     def seat_result(self, seat_id: int) -> dict[str, Any]: ...
+
+    def paid_for(self, command_id: str) -> str:
+        """What the coupons of a seat taken by ``command_id`` are drawn for."""
+        ...
 
 
 class Offering(Protocol):
@@ -186,7 +195,8 @@ class Waitlist:
             # they could not claim would only keep the seat from the next.
             return await self._end(entry, WaitlistStatus.EXPIRED, now=now,
                                    reason=rules.SCHEDULE_CONFLICT)
-        if price and not await hold_coupons(user_id=user_id, amount=price, now=now):
+        if price and not await hold_coupons(user_id=user_id, amount=price,
+                                            held_for=held_for(entry), now=now):
             return await self._end(entry, WaitlistStatus.EXPIRED, now=now,
                                    reason=rules.INSUFFICIENT_COUPONS)
         offered = await WaitlistEntry.filter(id=entry.id, status=WaitlistStatus.WAITING).update(
@@ -210,15 +220,16 @@ class Waitlist:
                              ends_at=self.place.ends_at):
             return await self._end(entry, WaitlistStatus.EXPIRED, now=now,
                                    reason=rules.SCHEDULE_CONFLICT)
+        command_id = str(uuid.uuid4())
         if self.place.price:
             try:
                 await post_entry(user_id=user_id, kind=LedgerKind.BOOKING_DEBIT,
                                  amount=-self.place.price, reference=f"waitlist:{entry.id}",
-                                 now=now, center_id=self.place.center_id)
+                                 now=now, center_id=self.place.center_id,
+                                 paid_for=self.place.paid_for(command_id))
             except InsufficientCoupons:
                 return await self._end(entry, WaitlistStatus.EXPIRED, now=now,
                                        reason=rules.INSUFFICIENT_COUPONS)
-        command_id = str(uuid.uuid4())
         seat_id = await self.place.seat(user_id, command_id=command_id, now=now,
                                         from_offer=False)
         await self._end(entry, WaitlistStatus.CLAIMED, now=now, seat_id=seat_id)
@@ -243,7 +254,7 @@ class Waitlist:
             return self._told_of_end(entry, status, reason, now=now)
         if entry.held_coupons:
             await release_hold(user_id=entry.user_id,  # type: ignore[attr-defined]
-                               amount=entry.held_coupons, now=now)
+                               amount=entry.held_coupons, held_for=held_for(entry), now=now)
         await self.place.change_offered(-1)
         return self._told_of_end(entry, status, reason, now=now)
 
@@ -300,6 +311,7 @@ class Waitlist:
         if entry.held_coupons:
             await capture_hold(user_id=user_id, amount=entry.held_coupons,
                                kind=LedgerKind.BOOKING_DEBIT, reference=f"waitlist:{entry.id}",
+                               held_for=held_for(entry), paid_for=self.place.paid_for(command_id),
                                now=now, center_id=self.place.center_id)
         seat_id = await self.place.seat(user_id, command_id=command_id, now=now,
                                         from_offer=True)

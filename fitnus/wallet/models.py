@@ -16,6 +16,8 @@ class LedgerKind(StrEnum):
     BID_HOLD = "bid_hold"
     BID_RELEASE = "bid_release"
     AUCTION_CAPTURE = "auction_capture"
+    EXPIRY = "expiry"
+    PURCHASE_REFUND = "purchase_refund"
 
 
 class Wallet(Model):
@@ -55,3 +57,51 @@ class LedgerEntry(Model):
     class Meta:
         table = "ledger_entry"
         indexes = (("user_id", "id"), ("center_id", "created_at"))
+
+
+class CouponLot(Model):
+    """Coupons acquired together (a purchase, a grant), which expire together.
+
+    ``remaining`` counts those neither spent, held nor expired. Every change
+    to a person's lots happens under their wallet's row lock, taken first,
+    and keeps wallet.balance - wallet.held = the remaining of their lots not
+    yet expired (fitnus.wallet.lots)."""
+
+    id = fields.BigIntField(primary_key=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "fitnus.User", related_name="coupon_lots", on_delete=fields.RESTRICT
+    )
+    coupons = fields.BigIntField()
+    remaining = fields.BigIntField()
+    expired = fields.BigIntField(default=0)
+    # The ledger entry that credited it.
+    reference = fields.CharField(max_length=128, unique=True)
+    acquired_at = fields.DatetimeField()
+    expires_at = fields.DatetimeField()
+    expiry_notified_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "coupon_lot"
+        # Spending reads a person's lots by expiry; the jobs read all by expiry.
+        indexes = (("user_id", "expires_at"), ("expires_at",))
+
+
+class CouponDraw(Model):
+    """Coupons one lot gave to one thing, named by ``paid_for``.
+
+    A seat is ``reservation:<command id>``, a meetup place
+    ``meetup:<command id>``, a waitlist offer's hold ``waitlist:<entry id>``.
+    A refund of that thing puts the coupons back in that lot."""
+
+    id = fields.BigIntField(primary_key=True)
+    lot: fields.ForeignKeyRelation[CouponLot] = fields.ForeignKeyField(
+        "fitnus.CouponLot", related_name="draws", on_delete=fields.RESTRICT
+    )
+    paid_for = fields.CharField(max_length=128)
+    coupons = fields.BigIntField()
+    returned = fields.BigIntField(default=0)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "coupon_draw"
+        indexes = (("paid_for",),)

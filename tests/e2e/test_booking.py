@@ -54,7 +54,8 @@ async def open_session(client: Client, sign_up: Any, *, capacity: int, days: flo
 async def fund(user_id: int, amount: int) -> None:
     async with in_transaction():
         await post_entry(user_id=user_id, kind=LedgerKind.GRANT, amount=amount,
-                         reference=f"test-grant:{uuid.uuid4().hex}", now=system_clock.now())
+                         reference=f"test-grant:{uuid.uuid4().hex}", now=system_clock.now(),
+                         expires_at=system_clock.now() + timedelta(days=365))
 
 
 async def reserve(client: Client, account: Any, timeslot_id: int, **headers: str) -> Any:
@@ -74,7 +75,8 @@ async def test_a_seat_is_confirmed_and_paid_with_prefer_wait(
     reservation = await response.json()
     assert (reservation["status"], reservation["price_coupons"]) == ("confirmed", PRICE)
     wallet = await (await client.get("/api/v1/me/wallet", headers=user.headers)).json()
-    assert wallet == {"balance": 15, "held": 0, "available": 15}
+    assert (wallet["balance"], wallet["held"], wallet["available"]) == (15, 0, 15)
+    assert [lot["coupons_left"] for lot in wallet["lots"]] == [15]
     timeslot = await (await client.get(f"/api/v1/timeslots/{session.timeslot_id}")).json()
     assert (timeslot["reserved"], timeslot["remaining"]) == (1, 4)
     again = await reserve(client, user, session.timeslot_id, Prefer="wait=8")
@@ -174,7 +176,8 @@ async def users_with_tokens(settings: Settings, count: int, coupons: int) -> lis
             await open_wallet(user_id=user.id, now=now)
             if coupons:
                 await post_entry(user_id=user.id, kind=LedgerKind.GRANT, amount=coupons,
-                                 reference=f"storm:{user.id}", now=now)
+                                 reference=f"storm:{user.id}", now=now,
+                                 expires_at=now + timedelta(days=365))
     return [(user.id, {"Authorization": "Bearer "
                        + tokens.issue(user_id=user.id, role=Role.USER, now=now)})
             for user in created]

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient
 
 from fitnus.booking import batches
 from fitnus.booking.guards import change_seat_count, free_seat
-from fitnus.booking.models import Reservation, ReservationStatus
+from fitnus.booking.models import Reservation, ReservationStatus, seat_paid_for
 from fitnus.booking.outcomes import Decisions
 from fitnus.booking.seating import seats
 from fitnus.centers.models import Timeslot
@@ -255,7 +255,8 @@ async def test_control_a_move_decided_as_give_back_then_book_loses_seats(
                 await change_seat_count(locked[old.timeslot_id], -1)  # type: ignore[attr-defined]
                 await post_entry(user_id=item.payload["user_id"], amount=old.price_coupons,
                                  kind=LedgerKind.BOOKING_REFUND, now=now,
-                                 reference=f"cancellation:{old.id}")
+                                 reference=f"cancellation:{old.id}",
+                                 paid_for=seat_paid_for(old.command_id))
             decided.add(await seats(timeslot, [item], now=now))
         return decided
 

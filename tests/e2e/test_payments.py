@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -131,6 +131,12 @@ async def test_a_purchase_credits_the_coupons_kakao_approved(
                                            headers=person.headers)).json()
     assert payment["status"] == "approved"
     assert payment["approved_at"].endswith("+09:00")
+    # A lot that lasts a year from approval (the seed's expired a minute after).
+    wallet = await (await shop.client.get("/api/v1/me/wallet", headers=person.headers)).json()
+    (lot,) = wallet["lots"]
+    lasts = (datetime.fromisoformat(lot["expires_at"])
+             - datetime.fromisoformat(payment["approved_at"]))
+    assert (lot["coupons_left"], lasts) == (coupons, timedelta(days=365))
     listed = await (await shop.client.get("/api/v1/me/payments", headers=person.headers)).json()
     assert [item["id"] for item in listed["items"]] == [started["id"]]
 

@@ -107,7 +107,7 @@ async def test_a_freed_seat_is_offered_to_the_first_in_line_held_and_claimed(
     assert (offered["status"], offered["held_coupons"]) == ("offered", PRICE)
     assert offered["offer_expires_at"].endswith("+09:00")
     wallet = await (await client.get("/api/v1/me/wallet", headers=first.headers)).json()
-    assert wallet == {"balance": PRICE, "held": PRICE, "available": 0}
+    assert wallet == {"balance": PRICE, "held": PRICE, "available": 0, "lots": []}
     # The freed seat is the line's, not the next booking's.
     await refused(await reserve(client, latecomer, session.timeslot_id, Prefer="wait=8"),
                   "sold_out")
@@ -122,7 +122,7 @@ async def test_a_freed_seat_is_offered_to_the_first_in_line_held_and_claimed(
     reservation = await Reservation.get(id=seat["reservation_id"])
     assert (reservation.user_id, reservation.active) == (first.id, True)  # type: ignore[attr-defined]
     assert await (await client.get("/api/v1/me/wallet", headers=first.headers)).json() == {
-        "balance": 0, "held": 0, "available": 0}
+        "balance": 0, "held": 0, "available": 0, "lots": []}
     timeslot = await Timeslot.get(id=session.timeslot_id)
     assert (timeslot.reserved, timeslot.offered) == (1, 0)
     assert (await my_entry(client, first, entry["id"]))["reservation_id"] == reservation.id
@@ -191,7 +191,7 @@ async def test_auto_claim_takes_the_seat_while_a_cancellation_would_be_refunded(
     seat = await Reservation.get(user_id=eager.id, timeslot_id=session.timeslot_id)
     assert (await my_entry(client, eager, entry["id"]))["reservation_id"] == seat.id
     assert await (await client.get("/api/v1/me/wallet", headers=eager.headers)).json() == {
-        "balance": 0, "held": 0, "available": 0}
+        "balance": 0, "held": 0, "available": 0, "lots": []}
     assert await Notification.exists(user_id=eager.id, type="reservation.confirmed")
 
 

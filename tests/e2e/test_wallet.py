@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from fitnus.wallet.service import InsufficientCoupons, debit_locked, post_entry
 from tests.e2e.test_centers import admin_headers
 
 Client = TestClient[Any, Any]
+YEAR = timedelta(days=365)
 
 
 async def grant(client: Client, admin: dict[str, str], user_id: int, amount: int,
@@ -36,7 +38,7 @@ async def ledger_sum(user_id: int) -> int:
 async def test_a_new_wallet_is_empty(client: Client, sign_up: Any) -> None:
     user = await sign_up()
     response = await client.get("/api/v1/me/wallet", headers=user.headers)
-    assert await response.json() == {"balance": 0, "held": 0, "available": 0}
+    assert await response.json() == {"balance": 0, "held": 0, "available": 0, "lots": []}
 
 
 @pytest.mark.portable
@@ -46,7 +48,13 @@ async def test_an_admin_grant_shows_in_wallet_and_ledger(
     user, admin = await sign_up(), await admin_headers(client, settings)
     first = await grant(client, admin, user.id, 220)
     assert first.status == 201
-    assert await first.json() == {"balance": 220, "held": 0, "available": 220}
+    wallet = await first.json()
+    assert (wallet["balance"], wallet["held"], wallet["available"]) == (220, 0, 220)
+    (lot,) = wallet["lots"]
+    expires_at = datetime.fromisoformat(lot["expires_at"])
+    assert lot["coupons_left"] == 220
+    assert expires_at.utcoffset() == timedelta(hours=9)
+    assert abs(expires_at - (system_clock.now() + YEAR)) < timedelta(minutes=1)
     await grant(client, admin, user.id, 30)
     ledger = await (await client.get("/api/v1/me/wallet/ledger", headers=user.headers)).json()
     assert [(e["kind"], e["amount"], e["balance_after"]) for e in ledger["items"]] == [
@@ -96,7 +104,7 @@ async def test_one_idempotency_key_for_two_people_is_two_grants(
     to_first = await grant(client, admin, first.id, 100, key)
     to_second = await grant(client, admin, second.id, 30, key)
     assert (to_first.status, to_second.status) == (201, 201)
-    assert await to_second.json() == {"balance": 30, "held": 0, "available": 30}
+    assert (await to_second.json())["balance"] == 30
     repeated = await grant(client, admin, first.id, 100, key)
     assert (repeated.status, await repeated.json()) == (201, await to_first.json())
     for user, balance in ((first, 100), (second, 30)):
@@ -109,7 +117,7 @@ async def test_concurrent_debits_never_overdraw(sign_up: Any) -> None:
     now = system_clock.now()
     async with in_transaction():
         await post_entry(user_id=user.id, kind=LedgerKind.GRANT, amount=50,
-                         reference=f"seed:{user.id}", now=now)
+                         reference=f"seed:{user.id}", now=now, expires_at=now + YEAR)
 
     async def debit(number: int) -> bool:
         try:
@@ -133,9 +141,9 @@ async def test_a_batch_debit_charges_everyone_or_nobody(sign_up: Any) -> None:
     now = system_clock.now()
     async with in_transaction():
         await post_entry(user_id=rich.id, kind=LedgerKind.GRANT, amount=30,
-                         reference=f"seed:{rich.id}", now=now)
+                         reference=f"seed:{rich.id}", now=now, expires_at=now + YEAR)
         await post_entry(user_id=poor.id, kind=LedgerKind.GRANT, amount=5,
-                         reference=f"seed:{poor.id}", now=now)
+                         reference=f"seed:{poor.id}", now=now, expires_at=now + YEAR)
 
     async def debit_both(amount: int) -> None:
         async with in_transaction():
