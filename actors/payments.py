@@ -4,7 +4,7 @@ import aiohttp
 import dramatiq
 
 from actors.runtime import runtime
-from fitnus.payments import service
+from fitnus.payments import refunds, service
 from fitnus.payments.kakaopay import KakaoPay
 
 
@@ -15,4 +15,6 @@ async def reconcile_payments() -> None:
     if config is None:
         return
     async with aiohttp.ClientSession() as session:
-        await service.reconcile_pending(KakaoPay(config, session), clock=rt.clock)
+        pay = KakaoPay(config, session)
+        await service.reconcile_pending(pay, clock=rt.clock)
+        await refunds.settle_pending(pay, clock=rt.clock)

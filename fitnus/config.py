@@ -21,6 +21,8 @@ from fitnus.errors import ConfigurationError
 from fitnus.payments.kakaopay import GENERATIONS, KAPI, OPEN_API, KakaoPayConfig
 from fitnus.waitlist.rules import ClaimWindows
 
+# Kakao Pay's test merchant: payments through it take no money.
+TEST_CID = "TC0ONETIME"
 JWT_SECRET_FILE = "jwt-secret"  # noqa: S105 - a file name
 JWT_SECRET_BYTES = 48
 
@@ -89,7 +91,7 @@ class Settings:
     kakaopay_base_url: str | None = None
     kakaopay_secret_key: str | None = field(default=None, repr=False)
     kakaopay_admin_key: str | None = field(default=None, repr=False)
-    kakaopay_cid: str = "TC0ONETIME"
+    kakaopay_cid: str = TEST_CID
     kakaopay_timeout_seconds: int = 10
     # Kakao Login: no client id (the app's REST API key), no Kakao login.
     kakao_auth_base_url: str = "https://kauth.kakao.com"
@@ -252,6 +254,12 @@ def _validate(settings: Settings) -> None:
         raise ConfigurationError(f"KAKAOPAY_API must be one of {', '.join(GENERATIONS)}")
     if settings.kakaopay_timeout_seconds < 1:
         raise ConfigurationError("KAKAOPAY_TIMEOUT_SECONDS is 1 or more")
+    if settings.is_production and settings.kakaopay and settings.kakaopay_cid == TEST_CID:
+        raise ConfigurationError(
+            f"FITNUS_ENV=production takes no money with Kakao's test cid {TEST_CID}: "
+            "set KAKAOPAY_CID to the merchant's cid")
+    if min(settings.coupon_validity_days, settings.coupon_expiry_notice_days) < 1:
+        raise ConfigurationError("COUPON_VALIDITY_DAYS and COUPON_EXPIRY_NOTICE_DAYS are 1 or more")
     if min(settings.waitlist_claim_minutes_far, settings.waitlist_claim_minutes_within_day,
            settings.waitlist_claim_minutes_within_hours) < 1:
         raise ConfigurationError("WAITLIST_CLAIM_MINUTES_* are 1 or more")

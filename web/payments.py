@@ -11,7 +11,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field, StringConstraints
 
 from fitnus.accounts.tokens import Principal
-from fitnus.payments import service
+from fitnus.payments import refunds, service
 from fitnus.payments.bundles import BUNDLES, COUPON_PRICE_KRW, CUSTOM, MAX_CUSTOM_COUPONS
 from fitnus.payments.models import CouponOrder, OrderStatus
 from web.calendar import public_url
@@ -22,6 +22,8 @@ from web.schemas import RequestBody, json
 
 api = Api()
 
+# The largest bundle: no purchase has more coupons to give back.
+MAX_REFUND_COUPONS = 1_000
 CallbackKey = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
 
@@ -49,6 +51,12 @@ class PaymentOut(BaseModel):
     amount_krw: int
     approved_at: datetime | None
     refunded_krw: int
+    refunded_coupons: int
+
+
+class RefundBody(RequestBody):
+    coupons: int = Field(ge=1, le=MAX_REFUND_COUPONS,
+                         description="unused coupons of this purchase to give back")
 
 
 class StartedOut(PaymentOut):
@@ -76,6 +84,7 @@ def payment_out(order: CouponOrder, request: web.Request) -> PaymentOut:
     return PaymentOut(
         id=order.id, status=order.status.value, bundle_id=order.bundle_id, coupons=order.coupons,
         amount_krw=order.amount_krw, refunded_krw=order.refunded_krw,
+        refunded_coupons=order.refunded_coupons,
         approved_at=None if approved_at is None else approved_at.astimezone(
             service_zone(request)))
 
@@ -157,6 +166,25 @@ async def get_payment(request: web.Request, *, path: PaymentPath,
     return json(payment_out(await service.payment_for(principal, path.payment_id), request))
 
 
+@api.route("POST", "/api/v1/payments/{payment_id}/refund", tag="payments",
+           summary="Give back unused coupons of a purchase for their money: its buyer within "
+                   "7 days, an admin at any time. Each coupon returns the order's own price per "
+                   "coupon, rounded down to the won (counted over all its refunds, so refunding "
+                   "every coupon returns the whole amount). 409 refund_window_closed, "
+                   "coupons_already_used, refund_in_progress (one refund of a payment at a "
+                   "time), payment_not_refundable; 502 payment_gateway_error when Kakao Pay "
+                   "refused or could not be reached (nothing changed, or the refund settles "
+                   "once Kakao answers)",
+           path_params=PaymentPath, body=RefundBody, auth=True, responses={200: PaymentOut},
+           errors=(400, 401, 404, 409, 502, 503))
+async def refund_payment(request: web.Request, *, path: PaymentPath, body: RefundBody,
+                         principal: Principal) -> web.Response:
+    order = await refunds.refund(request.app[KAKAO_PAY], principal=principal,
+                                 order_id=path.payment_id, coupons=body.coupons,
+                                 clock=request.app[CLOCK])
+    return json(payment_out(order, request))
+
+
 @api.route("GET", "/api/v1/me/payments", tag="payments",
            summary="Your payments, newest first (the latest 100)", auth=True,
            responses={200: PaymentList}, errors=(401,))
@@ -171,7 +199,8 @@ RESULT_PAGE = """<!doctype html>
 <p><a href="/">FitNus</a></p></body></html>
 """
 TITLES = {OrderStatus.APPROVED: "결제 완료", OrderStatus.PENDING: "결제 확인 중",
-          OrderStatus.CANCELLED: "결제 취소", OrderStatus.FAILED: "결제 실패"}
+          OrderStatus.CANCELLED: "결제 취소", OrderStatus.FAILED: "결제 실패",
+          OrderStatus.PARTIALLY_REFUNDED: "부분 환불", OrderStatus.REFUNDED: "환불 완료"}
 
 
 async def result_page(request: web.Request) -> web.Response:

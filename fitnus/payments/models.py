@@ -40,6 +40,9 @@ class CouponOrder(Model):
     # The terms when the order was made: the coupons last this long from approval.
     coupon_validity_days = fields.IntField(default=365)
     refunded_krw = fields.IntField(default=0)
+    refunded_coupons = fields.IntField(default=0)
+    # The one refund talking to Kakao about this order (fitnus.payments.refunds).
+    refunding_since = fields.DatetimeField(null=True)
     # The SHA-256 of the secret in this order's callback URLs: only the
     # browser Kakao redirects has it.
     callback_key_hash = fields.CharField(max_length=64)
@@ -54,3 +57,31 @@ class CouponOrder(Model):
     class Meta:
         table = "coupon_order"
         indexes = (("user_id", "id"),)
+
+
+class RefundStatus(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    REFUSED = "refused"
+
+
+class CouponRefund(Model):
+    """Unused coupons of one order given back for their money. Its coupons
+    are held (drawn from the order's lot) while Kakao is asked; done spends
+    the hold, refused gives it back."""
+
+    id = fields.BigIntField(primary_key=True)
+    order: fields.ForeignKeyRelation[CouponOrder] = fields.ForeignKeyField(
+        "fitnus.CouponOrder", related_name="refunds", on_delete=fields.RESTRICT
+    )
+    requested_by = fields.BigIntField()
+    coupons = fields.IntField()
+    amount_krw = fields.IntField()
+    status = fields.CharEnumField(RefundStatus, max_length=16, default=RefundStatus.PENDING)
+    created_at = fields.DatetimeField()
+    ended_at = fields.DatetimeField(null=True)
+    gateway_answer: dict[str, Any] | None = fields.JSONField(null=True)
+
+    class Meta:
+        table = "coupon_refund"
+        indexes = (("status", "created_at"),)

@@ -47,13 +47,15 @@ async def add_lot(*, user_id: int, coupons: int, reference: str, now: datetime,
                                   reference=reference, acquired_at=now, expires_at=expires_at)
 
 
-async def draw(spends: Sequence[Spend], *, now: datetime) -> None:
+async def draw(spends: Sequence[Spend], *, now: datetime, lot_id: int | None = None) -> None:
     """Take each spend from its person's lots, the one that expires first
-    first, and record the draws. The wallets' guards have passed."""
+    first (or from lot ``lot_id`` only), and record the draws. The wallets'
+    guards have passed."""
     users = {spend.user_id for spend in spends}
     lots: dict[int, list[CouponLot]] = defaultdict(list)
+    only = {} if lot_id is None else {"id": lot_id}
     for lot in await CouponLot.select_for_update().filter(
-            user_id__in=list(users), expires_at__gt=as_utc(now), remaining__gt=0,
+            user_id__in=list(users), expires_at__gt=as_utc(now), remaining__gt=0, **only,
     ).order_by("user_id", "expires_at", "id"):
         lots[lot.user_id].append(lot)  # type: ignore[attr-defined]
     changed: dict[int, CouponLot] = {}

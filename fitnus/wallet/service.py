@@ -177,18 +177,21 @@ async def debit_locked(
                      for wallet, reference in debits], now=now)
 
 
-async def hold_coupons(*, user_id: int, amount: int, held_for: str, now: datetime) -> bool:
+async def hold_coupons(*, user_id: int, amount: int, held_for: str, now: datetime,
+                       lot: CouponLot | None = None) -> bool:
     """Set ``amount`` coupons aside (``held``) for something not yet bought;
-    whether the person had them available. They leave their lots now, drawn
-    for ``held_for``. Inside the caller's transaction, which holds the
-    wallet. The balance does not move, so no ledger row."""
+    whether the person had them available. They leave their lots (or
+    ``lot``, which the caller saw holds them) now, drawn for ``held_for``.
+    Inside the caller's transaction, which holds the wallet. The balance
+    does not move, so no ledger row."""
     if amount <= 0:
         raise InvalidInput("a hold sets aside at least one coupon", code="zero_amount")
     held = await Wallet.filter(user_id=user_id, balance__gte=F("held") + amount).update(
         held=F("held") + amount, updated_at=now)
     if held != 1:
         return False
-    await lots.draw([lots.Spend(user_id, amount, held_for)], now=now)
+    await lots.draw([lots.Spend(user_id, amount, held_for)], now=now,
+                    lot_id=None if lot is None else lot.id)
     return True
 
 

@@ -5,106 +5,24 @@ Kakao's ledger and ours agree after every test."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from aiohttp import ClientSession, web
-from aiohttp.test_utils import TestClient, TestServer
-from tortoise.functions import Sum
+from aiohttp.test_utils import TestClient
 
 from fitnus.clock import ManualClock, system_clock
+from fitnus.config import Settings, load_settings
+from fitnus.errors import ConfigurationError
 from fitnus.payments.models import CouponOrder, OrderStatus
 from fitnus.payments.service import APPROVAL_ATTEMPTS, reconcile_pending
-from fitnus.wallet.models import LedgerEntry, Wallet
-from tests.fakes.kakaopay import ADMIN_KEY, SECRET_KEY, FakeKakaoPay
+from fitnus.wallet.models import Wallet
+from tests.e2e.shop import Shop, buy, come_back, open_shop, pay_on_kakao
+from tests.fakes.kakaopay import SECRET_KEY
 from web.keys import KAKAO_PAY
 
 Client = TestClient[Any, Any]
-
-
-@dataclass
-class Shop:
-    client: Client
-    kakao: FakeKakaoPay
-
-
-async def last_order_id() -> int:
-    last = await CouponOrder.all().order_by("-id").first()
-    return 0 if last is None else last.id
-
-
-async def reconciled(kakao: FakeKakaoPay, *, after: int) -> list[str]:
-    """Per order since ``after``: what Kakao took less what it gave back is
-    what our order says, and the coupons credited less those refunded are
-    its ledger's."""
-    wrong = []
-    for order in await CouponOrder.filter(id__gt=after):
-        payment = kakao.by_order(str(order.id))
-        kakao_net = 0 if payment is None else payment.approved_amount - payment.canceled_amount
-        our_net = (order.approved_krw or 0) - order.refunded_krw
-        ledger = await LedgerEntry.filter(reference__in=[f"purchase:{order.id}"]).annotate(
-            total=Sum("amount")).first().values("total")
-        credited = (ledger or {}).get("total") or 0
-        expected = order.coupons if order.status is OrderStatus.APPROVED else 0
-        if kakao_net != our_net or credited != expected:
-            wrong.append(f"order {order.id}: kakao {kakao_net} / ours {our_net}, "
-                         f"credited {credited} / {expected}")
-    return wrong
-
-
-@pytest.fixture
-async def kakao_server(aiohttp_server: Callable[..., Awaitable[TestServer]]
-                       ) -> tuple[FakeKakaoPay, str]:
-    kakao = FakeKakaoPay()
-    server = await aiohttp_server(kakao.app())
-    return kakao, str(server.make_url("")).rstrip("/")
-
-
-async def open_shop(aiohttp_client: Any, make_app: Any, kakao_server: Any,
-                    generation: str, **overrides: Any) -> Shop:
-    kakao, url = kakao_server
-    client = await aiohttp_client(make_app(**{
-        "kakaopay_api": generation, "kakaopay_base_url": url, "kakaopay_secret_key": SECRET_KEY,
-        "kakaopay_admin_key": ADMIN_KEY, "kakaopay_timeout_seconds": 1, **overrides}))
-    return Shop(client, kakao)
-
-
-@pytest.fixture(params=["open-api", "kapi"])
-async def shop(request: pytest.FixtureRequest, aiohttp_client: Any, make_app: Any,
-               kakao_server: Any) -> AsyncIterator[Shop]:
-    before = await last_order_id()
-    opened = await open_shop(aiohttp_client, make_app, kakao_server, request.param)
-    yield opened
-    assert await reconciled(opened.kakao, after=before) == []
-
-
-async def buy(shop: Shop, person: Any, **body: Any) -> dict[str, Any]:
-    response = await shop.client.post("/api/v1/payments", json=body, headers=person.headers)
-    assert response.status == 201, await response.text()
-    started: dict[str, Any] = await response.json()
-    return started
-
-
-async def pay_on_kakao(shop: Shop, started: dict[str, Any], outcome: str = "approve") -> str:
-    """The person's browser on Kakao's page; where Kakao sends it next (our URL)."""
-    async with ClientSession() as browser:
-        page = await browser.get(started["redirect_url"],
-                                 params={"outcome": outcome}, allow_redirects=False)
-        assert page.status == 302, await page.text()
-        location = page.headers["Location"]
-    parts = urlsplit(location)
-    return f"{parts.path}?{parts.query}"
-
-
-async def come_back(shop: Shop, callback: str) -> web.Response:
-    """Kakao's redirect reaching us; answers 303 to the result page."""
-    response = await shop.client.get(callback, allow_redirects=False)
-    assert response.status == 303, await response.text()
-    return response  # type: ignore[return-value]
 
 
 async def balance(person: Any) -> int:
@@ -329,3 +247,15 @@ async def test_an_order_left_pending_is_settled_by_kakaos_status(
     much_later = ManualClock(system_clock.now() + timedelta(hours=2))
     assert await reconcile_pending(pay, clock=much_later) == 1
     assert (await CouponOrder.get(id=abandoned["id"])).status is OrderStatus.FAILED
+
+
+def test_production_refuses_kakaos_test_merchant(settings: Settings) -> None:
+    """The test cid takes no money: a production purchase through it would
+    credit coupons for nothing."""
+    production = {"FITNUS_ENV": "production", "JWT_SECRET": settings.jwt_secret,
+                  "KAKAOPAY_SECRET_KEY": SECRET_KEY}
+    with pytest.raises(ConfigurationError, match="KAKAOPAY_CID"):
+        load_settings(production)
+    assert load_settings({**production, "KAKAOPAY_CID": "CFITNUS01"}).kakaopay is not None
+    assert load_settings({"JWT_SECRET": settings.jwt_secret, "KAKAOPAY_SECRET_KEY": SECRET_KEY,
+                          }).kakaopay_cid == "TC0ONETIME"

@@ -75,6 +75,9 @@ class FakeKakaoPay:
     # The next approve charges this much more than ready said (a misbehaving
     # gateway): the merchant must pay it back, not credit it.
     overcharge_next: int = 0
+    # Kakao refuses a cancel whose cancel_available_amount is not what is
+    # left; a control switches that guard off.
+    guard_cancels: bool = True
 
     def fail_next(self, step: str, kind: str, *, delay_seconds: float = 0.0) -> None:
         assert step in STEPS, step
@@ -193,7 +196,8 @@ class FakeKakaoPay:
             return _error(400, -721, "payment not approved")
         amount = int(params.get("cancel_amount") or 0)
         guard = params.get("cancel_available_amount")
-        if guard is not None and int(guard) != payment.cancel_available_amount:
+        if (self.guard_cancels and guard is not None
+                and int(guard) != payment.cancel_available_amount):
             return _error(400, -722, "cancel_available_amount mismatch")
         if not 0 < amount <= payment.cancel_available_amount:
             return _error(400, -723, "cancel amount exceeds what is available")
