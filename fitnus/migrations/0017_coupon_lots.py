@@ -11,28 +11,36 @@ VALIDITY = timedelta(days=365)
 
 
 async def lots_for_coupons_held(apps, schema_editor):
-    """One lot per wallet holding coupons, and the draws of what they pay for
-    now (future seats, meetup places, waitlist offers' holds), so a refund
-    has a lot to go back to."""
+    """One lot per person holding coupons or having spent some on what is
+    still to come (future seats and meetup places, waitlist offers' holds),
+    with the draws of those, so a refund has a lot to go back to. A person
+    who already has their lot (a re-run after a failure) is skipped."""
     db = schema_editor.client
     wallet, lot, draw = (apps.get_model("fitnus", name) for name in ("Wallet", "CouponLot", "CouponDraw"))
     reservation, place, entry = (apps.get_model("fitnus", name) for name in (
         "Reservation", "MeetupAttendee", "WaitlistEntry"))
     now = datetime.now(UTC)
-    for held in await wallet.filter(balance__gt=0).using_db(db):
-        spent = [(f"reservation:{seat.command_id}", seat.price_coupons) for seat in await reservation.filter(
-            user_id=held.user_id, active=True, starts_at__gt=now, price_coupons__gt=0).using_db(db)]
-        spent += [(f"meetup:{seat.command_id}", seat.fee_coupons) for seat in await place.filter(
-            user_id=held.user_id, active=True, starts_at__gt=now, fee_coupons__gt=0).using_db(db)]
-        spent += [(f"waitlist:{offer.id}", offer.held_coupons) for offer in await entry.filter(
-            user_id=held.user_id, status="offered", held_coupons__gt=0).using_db(db)]
+    seats = reservation.filter(active=True, starts_at__gt=now, price_coupons__gt=0).using_db(db)
+    places = place.filter(active=True, starts_at__gt=now, fee_coupons__gt=0).using_db(db)
+    offers = entry.filter(status="offered", held_coupons__gt=0).using_db(db)
+    people = set(await wallet.filter(balance__gt=0).using_db(db).values_list("user_id", flat=True))
+    for query in (seats, places, offers):
+        people |= set(await query.values_list("user_id", flat=True))
+    for held in await wallet.filter(user_id__in=sorted(people)).using_db(db):
+        reference = f"migration:{held.user_id}"
+        if await lot.filter(reference=reference).using_db(db).exists():
+            continue
+        spent = [(f"reservation:{seat.command_id}", seat.price_coupons)
+                 for seat in await seats.filter(user_id=held.user_id)]
+        spent += [(f"meetup:{seat.command_id}", seat.fee_coupons)
+                  for seat in await places.filter(user_id=held.user_id)]
+        holds = [(f"waitlist:{offer.id}", offer.held_coupons)
+                 for offer in await offers.filter(user_id=held.user_id)]
         created = await lot.create(
-            user_id=held.user_id,
-            coupons=held.balance + sum(coupons for paid_for, coupons in spent
-                                       if not paid_for.startswith("waitlist:")),
-            remaining=held.balance - held.held, expired=0, reference=f"migration:{held.user_id}",
+            user_id=held.user_id, coupons=held.balance + sum(coupons for _, coupons in spent),
+            remaining=held.balance - held.held, expired=0, reference=reference,
             acquired_at=now, expires_at=now + VALIDITY, using_db=db)
-        for paid_for, coupons in spent:
+        for paid_for, coupons in spent + holds:
             await draw.create(lot_id=created.id, paid_for=paid_for, coupons=coupons, returned=0,
                               created_at=now, using_db=db)
 
@@ -75,7 +83,7 @@ class Migration(migrations.Migration):
         ops.AddField(
             model_name='CouponOrder',
             name='coupon_validity_days',
-            field=fields.IntField(default=365),
+            field=fields.IntField(default=365, db_default=365),
         ),
         ops.AlterField(
             model_name='LedgerEntry',

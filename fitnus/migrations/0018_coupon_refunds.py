@@ -32,7 +32,7 @@ class Migration(migrations.Migration):
         ops.AddField(
             model_name='CouponOrder',
             name='refunded_coupons',
-            field=fields.IntField(default=0),
+            field=fields.IntField(default=0, db_default=0),
         ),
         ops.AddField(
             model_name='CouponOrder',

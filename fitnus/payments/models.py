@@ -38,9 +38,9 @@ class CouponOrder(Model):
     aid = fields.CharField(max_length=64, null=True)
     approved_krw = fields.IntField(null=True)
     # The terms when the order was made: the coupons last this long from approval.
-    coupon_validity_days = fields.IntField(default=365)
+    coupon_validity_days = fields.IntField(default=365, db_default=365)
     refunded_krw = fields.IntField(default=0)
-    refunded_coupons = fields.IntField(default=0)
+    refunded_coupons = fields.IntField(default=0, db_default=0)
     # The one refund talking to Kakao about this order (fitnus.payments.refunds).
     refunding_since = fields.DatetimeField(null=True)
     # The SHA-256 of the secret in this order's callback URLs: only the

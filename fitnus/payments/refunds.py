@@ -10,9 +10,11 @@ Three steps, none of them a call to Kakao inside a transaction:
    refuses if what is left to cancel is not what we think.
 3. Done: the hold is spent (a ``purchase_refund`` ledger entry) and the
    order counts the refund; refused: the hold goes back and nothing changed.
-   After a timeout or a 5xx, Kakao's own record of what was cancelled
-   decides which; if Kakao cannot be asked, the refund stays pending for
-   the reconciliation job.
+   After a timeout or a 5xx, Kakao's own record of what it cancelled
+   decides: a cancel it shows is done; one it does not show may still be
+   under way there, so the refund stays pending (its coupons held) until
+   the reconciliation job asks again, a quarter of an hour later, and
+   takes Kakao's record as final.
 
 Each refund returns the order's own price per coupon, rounded down to the
 won, counted over all its refunds: the n-th refund returns
@@ -103,7 +105,11 @@ async def _hold(order: CouponOrder, coupons: int, *, principal: Principal,
         if principal.role is not Role.ADMIN and now - order.approved_at > REFUND_WINDOW:
             raise RefundWindowClosed("purchases are refunded within 7 days")
         await lock_wallets([order.user_id], now=now)  # type: ignore[attr-defined]
-        lot = await CouponLot.select_for_update().get(reference=purchase_reference(order))
+        lot = await CouponLot.select_for_update().get_or_none(
+            reference=purchase_reference(order))
+        if lot is None:
+            # Bought before coupons came in lots: they were merged with the rest.
+            raise CouponsAlreadyUsed("this purchase's coupons cannot be told from the others")
         if lot.remaining < coupons:
             raise CouponsAlreadyUsed(f"{lot.remaining} coupons of this purchase are unused")
         pending = await CouponRefund.create(
@@ -135,13 +141,15 @@ async def _ask_kakao(pay: KakaoPay, pending: CouponRefund, *, clock: Clock) -> R
         return await _end(pending, RefundStatus.REFUSED, answer=refused.answer, clock=clock)
     except KakaoPayUnavailable:
         log.warning("refund %s: Kakao Pay did not answer; looking it up", pending.id)
-        return await settle(pay, pending, clock=clock)
+        return await settle(pay, pending, final=False, clock=clock)
     return await _end(pending, RefundStatus.DONE, answer=answer, clock=clock)
 
 
-async def settle(pay: KakaoPay, pending: CouponRefund, *, clock: Clock) -> RefundStatus:
+async def settle(pay: KakaoPay, pending: CouponRefund, *, final: bool,
+                 clock: Clock) -> RefundStatus:
     """A refund whose cancel's fate is unknown: Kakao's record of what it
-    has cancelled of the payment says whether this one went through."""
+    has cancelled of the payment says whether this one went through. That
+    it has not is ``final`` only once the cancel cannot still be under way."""
     order = await CouponOrder.get(id=pending.order_id)  # type: ignore[attr-defined]
     try:
         payment = await pay.order(tid=order.tid or "")
@@ -151,8 +159,10 @@ async def settle(pay: KakaoPay, pending: CouponRefund, *, clock: Clock) -> Refun
     cancelled = int((payment.get("canceled_amount") or {}).get("total") or 0)
     if cancelled == order.refunded_krw + pending.amount_krw:
         return await _end(pending, RefundStatus.DONE, answer=payment, clock=clock)
-    if cancelled == order.refunded_krw:
+    if cancelled == order.refunded_krw and final:
         return await _end(pending, RefundStatus.REFUSED, answer=payment, clock=clock)
+    if cancelled == order.refunded_krw:
+        return RefundStatus.PENDING
     log.error("refund %s left pending: Kakao has cancelled %s of order %s, we count %s",
               pending.id, cancelled, order.id, order.refunded_krw)
     return RefundStatus.PENDING
@@ -197,5 +207,6 @@ async def settle_pending(pay: KakaoPay, *, clock: Clock) -> int:
     settled = 0
     for pending in await CouponRefund.filter(
             status=RefundStatus.PENDING, created_at__lt=clock.now() - LOOK_UP_PENDING_AFTER):
-        settled += await settle(pay, pending, clock=clock) is not RefundStatus.PENDING
+        settled += await settle(pay, pending, final=True,
+                                clock=clock) is not RefundStatus.PENDING
     return settled

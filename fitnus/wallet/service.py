@@ -274,23 +274,22 @@ async def expire_lots(*, clock: Clock) -> int:
 
 async def notify_expiring(*, notice: timedelta, zone: ZoneInfo, clock: Clock) -> set[int]:
     """Tell people of coupons that expire within ``notice``, once per lot;
-    returns who was told."""
+    returns who was told. Lots are not locked (bookings lock several under
+    their wallets): the notification's unique key keeps a second run, or a
+    run after one that died half-way, from telling twice."""
     now = clock.now()
     told: set[int] = set()
-    while True:
-        async with in_transaction():
-            due = await CouponLot.select_for_update().filter(
-                expiry_notified_at__isnull=True, remaining__gt=0,
-                expires_at__gt=as_utc(now), expires_at__lte=as_utc(now + notice),
-            ).order_by("expires_at", "id").limit(EXPIRY_PAGE)
-            if not due:
-                return told
-            await Notification.bulk_create([
-                Notification(user_id=lot.user_id, type=EXPIRING,  # type: ignore[attr-defined]
-                             dedupe_key=f"{EXPIRING}:{lot.id}", created_at=now, payload={
-                                 "lot_id": lot.id, "coupons": lot.remaining,
-                                 "expires_at": lot.expires_at.astimezone(zone).isoformat()})
-                for lot in due])
-            await CouponLot.filter(id__in=[lot.id for lot in due]).update(
-                expiry_notified_at=now)
+    while due := await CouponLot.filter(
+            expiry_notified_at__isnull=True, remaining__gt=0,
+            expires_at__gt=as_utc(now), expires_at__lte=as_utc(now + notice),
+    ).order_by("expires_at", "id").limit(EXPIRY_PAGE):
+        await Notification.bulk_create([
+            Notification(user_id=lot.user_id, type=EXPIRING,  # type: ignore[attr-defined]
+                         dedupe_key=f"{EXPIRING}:{lot.id}", created_at=now, payload={
+                             "lot_id": lot.id, "coupons": lot.remaining,
+                             "expires_at": lot.expires_at.astimezone(zone).isoformat()})
+            for lot in due], ignore_conflicts=True)
+        for lot in due:  # one row a statement: never two lots' locks at once
+            await CouponLot.filter(id=lot.id).update(expiry_notified_at=now)
         told |= {lot.user_id for lot in due}  # type: ignore[attr-defined]
+    return told
