@@ -5,6 +5,7 @@ from __future__ import annotations
 import dramatiq
 
 from actors.accounts import welcome_new_user
+from actors.auctions import auction_drain_later
 from actors.booking import drain_later
 from actors.clubs import meetup_drain_later
 from actors.search import index_center
@@ -28,4 +29,5 @@ async def dispatch(command: Command) -> None:
 
 
 MESSAGES = Messages(dispatch=dispatch, index_center=index_center_later, schedule_drain=drain_later,
-                    schedule_meetup_drain=meetup_drain_later)
+                    schedule_meetup_drain=meetup_drain_later,
+                    schedule_auction_drain=auction_drain_later)

@@ -30,6 +30,7 @@ MODEL_MODULES = [
     "fitnus.clubs.models",
     "fitnus.waitlist.models",
     "fitnus.payments.models",
+    "fitnus.auctions.models",
 ]
 MIGRATIONS_MODULE = "fitnus.migrations"
 

@@ -19,3 +19,4 @@ class Messages:
     index_center: IndexCenter
     schedule_drain: ScheduleDrain
     schedule_meetup_drain: ScheduleDrain
+    schedule_auction_drain: ScheduleDrain

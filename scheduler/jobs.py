@@ -18,6 +18,7 @@ class Job:
 
 
 def jobs() -> list[Job]:
+    from actors.auctions import close_due_auctions, sweep_auction_queues
     from actors.booking import (
         mark_no_shows,
         send_reminders,
@@ -49,6 +50,17 @@ def jobs() -> list[Job]:
             name="sweep-meetup-queues",
             trigger=IntervalTrigger(seconds=2),
             enqueue=sweep_meetup_queues.send,
+        ),
+        Job(
+            name="close-auctions",
+            # Auctions closed by the clock are settled within seconds.
+            trigger=IntervalTrigger(seconds=2),
+            enqueue=close_due_auctions.send,
+        ),
+        Job(
+            name="sweep-auction-queues",
+            trigger=IntervalTrigger(seconds=2),
+            enqueue=sweep_auction_queues.send,
         ),
         Job(
             name="mark-no-shows",

@@ -16,6 +16,7 @@ from fitnus.accounts.passwords import Passwords
 from fitnus.accounts.service import Accounts
 from fitnus.accounts.throttle import LoginThrottle
 from fitnus.accounts.tokens import AccessTokens
+from fitnus.auctions.service import auction_commands
 from fitnus.booking.service import BookingDesk, bookable_start
 from fitnus.booking.sold_out import SoldOutMemory
 from fitnus.booking.starts import TimeslotStarts
@@ -39,6 +40,7 @@ from fitnus.waitlist.service import WaitlistDesk
 from web import (
     accounts,
     attendance,
+    auctions,
     booking,
     calendar,
     centers,
@@ -58,6 +60,7 @@ from web.errors import problem_middleware
 from web.keys import (
     ACCESS_TOKENS,
     ACCOUNTS,
+    AUCTION_COMMANDS,
     BOOKING_DESK,
     CENTER_INDEX,
     CLOCK,
@@ -89,8 +92,8 @@ from web.routing import Api
 
 APIS: tuple[Api, ...] = (
     accounts.api, kakao.api, centers.api, policies.api, booking.api, attendance.api, calendar.api,
-    clubs.api, meetups.api, waitlist.api, payments.api, commands.api, wallet.api, events.api,
-    operations.api,
+    clubs.api, meetups.api, waitlist.api, payments.api, auctions.api, commands.api, wallet.api,
+    events.api, operations.api,
 )
 API_TITLE = "FitNus"
 API_VERSION = "1.0.0"
@@ -192,6 +195,10 @@ def _redis(redis_url: str) -> Any:
         app[MEETUP_COMMANDS] = meetup_commands(
             redis=redis, keys=app[KEYS], pending=app[PENDING], clock=app[CLOCK],
             schedule_drain=app[MESSAGES].schedule_meetup_drain,
+        )
+        app[AUCTION_COMMANDS] = auction_commands(
+            redis=redis, keys=app[KEYS], pending=app[PENDING], clock=app[CLOCK],
+            schedule_drain=app[MESSAGES].schedule_auction_drain,
         )
         app[WAITLIST_DESK] = WaitlistDesk(timeslots=app[BOOKING_DESK].commands,
                                           meetups=app[MEETUP_COMMANDS])

@@ -48,6 +48,7 @@ TIMESLOT_STARTS = web.AppKey("timeslot_starts", TimeslotStarts)
 SOLD_OUT = web.AppKey("sold_out", SoldOutMemory)
 BOOKING_DESK = web.AppKey("booking_desk", BookingDesk)
 MEETUP_COMMANDS = web.AppKey("meetup_commands", CommandQueue)
+AUCTION_COMMANDS = web.AppKey("auction_commands", CommandQueue)
 MEETUPS_FULL = web.AppKey("meetups_full", SoldOutMemory)
 WAITLIST_DESK = web.AppKey("waitlist_desk", WaitlistDesk)
 # None when no Kakao client id is configured: Kakao login answers 503.

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import dramatiq
+
+from actors.booking import publish_decisions
+from actors.runtime import runtime
+from fitnus.auctions.service import auction_queue, drain_auction, request_due_closes
+from fitnus.keyed_queue import sweep
+
+
+@dramatiq.actor(queue_name="booking", max_retries=50, min_backoff=100, max_backoff=5_000)
+async def drain_auction_queue(*, auction_id: int) -> None:
+    rt = runtime()
+    await drain_auction(auction_id, redis=rt.redis, keys=rt.keys, clock=rt.clock,
+                        published=publish_decisions)
+
+
+async def auction_drain_later(auction_id: int) -> None:
+    drain_auction_queue.send(auction_id=auction_id)
+
+
+@dramatiq.actor(queue_name="maintenance", max_retries=0)
+async def close_due_auctions() -> None:
+    rt = runtime()
+    await request_due_closes(auction_queue(rt.redis, rt.keys), schedule_drain=auction_drain_later,
+                             clock=rt.clock)
+
+
+@dramatiq.actor(queue_name="maintenance", max_retries=0)
+async def sweep_auction_queues() -> None:
+    rt = runtime()
+
+    async def drain_later(key: str) -> None:
+        await auction_drain_later(int(key))
+
+    await sweep(auction_queue(rt.redis, rt.keys), schedule_drain=drain_later)

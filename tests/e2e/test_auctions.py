@@ -1,0 +1,291 @@
+"""Auctions through HTTP and real workers: bids decided in the auction's keyed
+queue with the escrow in the wallets, the soft close, the close and a
+cancellation; a storm of bids equal to a sequential replay of the rule."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import dramatiq
+import pytest
+from aiohttp.test_utils import TestClient
+from tortoise.expressions import F
+from tortoise.functions import Sum
+
+from fitnus.auctions import rules, service
+from fitnus.auctions.models import Auction
+from fitnus.clock import ManualClock
+from fitnus.notifications.models import Notification
+from fitnus.wallet.models import LedgerEntry, LedgerKind, Wallet
+from tests.conftest import eventually
+from tests.e2e.test_booking import fund
+from tests.e2e.test_booking_races import decided, ledgers_agree
+from tests.e2e.test_centers import admin_headers
+from web.keys import AUCTION_COMMANDS
+
+Client = TestClient[Any, Any]
+BIDDERS = 40
+BIDS = 400
+
+
+def moment(**delta: float) -> str:
+    return (datetime.now(UTC) + timedelta(**delta)).isoformat()
+
+
+async def new_auction(client: Client, owner: Any, **fields: Any) -> dict[str, Any]:
+    body = {"title": "PT 한 달권", "description": "트레이너 1:1", "starts_at": moment(seconds=-1),
+            "ends_at": moment(hours=1), "starting_price": 10, **fields}
+    response = await client.post("/api/v1/auctions", json=body, headers=owner.headers)
+    assert response.status == 201, await response.text()
+    auction: dict[str, Any] = await response.json()
+    return auction
+
+
+async def bid(client: Client, person: Any, auction_id: int, wait: bool = True,
+              **body: Any) -> Any:
+    return await client.post(f"/api/v1/auctions/{auction_id}/bids", json=body,
+                             headers={**person.headers, **({"Prefer": "wait=8"} if wait else {})})
+
+
+async def placed(client: Client, person: Any, auction_id: int, **body: Any) -> dict[str, Any]:
+    response = await bid(client, person, auction_id, **body)
+    assert response.status == 201, await response.text()
+    answer: dict[str, Any] = await response.json()
+    return answer
+
+
+async def refused(response: Any, code: str) -> None:
+    assert response.status == 409, await response.text()
+    assert (await response.json())["code"] == code
+
+
+async def bidder(sign_up: Any, coupons: int) -> Any:
+    person = await sign_up()
+    await fund(person.id, coupons)
+    return person
+
+
+async def held(person: Any) -> tuple[int, int]:
+    wallet = await Wallet.get(user_id=person.id)
+    return wallet.balance, wallet.held
+
+
+async def test_bids_move_the_escrow_to_the_leader(
+    client: Client, sign_up: Any, worker: dramatiq.Worker,
+) -> None:
+    owner = await sign_up("owner")
+    first, second = await bidder(sign_up, 100), await bidder(sign_up, 100)
+    auction = await new_auction(client, owner)
+    assert (auction["status"], auction["min_next_bid"], auction["current_price"]) == (
+        "open", 10, None)
+    await refused(await bid(client, first, auction["id"], amount=9), "bid_too_low")
+    answer = await placed(client, first, auction["id"], amount=10)
+    assert (answer["leading"], answer["price"]) == (True, 10)
+    assert await held(first) == (100, 10)
+    await refused(await bid(client, first, auction["id"], amount=20), "already_leading")
+    await refused(await bid(client, second, auction["id"], amount=101), "insufficient_coupons")
+    await placed(client, second, auction["id"], amount=11)
+    assert (await held(first), await held(second)) == ((100, 0), (100, 11))
+    assert await Notification.exists(user_id=first.id, type=service.OUTBID)
+    shown = await (await client.get(f"/api/v1/auctions/{auction['id']}")).json()
+    assert (shown["current_price"], shown["min_next_bid"], shown["leader_alias"],
+            shown["bid_count"]) == (11, 12, "입찰자 2", 2)
+    listed = await (await client.get(f"/api/v1/auctions/{auction['id']}/bids")).json()
+    assert [(item["amount"], item["bidder_alias"]) for item in listed["items"]] == [
+        (11, "입찰자 2"), (10, "입찰자 1")]
+    # Held coupons cannot be spent elsewhere.
+    assert (await (await client.get("/api/v1/me/wallet", headers=second.headers)).json())[
+        "available"] == 89
+
+
+async def test_a_proxy_bids_the_least_that_leads_and_holds_only_that(
+    client: Client, sign_up: Any, worker: dramatiq.Worker,
+) -> None:
+    owner = await sign_up("owner")
+    patient, eager = await bidder(sign_up, 100), await bidder(sign_up, 100)
+    auction = await new_auction(client, owner)
+    assert (await placed(client, patient, auction["id"], max_amount=60))["price"] == 10
+    assert await held(patient) == (100, 10)
+    answer = await placed(client, eager, auction["id"], amount=30)
+    assert (answer["leading"], answer["price"]) == (False, 31)
+    assert (await held(patient), await held(eager)) == ((100, 31), (100, 0))
+
+
+async def test_the_close_captures_the_winners_hold_and_nothing_else(
+    client: Client, sign_up: Any, worker: dramatiq.Worker, messages: Any,
+) -> None:
+    owner = await sign_up("owner")
+    loser, winner = await bidder(sign_up, 50), await bidder(sign_up, 50)
+    auction = await new_auction(client, owner, ends_at=moment(seconds=3), soft_close_seconds=0)
+    empty = await new_auction(client, owner, ends_at=moment(seconds=3))
+    await placed(client, loser, auction["id"], amount=10)
+    await placed(client, winner, auction["id"], amount=15)
+    await asyncio.sleep(3.1)
+    await refused(await bid(client, loser, auction["id"], amount=30), "auction_not_open")
+    # The status follows the clock before the close job ran...
+    shown = await (await client.get(f"/api/v1/auctions/{auction['id']}")).json()
+    assert (shown["status"], shown["final_price"], shown["winner_alias"]) == (
+        "closed", 15, "입찰자 2")
+
+    async def settled() -> bool:
+        return not await Auction.filter(id__in=[auction["id"], empty["id"]],
+                                        closed_at__isnull=True).exists()
+
+    # ...and the read asked for the close; the job asks for every due one.
+    await service.request_due_closes(client.app[AUCTION_COMMANDS].queue,
+                                     schedule_drain=messages.schedule_auction_drain,
+                                     clock=ManualClock(datetime.now(UTC)))
+    await eventually(settled)
+    assert (await held(loser), await held(winner)) == ((50, 0), (35, 0))
+    capture = await LedgerEntry.get(user_id=winner.id, kind=LedgerKind.AUCTION_CAPTURE)
+    assert (capture.amount, capture.reference) == (-15, f"auction:{auction['id']}")
+    assert await Notification.exists(user_id=winner.id, type=service.WON)
+    no_bids = await (await client.get(f"/api/v1/auctions/{empty['id']}")).json()
+    assert (no_bids["status"], no_bids["final_price"]) == ("closed", None)
+    assert await ledgers_agree([loser.id, winner.id]) == []
+
+
+async def test_a_bid_in_the_last_window_moves_the_end(
+    client: Client, sign_up: Any, worker: dramatiq.Worker,
+) -> None:
+    owner = await sign_up("owner")
+    person = await bidder(sign_up, 50)
+    auction = await new_auction(client, owner, ends_at=moment(seconds=30),
+                                soft_close_seconds=60, max_extensions=1)
+    await placed(client, person, auction["id"], amount=10)
+    shown = await (await client.get(f"/api/v1/auctions/{auction['id']}")).json()
+    moved = datetime.fromisoformat(shown["ends_at"]) - datetime.fromisoformat(auction["ends_at"])
+    assert shown["extensions"] == 1
+    assert timedelta(seconds=25) < moved < timedelta(seconds=35)
+
+
+async def test_cancelling_before_and_after_bids(
+    client: Client, sign_up: Any, settings: Any, worker: dramatiq.Worker,
+) -> None:
+    owner, stranger = await sign_up("owner"), await sign_up("owner")
+    person = await bidder(sign_up, 50)
+    quiet = await new_auction(client, owner)
+    assert (await client.delete(f"/api/v1/auctions/{quiet['id']}",
+                                headers=stranger.headers)).status == 404
+    assert (await client.delete(f"/api/v1/auctions/{quiet['id']}",
+                                headers=owner.headers)).status == 204
+    await refused(await bid(client, person, quiet["id"], amount=10), "auction_not_open")
+    busy = await new_auction(client, owner)
+    await placed(client, person, busy["id"], amount=12)
+    await refused(await client.delete(f"/api/v1/auctions/{busy['id']}", headers=owner.headers),
+                  "auction_not_cancellable")
+    admin = await admin_headers(client, settings)
+    assert (await client.delete(f"/api/v1/auctions/{busy['id']}", headers=admin)).status == 204
+    assert await held(person) == (50, 0)
+    assert await Notification.exists(user_id=person.id, type=service.CANCELLED)
+    shown = await (await client.get(f"/api/v1/auctions/{busy['id']}")).json()
+    assert shown["status"] == "cancelled"
+
+
+async def test_what_is_not_an_auction_or_a_bid_is_refused(
+    client: Client, sign_up: Any,
+) -> None:
+    owner, person = await sign_up("owner"), await sign_up()
+    for body in ({"ends_at": moment(hours=-1)},
+                 {"starts_at": moment(hours=2), "ends_at": moment(hours=1)},
+                 {"starting_price": 0}):
+        response = await client.post("/api/v1/auctions", headers=owner.headers, json={
+            "title": "x", "starts_at": moment(seconds=1), "ends_at": moment(hours=1),
+            "starting_price": 10, **body})
+        assert response.status == 400, await response.text()
+    forbidden = await client.post("/api/v1/auctions", headers=person.headers, json={
+        "title": "x", "starts_at": moment(seconds=1), "ends_at": moment(hours=1),
+        "starting_price": 10})
+    assert forbidden.status == 403
+    auction = await new_auction(client, owner)
+    for body in ({}, {"amount": 10, "max_amount": 20}, {"amount": "10"}, {"amount": 0}):
+        response = await bid(client, person, auction["id"], **body)
+        assert response.status == 400, (body, await response.text())
+    assert (await bid(client, person, 2**62, amount=10)).status == 404
+
+
+@dataclass
+class BidStorm:
+    price: int | None
+    leader: int | None
+    replayed: rules.Standing
+    held_total: int
+    leader_held: int
+    overdrawn: list[int]
+    unbalanced: list[int]
+
+
+async def bid_storm(client: Client, sign_up: Any) -> BidStorm:
+    """``BIDS`` bids from ``BIDDERS`` people with random budgets, at once."""
+    owner = await sign_up("owner")
+    chance = random.Random(7)
+    budgets: dict[int, int] = {}
+    people = []
+    for _ in range(BIDDERS):
+        person = await bidder(sign_up, chance.randint(20, 400))
+        budgets[person.id] = (await Wallet.get(user_id=person.id)).balance
+        people.append(person)
+    auction = await new_auction(client, owner, soft_close_seconds=0)
+    requests = [(chance.choice(people), chance.choice(("amount", "max_amount")),
+                 chance.randint(10, 420)) for _ in range(BIDS)]
+    answers = await asyncio.gather(*(bid(client, person, auction["id"], wait=False,
+                                         **{field: amount})
+                                     for person, field, amount in requests))
+    accepted = [await answer.json() for answer in answers]
+    assert all(answer.status == 202 for answer in answers)
+    await decided([answer["command_id"] for answer in accepted])
+    # The same requests, one at a time in queue order, by the rule alone.
+    replayed = rules.Standing(ends_at=datetime.fromisoformat(auction["ends_at"]))
+    terms = rules.Terms(starts_at=datetime.fromisoformat(auction["starts_at"]),
+                        starting_price=10, soft_close=timedelta(0), max_extensions=None)
+    in_queue_order = sorted(zip(requests, accepted, strict=True),
+                            key=lambda pair: pair[1]["position"])
+    for (person, field, amount), _ in in_queue_order:
+        replayed = rules.decide_bid(replayed, terms, rules.BidRequest(
+            user_id=person.id, accepted_at=datetime.now(UTC), **{field: amount}),
+            budgets.__getitem__).standing
+    final = await Auction.get(id=auction["id"])
+    ids = list(budgets)
+    total = await Wallet.filter(user_id__in=ids).annotate(total=Sum("held")).first().values(
+        "total")
+    leader_id = final.leader_id  # type: ignore[attr-defined]
+    return BidStorm(
+        price=final.price, leader=leader_id, replayed=replayed,
+        held_total=(total or {}).get("total") or 0,
+        leader_held=0 if leader_id is None else (await Wallet.get(user_id=leader_id)).held,
+        overdrawn=[wallet.user_id for wallet in await Wallet.filter(user_id__in=ids)  # type: ignore[attr-defined]
+                   if wallet.balance - wallet.held < 0],
+        unbalanced=await ledgers_agree(ids))
+
+
+async def test_a_storm_of_bids_ends_as_the_rule_applied_in_order(
+    client: Client, sign_up: Any, worker: dramatiq.Worker,
+) -> None:
+    storm = await bid_storm(client, sign_up)
+    assert (storm.price, storm.leader) == (storm.replayed.price, storm.replayed.leader)
+    assert storm.price is not None
+    assert storm.held_total == storm.leader_held == storm.price
+    assert storm.overdrawn == storm.unbalanced == []
+
+
+@pytest.mark.control
+async def test_control_without_the_release_the_storm_leaves_holds_behind(
+    client: Client, sign_up: Any, worker: dramatiq.Worker, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The escrow guard: the previous leader's hold is released in the
+    transaction that takes the new leader's. Off: holds pile up."""
+    async def keep_the_hold(**_: Any) -> None:
+        return None
+
+    async def hold_anyway(*, user_id: int, amount: int, **_: Any) -> bool:
+        await Wallet.filter(user_id=user_id).update(held=F("held") + amount)
+        return True
+
+    monkeypatch.setattr(service, "release_hold", keep_the_hold)
+    monkeypatch.setattr(service, "hold_coupons", hold_anyway)
+    storm = await bid_storm(client, sign_up)
+    assert storm.held_total > storm.leader_held
