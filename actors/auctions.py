@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 import dramatiq
 
 from actors.booking import publish_decisions
@@ -12,7 +14,7 @@ from fitnus.keyed_queue import sweep
 async def drain_auction_queue(*, auction_id: int) -> None:
     rt = runtime()
     await drain_auction(auction_id, redis=rt.redis, keys=rt.keys, clock=rt.clock,
-                        published=publish_decisions)
+                        zone=ZoneInfo(rt.settings.time_zone), published=publish_decisions)
 
 
 async def auction_drain_later(auction_id: int) -> None:

@@ -42,6 +42,10 @@ class Keys:
         """Announces that a full meetup has a free place again."""
         return f"{self.prefix}meetup-reopened:{meetup_id}"
 
+    def auction_watchers(self, auction_id: str) -> str:
+        """The doorbell of an auction's public stream: "it has new events"."""
+        return f"{self.prefix}auction-events:{auction_id}"
+
     def event_ticket(self, ticket: str) -> str:
         return f"{self.prefix}event-ticket:{ticket}"
 

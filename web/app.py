@@ -16,7 +16,7 @@ from fitnus.accounts.passwords import Passwords
 from fitnus.accounts.service import Accounts
 from fitnus.accounts.throttle import LoginThrottle
 from fitnus.accounts.tokens import AccessTokens
-from fitnus.auctions.service import auction_commands
+from fitnus.auctions.service import EVENT_PAGE, auction_commands, event_owner, events_after_each
 from fitnus.booking.service import BookingDesk, bookable_start
 from fitnus.booking.sold_out import SoldOutMemory
 from fitnus.booking.starts import TimeslotStarts
@@ -30,7 +30,11 @@ from fitnus.db import open_database
 from fitnus.keys import Keys
 from fitnus.messages import Messages
 from fitnus.notifications.reads import CoalescedReads
-from fitnus.notifications.service import NOTIFICATION_PAGE, notifications_after_each
+from fitnus.notifications.service import (
+    NOTIFICATION_PAGE,
+    notification_owner,
+    notifications_after_each,
+)
 from fitnus.notifications.tickets import EventTickets
 from fitnus.payments.kakaopay import KakaoPay
 from fitnus.pubsub import ChannelListener
@@ -61,6 +65,8 @@ from web.keys import (
     ACCESS_TOKENS,
     ACCOUNTS,
     AUCTION_COMMANDS,
+    AUCTION_DOORBELLS,
+    AUCTION_EVENTS,
     BOOKING_DESK,
     CENTER_INDEX,
     CLOCK,
@@ -131,7 +137,9 @@ def create_app(
         ttl_seconds=settings.access_token_ttl_seconds,
     )
     app[TIMESLOT_STARTS] = TimeslotStarts(bookable_start)
-    app[NEW_ROWS] = CoalescedReads(notifications_after_each, page=NOTIFICATION_PAGE)
+    app[NEW_ROWS] = CoalescedReads(notifications_after_each, page=NOTIFICATION_PAGE,
+                                   owner=notification_owner)
+    app[AUCTION_EVENTS] = CoalescedReads(events_after_each, page=EVENT_PAGE, owner=event_owner)
     app[STREAMS] = set()
     app[STREAMS_CLOSING] = asyncio.Event()
     app.on_shutdown.append(_close_streams)
@@ -200,6 +208,10 @@ def _redis(redis_url: str) -> Any:
             redis=redis, keys=app[KEYS], pending=app[PENDING], clock=app[CLOCK],
             schedule_drain=app[MESSAGES].schedule_auction_drain,
         )
+        auction_doorbells = ChannelListener(redis=redis,
+                                            prefix=app[KEYS].auction_watchers(""))
+        await auction_doorbells.start()
+        app[AUCTION_DOORBELLS] = auction_doorbells
         app[WAITLIST_DESK] = WaitlistDesk(timeslots=app[BOOKING_DESK].commands,
                                           meetups=app[MEETUP_COMMANDS])
         meetup_reopenings = ChannelListener(redis=redis, prefix=app[KEYS].meetup_reopened(""))
@@ -208,6 +220,7 @@ def _redis(redis_url: str) -> Any:
                                           unwatch=meetup_reopenings.unwatch)
         yield
         await meetup_reopenings.stop()
+        await auction_doorbells.stop()
         await reopenings.stop()
         await doorbells.stop()
         await outcomes.stop()

@@ -3,6 +3,7 @@ the auction's keyed queue, like bookings."""
 
 from __future__ import annotations
 
+import json as json_text
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -11,13 +12,21 @@ from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from fitnus.accounts.tokens import Principal
 from fitnus.auctions import rules, service
-from fitnus.auctions.models import Auction
+from fitnus.auctions.models import Auction, AuctionEvent
 from fitnus.commands.models import CommandStatus
 from web.booking import ReservationHeaders
 from web.centers import Text100
 from web.clubs import Id
 from web.commands import CommandAccepted, ReservationAccepted, accepted, result_within
-from web.keys import AUCTION_COMMANDS, CLOCK, OUTCOMES, service_zone
+from web.events import last_event_id, serve_stream
+from web.keys import (
+    AUCTION_COMMANDS,
+    AUCTION_DOORBELLS,
+    AUCTION_EVENTS,
+    CLOCK,
+    OUTCOMES,
+    service_zone,
+)
 from web.routing import Api
 from web.schemas import Moment, RequestBody, json
 
@@ -68,6 +77,10 @@ class AuctionQuery(BaseModel):
 
 class AuctionPath(BaseModel):
     auction_id: Id
+
+
+class WatchQuery(BaseModel):
+    last_event_id: int | None = Field(default=None, ge=0, le=2**63 - 1)
 
 
 class BidBody(RequestBody):
@@ -163,6 +176,27 @@ async def list_bids(request: web.Request, *, path: AuctionPath) -> web.Response:
         PlacedBidOut(amount=bid.amount, bidder_alias=service.alias(bid.bidder_no),
                      leading=bid.leading, at=bid.placed_at.astimezone(zone))
         for bid in await service.bids_of(auction.id)]))
+
+
+@api.route("GET", "/api/v1/auctions/{auction_id}/stream", tag="auctions",
+           summary="The auction as text/event-stream, for anyone: auction.bid {price, "
+                   "leader_alias, ends_at}, auction.extended, auction.closed {winner_alias, "
+                   "final_price}, auction.cancelled; resumes after Last-Event-ID, or "
+                   "?last_event_id= when no header is sent",
+           path_params=AuctionPath, query=WatchQuery, responses={200: "text/event-stream"},
+           errors=(400, 404))
+async def watch_auction(request: web.Request, *, path: AuctionPath,
+                        query: WatchQuery) -> web.StreamResponse:
+    auction = await service.auction_by_id(path.auction_id)
+    cursor = last_event_id(request, query.last_event_id)
+    return await serve_stream(request, doorbells=request.app[AUCTION_DOORBELLS],
+                              owner=auction.id, reads=request.app[AUCTION_EVENTS],
+                              cursor=cursor, encode=_watched_event)
+
+
+def _watched_event(row: AuctionEvent) -> str:
+    data = json_text.dumps({"id": row.id, **row.payload}, ensure_ascii=False)
+    return f"id: {row.id}\nevent: {row.type}\ndata: {data}\n\n"
 
 
 @api.route("POST", "/api/v1/auctions/{auction_id}/bids", tag="auctions",

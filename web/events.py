@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -21,7 +22,9 @@ from pydantic import BaseModel, Field, StringConstraints
 from fitnus.accounts.tokens import Principal
 from fitnus.errors import InvalidInput
 from fitnus.notifications.models import Notification
+from fitnus.notifications.reads import CoalescedReads, Row
 from fitnus.notifications.service import mark_read, notifications_after
+from fitnus.pubsub import ChannelListener
 from web.auth import authenticate
 from web.keys import (
     CLOCK,
@@ -119,12 +122,21 @@ async def new_ticket(request: web.Request, *, principal: Principal) -> web.Respo
                    "after Last-Event-ID, or ?last_event_id= when no header is sent",
            query=StreamQuery, responses={200: "text/event-stream"}, errors=(400, 401))
 async def stream_events(request: web.Request, *, query: StreamQuery) -> web.StreamResponse:
-    cursor = _last_event_id(request, query)
+    cursor = last_event_id(request, query.last_event_id)
     if query.ticket is not None:
         user_id = await request.app[TICKETS].redeem(query.ticket)
     else:
         user_id = authenticate(request).user_id
-    doorbell = request.app[DOORBELLS].watch(str(user_id))
+    return await serve_stream(request, doorbells=request.app[DOORBELLS], owner=user_id,
+                              reads=request.app[NEW_ROWS], cursor=cursor, encode=_event)
+
+
+async def serve_stream(request: web.Request, *, doorbells: ChannelListener, owner: int,
+                       reads: CoalescedReads[Row], cursor: int,
+                       encode: Callable[[Row], str]) -> web.StreamResponse:
+    """Rows of ``owner`` after ``cursor`` as text/event-stream, then each new
+    row as its doorbell rings, until the client or the server goes."""
+    doorbell = doorbells.watch(str(owner))
     response = web.StreamResponse(headers={
         "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
         "X-Accel-Buffering": "no",
@@ -135,10 +147,10 @@ async def stream_events(request: web.Request, *, query: StreamQuery) -> web.Stre
         await response.prepare(request)
         await _send(response, f"retry: {RETRY_MS}\n\n")
         while not request.app[STREAMS_CLOSING].is_set():
-            new = await request.app[NEW_ROWS].after(user_id, cursor)
+            new = await reads.after(owner, cursor)
             for row in new.rows:
-                await _send(response, _event(row))
-                cursor = row.id
+                await _send(response, encode(row))
+                cursor = row.pk
             if new.more:
                 continue
             doorbell.clear()
@@ -150,19 +162,20 @@ async def stream_events(request: web.Request, *, query: StreamQuery) -> web.Stre
             except TimeoutError:
                 await _send(response, ": heartbeat\n\n")
     except (ConnectionResetError, TimeoutError):
-        log.info("event stream of user %s closed: client gone or too slow", user_id)
+        log.info("event stream of %s closed: client gone or too slow", owner)
     finally:
         streams.discard(doorbell)
-        request.app[DOORBELLS].unwatch(str(user_id), doorbell)
+        doorbells.unwatch(str(owner), doorbell)
     with contextlib.suppress(ConnectionResetError):
         await response.write_eof()
     return response
 
 
-def _last_event_id(request: web.Request, query: StreamQuery) -> int:
+def last_event_id(request: web.Request, in_query: int | None) -> int:
+    """Where a stream resumes: the Last-Event-ID header, else ``?last_event_id=``."""
     header = request.headers.get("Last-Event-ID")
     if header is None:
-        return query.last_event_id or 0
+        return in_query or 0
     if not header.isdigit() or len(header) > 19:
         raise InvalidInput("Last-Event-ID must be an event id we sent", code="invalid_event_id")
     return int(header)

@@ -49,6 +49,8 @@ SOLD_OUT = web.AppKey("sold_out", SoldOutMemory)
 BOOKING_DESK = web.AppKey("booking_desk", BookingDesk)
 MEETUP_COMMANDS = web.AppKey("meetup_commands", CommandQueue)
 AUCTION_COMMANDS = web.AppKey("auction_commands", CommandQueue)
+AUCTION_DOORBELLS = web.AppKey("auction_doorbells", ChannelListener)
+AUCTION_EVENTS = web.AppKey("auction_events", CoalescedReads)
 MEETUPS_FULL = web.AppKey("meetups_full", SoldOutMemory)
 WAITLIST_DESK = web.AppKey("waitlist_desk", WaitlistDesk)
 # None when no Kakao client id is configured: Kakao login answers 503.

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from tortoise import fields
 from tortoise.models import Model
 
@@ -69,3 +71,20 @@ class Bid(Model):
     class Meta:
         table = "bid"
         indexes = (("auction_id", "id"), ("auction_id", "user_id"))
+
+
+class AuctionEvent(Model):
+    """What watchers of an auction are told, in order: a bid, an extension,
+    the close. Written in the batch that decided it, read by the streams."""
+
+    id = fields.BigIntField(primary_key=True)
+    auction: fields.ForeignKeyRelation[Auction] = fields.ForeignKeyField(
+        "fitnus.Auction", related_name="events", on_delete=fields.RESTRICT
+    )
+    type = fields.CharField(max_length=32)
+    payload: dict[str, Any] = fields.JSONField()
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "auction_event"
+        indexes = (("auction_id", "id"),)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
 from tortoise.transactions import in_transaction
@@ -20,7 +21,7 @@ from tortoise.transactions import in_transaction
 from fitnus.accounts.models import Role
 from fitnus.accounts.tokens import Principal
 from fitnus.auctions import rules
-from fitnus.auctions.models import Auction, Bid
+from fitnus.auctions.models import Auction, AuctionEvent, Bid
 from fitnus.booking.guards import advance_fence
 from fitnus.booking.outcomes import (
     DecidedBatch,
@@ -39,6 +40,7 @@ from fitnus.errors import Conflict, Forbidden, InvalidInput, NotFound
 from fitnus.keyed_queue import KeyedQueue, QueuedItem, drain
 from fitnus.keys import Keys
 from fitnus.notifications.models import Notification
+from fitnus.notifications.reads import rows_after_each
 from fitnus.wallet.models import LedgerKind
 from fitnus.wallet.service import capture_hold, hold_coupons, lock_wallets, release_hold
 
@@ -55,12 +57,17 @@ REFUSALS = {
     rules.ALREADY_LEADING: "you lead this auction already",
     NOT_CANCELLABLE: "bids have been made: only an admin can cancel it now",
 }
+# What watchers of the auction's stream are told.
+BID_PLACED = "auction.bid"
+EXTENDED = "auction.extended"
+CLOSED = "auction.closed"
 OUTBID = "auction.outbid"
 WON = "auction.won"
 CANCELLED = "auction.cancelled"
 BATCH_SIZE = 500
 LEASE_TTL_MS = 3_000
 MAX_ADVANCE = timedelta(days=365)
+UTC_ZONE = ZoneInfo("UTC")
 # A read after the end asks for the close at most this often per auction.
 CLOSE_REQUEST_EVERY_MS = 5_000
 
@@ -168,6 +175,19 @@ async def bidder_numbers(auction_id: int, user_ids: Sequence[int]) -> dict[int, 
                 .values_list("user_id", "bidder_no"))
 
 
+EVENT_PAGE = 100
+
+
+async def events_after_each(cursors: dict[int, int], limit: int) -> list[AuctionEvent]:
+    """Events of several auctions, each after its own cursor, in id order."""
+    return await rows_after_each(AuctionEvent, "auction_id", cursors, limit)
+
+
+def event_owner(row: AuctionEvent) -> int:
+    auction_id: int = row.auction_id  # type: ignore[attr-defined]
+    return auction_id
+
+
 async def bids_of(auction_id: int, *, limit: int = 100) -> list[Bid]:
     return await Bid.filter(auction_id=auction_id).order_by("-id").limit(limit)
 
@@ -225,11 +245,14 @@ async def request_due_closes(queue: KeyedQueue, *, schedule_drain: ScheduleDrain
 
 
 async def drain_auction(auction_id: int, *, redis: Redis, keys: Keys, clock: Clock,
-                        published: Callable[[Decisions], Awaitable[None]]) -> int:
+                        zone: ZoneInfo, published: Callable[[Decisions], Awaitable[None]]) -> int:
     async def decide(items: Sequence[QueuedItem], token: int) -> DecidedBatch:
-        return await decide_auction_batch(auction_id, items, token=token, clock=clock)
+        return await decide_auction_batch(auction_id, items, token=token, clock=clock,
+                                          zone=zone)
 
     async def announce(batch: DecidedBatch) -> None:
+        # Every process's watchers of the auction read its new events once.
+        await redis.publish(keys.auction_watchers(str(auction_id)), "1")
         await published(batch.decided)
 
     return await drain(auction_queue(redis, keys), auction_id, decide=decide,
@@ -245,15 +268,18 @@ class _Batch:
     can_pay: dict[int, int]
     numbers: dict[int, int]
     now: datetime
+    zone: ZoneInfo
     bids: list[Bid]
     commands: list[Command]
     notifications: list[Notification]
+    # For the watchers: public, by alias.
+    events: list[AuctionEvent]
     closed: bool = False
     cancelled: bool = False
 
 
 async def decide_auction_batch(auction_id: int, items: Sequence[QueuedItem], *, token: int,
-                               clock: Clock) -> DecidedBatch:
+                               clock: Clock, zone: ZoneInfo = UTC_ZONE) -> DecidedBatch:
     now = clock.now()
     async with in_transaction():
         auction = await Auction.select_for_update().get(id=auction_id)
@@ -267,7 +293,7 @@ async def decide_auction_batch(auction_id: int, items: Sequence[QueuedItem], *, 
         if before.leader is not None and before.price is not None:
             can_pay[before.leader] += before.price
         batch = _Batch(auction, before, can_pay, await bidder_numbers(auction.id, list(people)),
-                       now, [], [], [])
+                       now, zone, [], [], [], [])
         for item in fresh:
             kind = item.payload.get("kind")
             if kind == PLACE_BID:
@@ -300,7 +326,7 @@ def _bid(batch: _Batch, item: QueuedItem) -> None:
         batch.commands.append(failed(command_id, user_id, PLACE_BID, outcome.outcome, now,
                                      detail=REFUSALS[outcome.outcome]))
         return
-    displaced = batch.standing.leader
+    displaced, ended = batch.standing.leader, batch.standing.ends_at
     batch.standing = outcome.standing
     if user_id not in batch.numbers:
         batch.numbers[user_id] = batch.auction.bidder_count + 1
@@ -314,9 +340,21 @@ def _bid(batch: _Batch, item: QueuedItem) -> None:
     batch.commands.append(succeeded(command_id, user_id, PLACE_BID, {
         "auction_id": batch.auction.id, "amount": outcome.amount, "leading": outcome.leading,
         "price": price}, now))
+    leader = outcome.standing.leader
+    assert leader is not None
+    batch.events.append(_watched(batch, BID_PLACED, price=price,
+                                 leader_alias=alias(batch.numbers[leader])))
+    if outcome.standing.ends_at != ended:
+        batch.events.append(_watched(batch, EXTENDED))
     if displaced is not None and displaced != outcome.standing.leader:
         batch.notifications.append(event(displaced, OUTBID, {
             "auction_id": batch.auction.id, "price": price}, dedupe=command_id, now=now))
+
+
+def _watched(batch: _Batch, type: str, **payload: Any) -> AuctionEvent:
+    ends_at = batch.standing.ends_at.astimezone(batch.zone).isoformat()
+    return AuctionEvent(auction_id=batch.auction.id, type=type, created_at=batch.now,
+                        payload={"auction_id": batch.auction.id, "ends_at": ends_at, **payload})
 
 
 def _cancel(batch: _Batch, item: QueuedItem) -> None:
@@ -327,6 +365,7 @@ def _cancel(batch: _Batch, item: QueuedItem) -> None:
                                      detail=REFUSALS[NOT_CANCELLABLE]))
         return
     batch.cancelled = True
+    batch.events.append(_watched(batch, CANCELLED))
     batch.commands.append(succeeded(command_id, user_id, CANCEL_AUCTION,
                                     {"auction_id": batch.auction.id}, now))
 
@@ -335,6 +374,10 @@ def _close(batch: _Batch, item: QueuedItem) -> None:
     due = datetime.fromtimestamp(item.payload["accepted_at"], batch.now.tzinfo)
     if not _settled(batch) and batch.standing.ends_at <= due:
         batch.closed = True
+        leader = batch.standing.leader
+        batch.events.append(_watched(
+            batch, CLOSED, final_price=batch.standing.price if leader else None,
+            winner_alias=None if leader is None else alias(batch.numbers[leader])))
 
 
 async def _write(batch: _Batch, before: rules.Standing) -> None:
@@ -373,6 +416,8 @@ async def _write(batch: _Batch, before: rules.Standing) -> None:
     await Auction.filter(id=auction.id).update(**changes)
     if batch.bids:
         await Bid.bulk_create(batch.bids)
+    if batch.events:
+        await AuctionEvent.bulk_create(batch.events)
 
 
 async def _number_bids(batch: _Batch) -> None:

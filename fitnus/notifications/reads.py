@@ -5,7 +5,8 @@ moment, and each woken stream must read its new rows: one query each would
 queue thousands of queries on the connection pool. Streams woken together ask
 here instead: what is asked within one turn of the event loop, or while
 ``queries_at_once`` queries are running, is answered by one query per
-``people_per_query`` people.
+``people_per_query`` owners. An owner is whose rows they are: a person's
+notifications, an auction's public events (all its watchers share one read).
 """
 
 from __future__ import annotations
@@ -14,20 +15,41 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
-from fitnus.notifications.models import Notification
+from tortoise.models import Model
 
-# Reads rows of several people after each one's cursor, in id order, at most ``limit``.
-ReadMany = Callable[[dict[int, int], int], Awaitable[list[Notification]]]
+Row = TypeVar("Row", bound=Model)
+# Reads rows of several owners after each one's cursor, in id order, at most ``limit``.
+ReadMany = Callable[[dict[int, int], int], Awaitable[list[Row]]]
 
 PEOPLE_PER_QUERY = 500
 # Queries in flight at most; the web process's database pool holds 20 connections.
 QUERIES_AT_ONCE = 4
 
 
+async def rows_after_each(model: type[Row], owner_column: str, cursors: dict[int, int],
+                          limit: int) -> list[Row]:
+    """Rows of several owners, each after their own cursor, in id order: one query.
+
+    Written as SQL: the query builder spends ~20 ms composing 500 OR terms.
+    Every value is an int, formatted as one; the names are ours.
+    """
+    if not cursors:
+        return []
+    after_each = " OR ".join(
+        f"({owner_column} = {int(owner)} AND id > {int(after_id)})"
+        for owner, after_id in cursors.items()
+    )
+    table = model._meta.db_table
+    return await model.raw(
+        f"SELECT * FROM {table} WHERE {after_each} ORDER BY id LIMIT {int(limit)}"  # noqa: S608
+    )
+
+
 @dataclass(frozen=True)
-class NewRows:
-    rows: list[Notification]
+class NewRows(Generic[Row]):
+    rows: list[Row]
     # True when there may be more after the last row: read again before waiting.
     more: bool
 
@@ -36,15 +58,16 @@ class NewRows:
 class _Asked:
     user_id: int
     after_id: int
-    answer: asyncio.Future[NewRows] = field(repr=False)
+    answer: asyncio.Future[NewRows[Any]] = field(repr=False)
 
 
-class CoalescedReads:
+class CoalescedReads(Generic[Row]):
     def __init__(
-        self, read_many: ReadMany, *, page: int, people_per_query: int = PEOPLE_PER_QUERY,
-        queries_at_once: int = QUERIES_AT_ONCE,
+        self, read_many: ReadMany[Row], *, page: int, owner: Callable[[Row], int],
+        people_per_query: int = PEOPLE_PER_QUERY, queries_at_once: int = QUERIES_AT_ONCE,
     ) -> None:
         self._read_many = read_many
+        self._owner = owner
         self._page = page
         self._people_per_query = people_per_query
         self._queries_at_once = queries_at_once
@@ -52,8 +75,8 @@ class CoalescedReads:
         self._scheduled = False
         self._querying: set[asyncio.Task[None]] = set()
 
-    async def after(self, user_id: int, after_id: int) -> NewRows:
-        """This person's rows after ``after_id``, at most a page, in id order."""
+    async def after(self, user_id: int, after_id: int) -> NewRows[Row]:
+        """This owner's rows after ``after_id``, at most a page, in id order."""
         asked = _Asked(user_id, after_id, asyncio.get_running_loop().create_future())
         self._asked.append(asked)
         self._schedule()
@@ -103,12 +126,12 @@ class CoalescedReads:
         # Rows come in id order, so a cut at ``limit`` leaves each person a
         # prefix of their rows: correct to send, but maybe not all of them.
         cut = len(rows) == limit
-        rows_of: dict[int, list[Notification]] = defaultdict(list)
+        rows_of: dict[int, list[Row]] = defaultdict(list)
         for row in rows:
-            rows_of[row.user_id].append(row)  # type: ignore[attr-defined]
+            rows_of[self._owner(row)].append(row)
         for person, asked in group.items():
             for one in asked:
-                mine = [row for row in rows_of[person] if row.id > one.after_id]
+                mine = [row for row in rows_of[person] if row.pk > one.after_id]
                 answer = NewRows(mine[:self._page], cut or len(mine) >= self._page)
                 if not one.answer.done():
                     one.answer.set_result(answer)

@@ -17,6 +17,7 @@ from fitnus.commands.service import decide_command
 from fitnus.errors import NotFound
 from fitnus.keys import Keys
 from fitnus.notifications.models import Notification
+from fitnus.notifications.reads import rows_after_each
 
 WELCOME = "account.welcome"
 
@@ -77,21 +78,13 @@ async def notifications_after(user_id: int, *, after_id: int, limit: int) -> lis
 
 
 async def notifications_after_each(cursors: dict[int, int], limit: int) -> list[Notification]:
-    """Rows of several people, each after their own cursor, in id order: one query.
+    """Rows of several people, each after their own cursor, in id order: one query."""
+    return await rows_after_each(Notification, "user_id", cursors, limit)
 
-    Written as SQL: the query builder spends ~20 ms composing 500 OR terms.
-    Every value is an int, formatted as one.
-    """
-    if not cursors:
-        return []
-    after_each = " OR ".join(
-        f"(user_id = {int(user_id)} AND id > {int(after_id)})"
-        for user_id, after_id in cursors.items()
-    )
-    table = Notification._meta.db_table
-    return await Notification.raw(
-        f"SELECT * FROM {table} WHERE {after_each} ORDER BY id LIMIT {int(limit)}"  # noqa: S608
-    )
+
+def notification_owner(row: Notification) -> int:
+    owner: int = row.user_id  # type: ignore[attr-defined]
+    return owner
 
 
 async def mark_read(*, user_id: int, notification_id: int, now: datetime) -> None:

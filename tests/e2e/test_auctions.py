@@ -25,6 +25,7 @@ from tests.conftest import eventually
 from tests.e2e.test_booking import fund
 from tests.e2e.test_booking_races import decided, ledgers_agree
 from tests.e2e.test_centers import admin_headers
+from tests.e2e.test_events import read_events
 from web.keys import AUCTION_COMMANDS
 
 Client = TestClient[Any, Any]
@@ -161,6 +162,36 @@ async def test_a_bid_in_the_last_window_moves_the_end(
     moved = datetime.fromisoformat(shown["ends_at"]) - datetime.fromisoformat(auction["ends_at"])
     assert shown["extensions"] == 1
     assert timedelta(seconds=25) < moved < timedelta(seconds=35)
+
+
+async def test_watchers_see_each_bid_and_the_close_and_miss_nothing_on_reconnect(
+    client: Client, sign_up: Any, worker: dramatiq.Worker,
+) -> None:
+    owner = await sign_up("owner")
+    first, second = await bidder(sign_up, 50), await bidder(sign_up, 50)
+    auction = await new_auction(client, owner, ends_at=moment(seconds=4), soft_close_seconds=0)
+    path = f"/api/v1/auctions/{auction['id']}/stream"
+    watcher = await client.get(path)  # anyone: no login
+    assert watcher.headers["Content-Type"] == "text/event-stream"
+    await placed(client, first, auction["id"], amount=10)
+    seen = await read_events(watcher, 1)
+    assert (seen[0]["event"], seen[0]["data"]["price"], seen[0]["data"]["leader_alias"]) == (
+        "auction.bid", 10, "입찰자 1")
+    watcher.close()
+    await placed(client, second, auction["id"], amount=11)
+    late = await client.get(path, headers={"Last-Event-ID": seen[0]["id"]})
+    missed = await read_events(late, 1)
+    assert (missed[0]["event"], missed[0]["data"]["price"]) == ("auction.bid", 11)
+    await asyncio.sleep(4.1)
+    await client.get(f"/api/v1/auctions/{auction['id']}")  # a read after the end closes it
+    closed = await read_events(late, 1)
+    assert (closed[0]["event"], closed[0]["data"]["winner_alias"],
+            closed[0]["data"]["final_price"]) == ("auction.closed", "입찰자 2", 11)
+    late.close()
+    replay = await client.get(path, params={"last_event_id": "0"})
+    assert [event["event"] for event in await read_events(replay, 3)] == [
+        "auction.bid", "auction.bid", "auction.closed"]
+    replay.close()
 
 
 async def test_cancelling_before_and_after_bids(

@@ -12,7 +12,7 @@ import pytest
 from fitnus.clock import system_clock
 from fitnus.notifications.models import Notification
 from fitnus.notifications.reads import CoalescedReads
-from fitnus.notifications.service import notifications_after_each
+from fitnus.notifications.service import notification_owner, notifications_after_each
 
 TYPE = "test.coalesced"
 
@@ -45,7 +45,7 @@ async def test_people_woken_together_share_one_query(sign_up: Any) -> None:
     people = [await sign_up() for _ in range(6)]
     ids = {person.id: await rows_for(person.id, 3) for person in people}
     counted = CountedReads()
-    reads = CoalescedReads(counted, page=100, people_per_query=4)
+    reads = CoalescedReads(counted, page=100, people_per_query=4, owner=notification_owner)
     # Each asks from after its first row; one person has two streams at different places.
     answers = await asyncio.gather(
         *(reads.after(person.id, ids[person.id][0]) for person in people),
@@ -64,7 +64,7 @@ async def test_a_cut_answer_says_there_is_more_and_the_rest_follows(sign_up: Any
     busy, quiet = await sign_up(), await sign_up()
     busy_ids = await rows_for(busy.id, 7)
     quiet_ids = await rows_for(quiet.id, 1)
-    reads = CoalescedReads(notifications_after_each, page=3)
+    reads = CoalescedReads(notifications_after_each, page=3, owner=notification_owner)
     seen: dict[int, list[int]] = {busy.id: [], quiet.id: []}
     cursors = {busy.id: 0, quiet.id: 0}
     rounds = 0
@@ -86,7 +86,7 @@ async def test_a_failed_query_reaches_every_stream_that_asked() -> None:
     async def broken(cursors: dict[int, int], limit: int) -> list[Notification]:
         raise ConnectionError("database away")
 
-    reads = CoalescedReads(broken, page=10)
+    reads = CoalescedReads(broken, page=10, owner=notification_owner)
     results = await asyncio.gather(reads.after(1, 0), reads.after(2, 0), return_exceptions=True)
     assert all(isinstance(result, ConnectionError) for result in results)
 
@@ -95,7 +95,7 @@ async def test_a_stream_that_leaves_does_not_spoil_the_others(sign_up: Any) -> N
     stays, leaves = await sign_up(), await sign_up()
     stay_ids = await rows_for(stays.id, 2)
     await rows_for(leaves.id, 2)
-    reads = CoalescedReads(notifications_after_each, page=10)
+    reads = CoalescedReads(notifications_after_each, page=10, owner=notification_owner)
     staying = asyncio.create_task(reads.after(stays.id, 0))
     leaving = asyncio.create_task(reads.after(leaves.id, 0))
     await asyncio.sleep(0)
@@ -114,7 +114,7 @@ async def test_asks_made_while_the_database_is_busy_wait_for_one_query(sign_up: 
         await release.wait()
         return await counted(cursors, limit)
 
-    reads = CoalescedReads(slow, page=10, queries_at_once=1)
+    reads = CoalescedReads(slow, page=10, queries_at_once=1, owner=notification_owner)
     first = asyncio.create_task(reads.after(people[0].id, 0))
     await asyncio.sleep(0.01)  # the first query is running
     later = [asyncio.create_task(reads.after(person.id, 0)) for person in people[1:]]
