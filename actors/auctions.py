@@ -5,8 +5,10 @@ from zoneinfo import ZoneInfo
 import dramatiq
 
 from actors.booking import publish_decisions
+from actors.kafka import drain_event_outbox
 from actors.runtime import runtime
 from fitnus.auctions.service import auction_queue, drain_auction, request_due_closes
+from fitnus.booking.outcomes import Decisions
 from fitnus.keyed_queue import sweep
 
 
@@ -14,7 +16,14 @@ from fitnus.keyed_queue import sweep
 async def drain_auction_queue(*, auction_id: int) -> None:
     rt = runtime()
     await drain_auction(auction_id, redis=rt.redis, keys=rt.keys, clock=rt.clock,
-                        zone=ZoneInfo(rt.settings.time_zone), published=publish_decisions)
+                        zone=ZoneInfo(rt.settings.time_zone), published=publish_and_drain)
+
+
+async def publish_and_drain(decided: Decisions) -> None:
+    """After a batch committed: its people hear of it, and its domain events
+    leave the outbox for Kafka."""
+    await publish_decisions(decided)
+    drain_event_outbox.send()
 
 
 async def auction_drain_later(auction_id: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,7 @@ class Runtime:
     center_index: CenterIndex
 
 
+log = logging.getLogger(__name__)
 _runtime: Runtime | None = None
 
 
@@ -64,6 +66,8 @@ class WorkerRuntime(dramatiq.Middleware):
         redis = open_redis(self.redis_url)
         center_index = self.center_index_factory(self.settings, redis)
         loop_thread.run_coroutine(center_index.ensure())
+        if self.settings.kafka_bootstrap_servers is None:
+            log.info("KAFKA_BOOTSTRAP_SERVERS is not set: domain events are drained to nowhere")
         _runtime = Runtime(
             settings=self.settings,
             keys=Keys(self.settings.redis_key_prefix),

@@ -15,8 +15,8 @@ from fitnus.config import Settings
 from fitnus.search.backends import CenterIndexFactory, open_center_index
 
 ACTOR_MODULES = ("actors.accounts", "actors.auctions", "actors.booking", "actors.clubs",
-                 "actors.commands", "actors.payments", "actors.search", "actors.waitlist",
-                 "actors.wallet")
+                 "actors.commands", "actors.kafka", "actors.payments", "actors.search",
+                 "actors.waitlist", "actors.wallet")
 
 _installed: RedisBroker | None = None
 

@@ -78,6 +78,12 @@ class Settings:
     # told this long before.
     coupon_validity_days: int = 365
     coupon_expiry_notice_days: int = 7
+    # Kafka for domain events (auction bids and results); None: the outbox
+    # is drained to nowhere.
+    kafka_bootstrap_servers: str | None = None
+    # Kafka's idempotent producer: no duplicate from the client's own retries.
+    # Off only for brokers without InitProducerId (Tansu, in the tests).
+    kafka_idempotent_producer: bool = True
     search_backend: str = "redis"
     elasticsearch_url: str | None = None
     elasticsearch_index: str = "fitnus-centers"
@@ -195,6 +201,7 @@ _STR_FIELDS = {
     "KAKAOPAY_SECRET_KEY": "kakaopay_secret_key",
     "KAKAOPAY_ADMIN_KEY": "kakaopay_admin_key",
     "KAKAOPAY_CID": "kakaopay_cid",
+    "KAFKA_BOOTSTRAP_SERVERS": "kafka_bootstrap_servers",
     "KAKAO_AUTH_BASE_URL": "kakao_auth_base_url",
     "KAKAO_API_BASE_URL": "kakao_api_base_url",
     "KAKAO_CLIENT_ID": "kakao_client_id",
@@ -223,6 +230,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                 values[attr] = int(env[name])
             except ValueError as exc:
                 raise ConfigurationError(f"{name} must be an integer, got {env[name]!r}") from exc
+    if env.get("KAFKA_IDEMPOTENT_PRODUCER"):
+        flag = env["KAFKA_IDEMPOTENT_PRODUCER"].lower()
+        if flag not in ("true", "false"):
+            raise ConfigurationError("KAFKA_IDEMPOTENT_PRODUCER is true or false")
+        values["kafka_idempotent_producer"] = flag == "true"
     if env.get("FITNUS_VAR_DIR"):
         values["var_dir"] = Path(env["FITNUS_VAR_DIR"])
     if env.get("PUBLIC_BASE_URL"):

@@ -31,6 +31,7 @@ MODEL_MODULES = [
     "fitnus.waitlist.models",
     "fitnus.payments.models",
     "fitnus.auctions.models",
+    "fitnus.events.models",
 ]
 MIGRATIONS_MODULE = "fitnus.migrations"
 

@@ -27,6 +27,7 @@ def jobs() -> list[Job]:
     )
     from actors.clubs import sweep_meetup_queues
     from actors.commands import redrive_pending_commands
+    from actors.kafka import drain_event_outbox
     from actors.payments import reconcile_payments
     from actors.search import sweep_search_outbox
     from actors.waitlist import sweep_waitlists
@@ -61,6 +62,12 @@ def jobs() -> list[Job]:
             name="sweep-auction-queues",
             trigger=IntervalTrigger(seconds=2),
             enqueue=sweep_auction_queues.send,
+        ),
+        Job(
+            name="drain-event-outbox",
+            # Events a batch's own drain message missed (its worker died).
+            trigger=IntervalTrigger(seconds=5),
+            enqueue=drain_event_outbox.send,
         ),
         Job(
             name="mark-no-shows",

@@ -159,6 +159,31 @@ def osmem_url() -> Iterator[str]:
         server.process.stdout.close()
 
 
+@pytest.fixture(scope="session")
+def kafka_servers() -> Iterator[str]:
+    """A Kafka-protocol broker (Tansu) for the session, with the domain
+    events' topics made, three partitions each."""
+    import asyncio
+
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    from fitnus.events.outbox import TOPICS
+    from tests.kafka_broker import tansu
+
+    async def make_topics(servers: str) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=servers)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)
+                                       for topic in TOPICS])
+        finally:
+            await admin.close()
+
+    with tansu() as servers:
+        asyncio.run(make_topics(servers))
+        yield servers
+
+
 @pytest.fixture
 def make_app(
     settings: Settings, database: TortoiseContext, redis: Redis, messages: Any,

@@ -9,7 +9,7 @@ At the close the winner's hold is captured; no other hold remains."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, cast
@@ -37,6 +37,8 @@ from fitnus.commands.models import Command
 from fitnus.commands.pending import PendingCommands
 from fitnus.commands.queued import CommandQueue, Queued, ScheduleDrain, send_to_each
 from fitnus.errors import Conflict, Forbidden, InvalidInput, NotFound
+from fitnus.events.models import EventOutbox
+from fitnus.events.outbox import AUCTION_BIDS, AUCTION_RESULTS, domain_event
 from fitnus.keyed_queue import KeyedQueue, QueuedItem, drain
 from fitnus.keys import Keys
 from fitnus.notifications.models import Notification
@@ -274,6 +276,8 @@ class _Batch:
     notifications: list[Notification]
     # For the watchers: public, by alias.
     events: list[AuctionEvent]
+    # For Kafka, after commit (fitnus.events.outbox).
+    domain_events: list[EventOutbox] = field(default_factory=list)
     closed: bool = False
     cancelled: bool = False
 
@@ -337,6 +341,11 @@ def _bid(batch: _Batch, item: QueuedItem) -> None:
                           bidder_no=batch.numbers[user_id], amount=outcome.amount,
                           max_amount=request.max_amount, price_after=price,
                           leading=outcome.leading, command_id=command_id, placed_at=now))
+    batch.domain_events.append(domain_event(AUCTION_BIDS, str(batch.auction.id), BID_PLACED, {
+        "auction_id": batch.auction.id, "command_id": command_id, "user_id": user_id,
+        "amount": outcome.amount, "price": price, "leading": outcome.leading,
+        "leader_id": outcome.standing.leader, "ends_at": outcome.standing.ends_at.isoformat(),
+        "accepted_at": request.accepted_at.isoformat()}, now=now))
     batch.commands.append(succeeded(command_id, user_id, PLACE_BID, {
         "auction_id": batch.auction.id, "amount": outcome.amount, "leading": outcome.leading,
         "price": price}, now))
@@ -418,6 +427,14 @@ async def _write(batch: _Batch, before: rules.Standing) -> None:
         await Bid.bulk_create(batch.bids)
     if batch.events:
         await AuctionEvent.bulk_create(batch.events)
+    if batch.cancelled or batch.closed:
+        batch.domain_events.append(domain_event(AUCTION_RESULTS, str(auction.id),
+                                                CANCELLED if batch.cancelled else CLOSED, {
+            "auction_id": auction.id, "winner_id": None if batch.cancelled else after.leader,
+            "final_price": None if batch.cancelled or after.leader is None else after.price,
+        }, now=now))
+    if batch.domain_events:
+        await EventOutbox.bulk_create(batch.domain_events)
 
 
 async def _number_bids(batch: _Batch) -> None:
