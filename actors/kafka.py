@@ -17,8 +17,10 @@ from fitnus.keyed_queue import KeyedQueue
 
 log = logging.getLogger(__name__)
 
-# One drainer at a time keeps each partition's log in outbox order.
-LEASE_TTL_MS = 60_000
+# One drainer at a time keeps each partition's log in outbox order; renewed
+# every batch, and longer than a batch's sends may take (aiokafka's request
+# timeout is 40 s).
+LEASE_TTL_MS = 120_000
 LAST_EVENT_TIMEOUT_MS = 5_000
 
 
@@ -47,22 +49,24 @@ class KafkaPublisher:
     async def partitions(self, topic: str) -> int:
         return len(await self._producer.partitions_for(topic))
 
-    async def last_event_ids(self, topic: str) -> dict[int, int]:
+    async def last_events(self, topic: str) -> dict[int, tuple[int, int]]:
         parts = [TopicPartition(topic, partition)
                  for partition in range(await self.partitions(topic))]
         self._consumer.assign(parts)
         ends = await self._consumer.end_offsets(parts)
-        last: dict[int, int] = {}
+        last: dict[int, tuple[int, int]] = {}
         for part in parts:
             if ends[part] == 0:
                 continue
             # From the last offset on: Kafka gives its last record; a broker
             # that counts offsets by batch (Tansu) the whole last batch.
             self._consumer.seek(part, ends[part] - 1)
-            fetched = await self._consumer.getmany(part, timeout_ms=LAST_EVENT_TIMEOUT_MS)
-            last[part.partition] = max(
-                (int(json.loads(record.value)["event_id"]) for record in fetched.get(part, [])),
-                default=0)
+            fetched = (await self._consumer.getmany(part, timeout_ms=LAST_EVENT_TIMEOUT_MS)
+                       ).get(part)
+            if not fetched:
+                raise RuntimeError(f"{topic}/{part.partition}: its last message did not come")
+            value = json.loads(fetched[-1].value)
+            last[part.partition] = (int(value["drainer"]), int(value["event_id"]))
         return last
 
     async def publish(self, events: Sequence[Published]) -> None:
@@ -78,14 +82,17 @@ async def drain_event_outbox() -> None:
     token = await lease.acquire(0, ttl_ms=LEASE_TTL_MS)
     if token is None:
         return  # another drainer is at it, and goes on until the outbox is empty
+
+    async def still_draining() -> bool:
+        return bool(await lease.renew(0, token, ttl_ms=LEASE_TTL_MS))
+
     try:
         servers = rt.settings.kafka_bootstrap_servers
         if servers is None:
-            await drain_outbox(None, now=rt.clock.now())
+            await drain_outbox(None, drainer=token, still_draining=still_draining)
             return
         async with KafkaPublisher(servers, idempotent=rt.settings.kafka_idempotent_producer
                                   ) as publisher:
-            await drain_outbox(publisher, now=rt.clock.now())
+            await drain_outbox(publisher, drainer=token, still_draining=still_draining)
     finally:
         await lease.release(0, token)
-

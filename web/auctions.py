@@ -63,8 +63,9 @@ class AuctionOut(BaseModel):
     soft_close_seconds: int
     max_extensions: int | None
     extensions: int
-    winner_alias: str | None = Field(description="once closed with bids")
-    final_price: int | None = Field(description="once closed with bids")
+    winner_alias: str | None = Field(description="once the result is settled (within "
+                                                 "seconds of the end), if anyone bid")
+    final_price: int | None = Field(description="once the result is settled, if anyone bid")
 
 
 class AuctionList(BaseModel):
@@ -122,7 +123,8 @@ async def auction_out(auction: Auction, request: web.Request) -> AuctionOut:
     if leader_id is not None:
         numbers = await service.bidder_numbers(auction.id, [leader_id])
         leader = service.alias(numbers[leader_id])
-    closed = status is service.AuctionStatus.CLOSED
+    # The result once settled: bids accepted before the end may still be in line.
+    closed = auction.closed_at is not None
     return AuctionOut(
         id=auction.id, title=auction.title, description=auction.description,
         status=status.value, starting_price=auction.starting_price,

@@ -140,12 +140,27 @@ def _parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
     return parameters
 
 
+# One event of a text/event-stream, as the HTML standard parses it (OpenAPI
+# 3.1 has no itemSchema: tools read the media type's schema as the event's).
+SSE_EVENT = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "id": {"type": "string"},
+        "event": {"type": "string"},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+        "retry": {"type": "integer"},
+    },
+}
+
+
 def _response(response: type[BaseModel] | str | None, refs: dict[Any, Any]) -> dict[str, Any]:
     if response is None:
         return {"description": "No content"}
     if isinstance(response, str):
         media = response if "/" in response else "text/plain"
-        return {"description": response, "content": {media: {"schema": {"type": "string"}}}}
+        schema = SSE_EVENT if media == "text/event-stream" else {"type": "string"}
+        return {"description": response, "content": {media: {"schema": schema}}}
     return {
         "description": response.__doc__ or response.__name__,
         "content": {"application/json": {"schema": refs[(response, "serialization")]}},

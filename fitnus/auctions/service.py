@@ -43,6 +43,7 @@ from fitnus.keyed_queue import KeyedQueue, QueuedItem, drain
 from fitnus.keys import Keys
 from fitnus.notifications.models import Notification
 from fitnus.notifications.reads import rows_after_each
+from fitnus.wallet.lots import live_part
 from fitnus.wallet.models import LedgerKind
 from fitnus.wallet.service import capture_hold, hold_coupons, lock_wallets, release_hold
 
@@ -72,6 +73,9 @@ MAX_ADVANCE = timedelta(days=365)
 UTC_ZONE = ZoneInfo("UTC")
 # A read after the end asks for the close at most this often per auction.
 CLOSE_REQUEST_EVERY_MS = 5_000
+# A close is queued this long after the end, behind every bid accepted
+# before it (a bid is stamped, then queued, within milliseconds).
+CLOSE_GRACE = timedelta(seconds=1)
 
 
 class AuctionStatus(StrEnum):
@@ -105,6 +109,14 @@ def status_of(auction: Auction, now: datetime) -> AuctionStatus:
     if now < auction.ends_at:
         return AuctionStatus.OPEN
     return AuctionStatus.CLOSED
+
+
+def may_still_be_open(auction: Auction, now: datetime) -> bool:
+    """Whether a bid accepted now could count: a soft-close bid still in the
+    queue may move the end up to one window past the one stored."""
+    return (auction.cancelled_at is None and auction.closed_at is None
+            and auction.starts_at <= now
+            < auction.ends_at + timedelta(seconds=auction.soft_close_seconds))
 
 
 def terms_of(auction: Auction) -> rules.Terms:
@@ -201,7 +213,7 @@ async def request_bid(commands: CommandQueue, *, principal: Principal, auction_i
     bid on an auction not open now is refused at once."""
     async def accept() -> Queued:
         auction = await auction_by_id(auction_id)
-        if status_of(auction, commands.clock.now()) is not AuctionStatus.OPEN:
+        if not may_still_be_open(auction, commands.clock.now()):
             raise BidRefused(REFUSALS[rules.AUCTION_NOT_OPEN], code=rules.AUCTION_NOT_OPEN)
         return await commands.send(auction.id, kind=PLACE_BID, user_id=principal.user_id,
                                    amount=amount, max_amount=max_amount)
@@ -222,7 +234,7 @@ async def request_cancel(commands: CommandQueue, *, principal: Principal,
 async def request_close_if_due(commands: CommandQueue, auction: Auction) -> None:
     """A read after the end settles the result if the close job has not."""
     if (auction.closed_at is not None or auction.cancelled_at is not None
-            or status_of(auction, commands.clock.now()) is not AuctionStatus.CLOSED):
+            or commands.clock.now() < auction.ends_at + CLOSE_GRACE):
         return
     if await commands.redis.set(commands.queue.flag(auction.id, "closing"), "1", nx=True,
                                 px=CLOSE_REQUEST_EVERY_MS):
@@ -236,7 +248,7 @@ async def request_due_closes(queue: KeyedQueue, *, schedule_drain: ScheduleDrain
     """The close job: every auction past its end and not yet settled."""
     now = clock.now()
     due = cast(list[int], await Auction.filter(
-        closed_at__isnull=True, cancelled_at__isnull=True, ends_at__lte=as_utc(now),
+        closed_at__isnull=True, cancelled_at__isnull=True, ends_at__lte=as_utc(now - CLOSE_GRACE),
     ).values_list("id", flat=True))
     await send_to_each(queue, due, kind=CLOSE_AUCTION, schedule_drain=schedule_drain,
                        accepted_at=now.timestamp())
@@ -294,8 +306,10 @@ async def decide_auction_batch(auction_id: int, items: Sequence[QueuedItem], *, 
                   == PLACE_BID} | ({before.leader} if before.leader else set())
         wallets = await lock_wallets(people, now=now)
         can_pay = {user: wallet.balance - wallet.held for user, wallet in wallets.items()}
-        if before.leader is not None and before.price is not None:
-            can_pay[before.leader] += before.price
+        if before.leader is not None:
+            # Released, the leader's hold returns to its lots: a part whose lot
+            # expired meanwhile goes with it.
+            can_pay[before.leader] += await live_part(held_for(auction.id), now=now)
         batch = _Batch(auction, before, can_pay, await bidder_numbers(auction.id, list(people)),
                        now, zone, [], [], [], [])
         for item in fresh:
@@ -381,7 +395,7 @@ def _cancel(batch: _Batch, item: QueuedItem) -> None:
 
 def _close(batch: _Batch, item: QueuedItem) -> None:
     due = datetime.fromtimestamp(item.payload["accepted_at"], batch.now.tzinfo)
-    if not _settled(batch) and batch.standing.ends_at <= due:
+    if not _settled(batch) and batch.standing.ends_at + CLOSE_GRACE <= due:
         batch.closed = True
         leader = batch.standing.leader
         batch.events.append(_watched(

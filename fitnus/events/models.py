@@ -18,9 +18,9 @@ class EventOutbox(Model):
     key = fields.CharField(max_length=64)
     payload: dict[str, Any] = fields.JSONField()
     created_at = fields.DatetimeField()
-    # Set just before the rows go to the broker: a row still here with it set
-    # was sent by a drainer that died, and may be in the log already.
-    sending_since = fields.DatetimeField(null=True)
+    # The drainer (its lease's token) that is sending it: a row still here
+    # with one was sent by a drainer that died, and may be in the log already.
+    sent_by = fields.BigIntField(null=True)
 
     class Meta:
         table = "event_outbox"

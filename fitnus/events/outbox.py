@@ -1,20 +1,23 @@
 """Domain events published to Kafka after commit, from the outbox table.
 
 Each event is written in the transaction of what it announces; one drainer
-at a time (the caller holds a lease) marks a batch of rows as sending,
-publishes them in id order, waits until the broker acknowledged them all
-(acks=all), then deletes them. A drainer that dies after the broker took a
-batch and before the delete leaves marked rows that may be in the log
-already: the next drainer asks each partition's log for its last event id
-and deletes those rows unsent, so each event is in its topic once, in
-order. Without Kafka configured the rows are drained to nowhere (deleted),
-so the table never grows.
+at a time (the caller holds a lease, whose token names the drainer) marks a
+batch of rows as its own, publishes them in id order with its token in each
+message, waits until the broker acknowledged them all (acks=all), then
+deletes exactly those rows. A drainer that dies after the broker took part
+of a batch leaves marked rows: the next one reads each partition's last
+message, and if that drainer wrote it, the dead drainer's rows on that
+partition up to its event id are in the log (a drainer sends in id order)
+and are deleted unsent. Rows committed late with a smaller id than others
+are never mistaken for sent: only the dead drainer's marked rows are
+checked. Without Kafka configured the rows are drained to nowhere
+(deleted), so the table never grows.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -33,8 +36,8 @@ class Publisher(Protocol):
         """How many partitions the topic has."""
         ...
 
-    async def last_event_ids(self, topic: str) -> dict[int, int]:
-        """Per partition, the id of the last event in its log (0: none)."""
+    async def last_events(self, topic: str) -> dict[int, tuple[int, int]]:
+        """Per partition with messages, its last message's (drainer, event id)."""
         ...
 
     async def publish(self, events: Sequence[Published]) -> None:
@@ -53,9 +56,9 @@ class Published:
     value: dict[str, Any]
 
     @classmethod
-    def of(cls, row: EventOutbox, partitions: int) -> Published:
+    def of(cls, row: EventOutbox, partitions: int, *, drainer: int) -> Published:
         return cls(row.id, row.topic, row.key, partition_of(row.key, partitions),
-                   {"event_id": row.id, **row.payload})
+                   {"event_id": row.id, "drainer": drainer, **row.payload})
 
 
 def partition_of(key: str, partitions: int) -> int:
@@ -72,27 +75,40 @@ def domain_event(topic: str, key: str, type: str, payload: dict[str, Any], *,
         **payload})
 
 
-async def drain_outbox(publisher: Publisher | None, *, now: datetime,
+async def drain_outbox(publisher: Publisher | None, *, drainer: int,
+                       still_draining: Callable[[], Awaitable[bool]],
                        batch: int = DRAIN_BATCH) -> int:
-    """Publish what the outbox holds, in id order; how many rows it settled."""
+    """Publish what the outbox holds, in id order, while ``still_draining()``
+    (the lease); how many rows it settled."""
     settled = 0
     partitions: dict[str, int] = {}
-    # Per (topic, partition), the last event id in its log: asked only when
-    # a dead drainer's rows are found.
-    logged: dict[tuple[str, int], int] = {}
-    while rows := await EventOutbox.all().order_by("id").limit(batch):
+    while await still_draining() and (
+            rows := await EventOutbox.all().order_by("id").limit(batch)):
         if publisher is not None:
             for topic in {row.topic for row in rows} - set(partitions):
                 partitions[topic] = await publisher.partitions(topic)
-            for topic in {row.topic for row in rows if row.sending_since is not None}:
-                logged |= {(topic, partition): last for partition, last
-                           in (await publisher.last_event_ids(topic)).items()}
-            fresh = [event for event in (Published.of(row, partitions[row.topic]) for row in rows)
-                     if event.event_id > logged.get((event.topic, event.partition), 0)]
+            sent = await _sent_by_the_dead(publisher, rows, partitions)
+            fresh = [Published.of(row, partitions[row.topic], drainer=drainer)
+                     for row in rows if row.id not in sent]
             if fresh:
                 await EventOutbox.filter(id__in=[event.event_id for event in fresh]).update(
-                    sending_since=now)
+                    sent_by=drainer)
                 await publisher.publish(fresh)
-        await EventOutbox.filter(id__lte=rows[-1].id).delete()
+        await EventOutbox.filter(id__in=[row.id for row in rows]).delete()
         settled += len(rows)
     return settled
+
+
+async def _sent_by_the_dead(publisher: Publisher, rows: Sequence[EventOutbox],
+                            partitions: dict[str, int]) -> set[int]:
+    """Rows a drainer that died had published already."""
+    marked = [row for row in rows if row.sent_by is not None]
+    last = {(topic, partition): message for topic in {row.topic for row in marked}
+            for partition, message in (await publisher.last_events(topic)).items()}
+    sent = set()
+    for row in marked:
+        drainer, event_id = last.get((row.topic, partition_of(row.key, partitions[row.topic])),
+                                     (None, 0))
+        if drainer == row.sent_by and row.id <= event_id:
+            sent.add(row.id)
+    return sent

@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
                 ('key', fields.CharField(max_length=64)),
                 ('payload', fields.JSONField(encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
-                ('sending_since', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('sent_by', fields.BigIntField(null=True)),
             ],
             options={'table': 'event_outbox', 'app': 'fitnus', 'pk_attr': 'id', 'table_description': 'Domain events committed and not yet on Kafka, in the order they happened.'},
             bases=['Model'],

@@ -108,6 +108,14 @@ async def give_back(*, coupons: int, paid_for: str) -> None:
         fields=["remaining"])
 
 
+async def live_part(paid_for: str, *, now: datetime) -> int:
+    """Of what ``paid_for`` drew and still holds, what its lots would take
+    back unexpired: a hold released now returns only that much to spend."""
+    draws = await CouponDraw.filter(paid_for=paid_for, lot__expires_at__gt=as_utc(now)
+                                    ).values_list("coupons", "returned")
+    return sum(coupons - returned for coupons, returned in draws)
+
+
 async def pass_draws(*, paid_for: str, to: str) -> None:
     """What ``paid_for`` drew now pays for ``to``: a hold spent on a seat,
     a seat exchanged for another."""

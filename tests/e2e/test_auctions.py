@@ -13,15 +13,21 @@ from typing import Any
 import dramatiq
 import pytest
 from aiohttp.test_utils import TestClient
+from redis.asyncio import Redis
 from tortoise.expressions import F
 from tortoise.functions import Sum
+from tortoise.transactions import in_transaction
 
+from fitnus.accounts.models import Role
+from fitnus.accounts.tokens import Principal
 from fitnus.auctions import rules, service
 from fitnus.auctions.models import Auction
 from fitnus.clock import ManualClock
 from fitnus.events.models import EventOutbox
+from fitnus.keys import Keys
 from fitnus.notifications.models import Notification
 from fitnus.wallet.models import LedgerEntry, LedgerKind, Wallet
+from fitnus.wallet.service import post_entry
 from tests.conftest import eventually
 from tests.e2e.test_booking import fund
 from tests.e2e.test_booking_races import decided, ledgers_agree
@@ -117,6 +123,50 @@ async def test_a_proxy_bids_the_least_that_leads_and_holds_only_that(
     assert (await held(patient), await held(eager)) == ((100, 31), (100, 0))
 
 
+async def test_a_leaders_hold_from_a_lot_that_expired_defends_only_with_what_is_left(
+    aiohttp_client: Any, make_app: Any, sign_up: Any, redis: Redis, settings: Any,
+) -> None:
+    """Held coupons keep their lot: released after it expired, they are gone,
+    so the leader's proxy cannot count on them (it wedged the queue)."""
+    start = datetime.now(UTC)
+    clock = ManualClock(start)
+    app = (await aiohttp_client(make_app(clock=clock))).app
+    leader, challenger = await sign_up(), await sign_up()
+    async with in_transaction():
+        for person, coupons, days in ((leader, 10, 1), (leader, 5, 365), (challenger, 100, 365)):
+            await post_entry(user_id=person.id, kind=LedgerKind.GRANT, amount=coupons,
+                             reference=f"lots:{person.id}:{days}", now=start,
+                             expires_at=start + timedelta(days=days))
+    owner = await sign_up("owner")
+    auction = await service.create_auction(
+        principal=Principal(owner.id, Role.OWNER), clock=clock, draft=service.AuctionDraft(
+            title="PT", description="", starts_at=start, ends_at=start + timedelta(days=30),
+            starting_price=10, soft_close_seconds=0))
+    commands = app[AUCTION_COMMANDS]
+
+    async def decide(person: Any, **body: Any) -> None:
+        await service.request_bid(commands, principal=Principal(person.id, Role.USER),
+                                  auction_id=auction.id, idempotency_key=None,
+                                  **{"amount": None, "max_amount": None, **body})
+
+        async def quiet(decided: Any) -> None:
+            return None
+
+        await service.drain_auction(auction.id, redis=redis, keys=Keys(settings.redis_key_prefix),
+                                    clock=clock, zone=service.UTC_ZONE, published=quiet)
+
+    await decide(leader, max_amount=20)
+    assert await held(leader) == (15, 10)
+    clock.advance(timedelta(days=2))
+    await decide(challenger, amount=12)
+    standing = await Auction.get(id=auction.id)
+    assert (standing.leader_id, standing.price) == (  # type: ignore[attr-defined]
+        challenger.id, 12)
+    # The 10 held came back to an expired lot and went with it.
+    assert (await held(leader), await held(challenger)) == ((5, 0), (100, 12))
+    assert await ledgers_agree([leader.id, challenger.id]) == []
+
+
 async def test_the_close_captures_the_winners_hold_and_nothing_else(
     client: Client, sign_up: Any, worker: dramatiq.Worker, messages: Any,
 ) -> None:
@@ -128,24 +178,25 @@ async def test_the_close_captures_the_winners_hold_and_nothing_else(
     await placed(client, winner, auction["id"], amount=15)
     await asyncio.sleep(3.1)
     await refused(await bid(client, loser, auction["id"], amount=30), "auction_not_open")
-    # The status follows the clock before the close job ran...
+    # The status follows the clock before the result is settled.
     shown = await (await client.get(f"/api/v1/auctions/{auction['id']}")).json()
-    assert (shown["status"], shown["final_price"], shown["winner_alias"]) == (
-        "closed", 15, "입찰자 2")
+    assert (shown["status"], shown["final_price"]) == ("closed", None)
 
     async def settled() -> bool:
         return not await Auction.filter(id__in=[auction["id"], empty["id"]],
                                         closed_at__isnull=True).exists()
 
-    # ...and the read asked for the close; the job asks for every due one.
+    # The job asks for every due one, a moment after the end.
     await service.request_due_closes(client.app[AUCTION_COMMANDS].queue,
                                      schedule_drain=messages.schedule_auction_drain,
-                                     clock=ManualClock(datetime.now(UTC)))
+                                     clock=ManualClock(datetime.now(UTC) + service.CLOSE_GRACE))
     await eventually(settled)
     assert (await held(loser), await held(winner)) == ((50, 0), (35, 0))
     capture = await LedgerEntry.get(user_id=winner.id, kind=LedgerKind.AUCTION_CAPTURE)
     assert (capture.amount, capture.reference) == (-15, f"auction:{auction['id']}")
     assert await Notification.exists(user_id=winner.id, type=service.WON)
+    settled = await (await client.get(f"/api/v1/auctions/{auction['id']}")).json()
+    assert (settled["final_price"], settled["winner_alias"]) == (15, "입찰자 2")
     no_bids = await (await client.get(f"/api/v1/auctions/{empty['id']}")).json()
     assert (no_bids["status"], no_bids["final_price"]) == ("closed", None)
     assert await ledgers_agree([loser.id, winner.id]) == []
@@ -183,7 +234,7 @@ async def test_watchers_see_each_bid_and_the_close_and_miss_nothing_on_reconnect
     late = await client.get(path, headers={"Last-Event-ID": seen[0]["id"]})
     missed = await read_events(late, 1)
     assert (missed[0]["event"], missed[0]["data"]["price"]) == ("auction.bid", 11)
-    await asyncio.sleep(4.1)
+    await asyncio.sleep(5.2)
     await client.get(f"/api/v1/auctions/{auction['id']}")  # a read after the end closes it
     closed = await read_events(late, 1)
     assert (closed[0]["event"], closed[0]["data"]["winner_alias"],
