@@ -376,8 +376,9 @@ def serve_floor(port: int, secret: str) -> None:
 
 async def run_floor(args: argparse.Namespace, secret: str, tokens: list[str]) -> dict[str, Any]:
     port = free_port()
+    # --secret=…: a secret may begin with "-", which argparse would take for an option.
     contexts = [process([sys.executable, __file__, "--serve-floor", str(port),
-                         "--secret", secret]) for _ in range(args.web)]
+                         f"--secret={secret}"]) for _ in range(args.web)]
     for context in contexts:
         context.__enter__()
     try:
