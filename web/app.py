@@ -16,7 +16,13 @@ from fitnus.accounts.passwords import Passwords
 from fitnus.accounts.service import Accounts
 from fitnus.accounts.throttle import LoginThrottle
 from fitnus.accounts.tokens import AccessTokens
-from fitnus.auctions.service import EVENT_PAGE, auction_commands, event_owner, events_after_each
+from fitnus.auctions.service import (
+    EVENT_PAGE,
+    auction_commands,
+    auction_windows,
+    event_owner,
+    events_after_each,
+)
 from fitnus.booking.service import BookingDesk, bookable_start
 from fitnus.booking.sold_out import SoldOutMemory
 from fitnus.booking.starts import TimeslotStarts
@@ -67,6 +73,7 @@ from web.keys import (
     AUCTION_COMMANDS,
     AUCTION_DOORBELLS,
     AUCTION_EVENTS,
+    AUCTION_WINDOWS,
     BOOKING_DESK,
     CENTER_INDEX,
     CLOCK,
@@ -139,6 +146,7 @@ def create_app(
     app[TIMESLOT_STARTS] = TimeslotStarts(bookable_start)
     app[NEW_ROWS] = CoalescedReads(notifications_after_each, page=NOTIFICATION_PAGE,
                                    owner=notification_owner)
+    app[AUCTION_WINDOWS] = auction_windows()
     app[AUCTION_EVENTS] = CoalescedReads(events_after_each, page=EVENT_PAGE, owner=event_owner)
     app[STREAMS] = set()
     app[STREAMS_CLOSING] = asyncio.Event()

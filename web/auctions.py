@@ -23,6 +23,7 @@ from web.keys import (
     AUCTION_COMMANDS,
     AUCTION_DOORBELLS,
     AUCTION_EVENTS,
+    AUCTION_WINDOWS,
     CLOCK,
     OUTCOMES,
     service_zone,
@@ -211,7 +212,8 @@ def _watched_event(row: AuctionEvent) -> str:
 async def place_bid(request: web.Request, *, path: AuctionPath, body: BidBody,
                     headers: ReservationHeaders, principal: Principal) -> web.Response:
     queued = await service.request_bid(
-        request.app[AUCTION_COMMANDS], principal=principal, auction_id=path.auction_id,
+        request.app[AUCTION_COMMANDS], request.app[AUCTION_WINDOWS], principal=principal,
+        auction_id=path.auction_id,
         amount=body.amount, max_amount=body.max_amount, idempotency_key=headers.idempotency_key)
     result = await result_within(request.app, principal, queued, prefer=headers.prefer,
                                  refused=service.BidRefused)

@@ -27,6 +27,7 @@ from fitnus.notifications.reads import CoalescedReads
 from fitnus.notifications.tickets import EventTickets
 from fitnus.payments.kakaopay import KakaoPay
 from fitnus.pubsub import ChannelListener
+from fitnus.remembered import Remembered
 from fitnus.search.index import CenterIndex
 from fitnus.waitlist.service import WaitlistDesk
 
@@ -51,6 +52,7 @@ MEETUP_COMMANDS = web.AppKey("meetup_commands", CommandQueue)
 AUCTION_COMMANDS = web.AppKey("auction_commands", CommandQueue)
 AUCTION_DOORBELLS = web.AppKey("auction_doorbells", ChannelListener)
 AUCTION_EVENTS = web.AppKey("auction_events", CoalescedReads)
+AUCTION_WINDOWS = web.AppKey("auction_windows", Remembered)
 MEETUPS_FULL = web.AppKey("meetups_full", SoldOutMemory)
 WAITLIST_DESK = web.AppKey("waitlist_desk", WaitlistDesk)
 # None when no Kakao client id is configured: Kakao login answers 503.

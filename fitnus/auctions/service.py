@@ -43,6 +43,7 @@ from fitnus.keyed_queue import KeyedQueue, QueuedItem, drain
 from fitnus.keys import Keys
 from fitnus.notifications.models import Notification
 from fitnus.notifications.reads import rows_after_each
+from fitnus.remembered import Remembered
 from fitnus.wallet.lots import live_part
 from fitnus.wallet.models import LedgerKind
 from fitnus.wallet.service import capture_hold, hold_coupons, lock_wallets, release_hold
@@ -109,14 +110,6 @@ def status_of(auction: Auction, now: datetime) -> AuctionStatus:
     if now < auction.ends_at:
         return AuctionStatus.OPEN
     return AuctionStatus.CLOSED
-
-
-def may_still_be_open(auction: Auction, now: datetime) -> bool:
-    """Whether a bid accepted now could count: a soft-close bid still in the
-    queue may move the end up to one window past the one stored."""
-    return (auction.cancelled_at is None and auction.closed_at is None
-            and auction.starts_at <= now
-            < auction.ends_at + timedelta(seconds=auction.soft_close_seconds))
 
 
 def terms_of(auction: Auction) -> rules.Terms:
@@ -206,16 +199,53 @@ async def bids_of(auction_id: int, *, limit: int = 100) -> list[Bid]:
     return await Bid.filter(auction_id=auction_id).order_by("-id").limit(limit)
 
 
-async def request_bid(commands: CommandQueue, *, principal: Principal, auction_id: int,
-                      amount: int | None, max_amount: int | None,
-                      idempotency_key: str | None) -> Queued:
-    """Into the auction's queue, stamped with the moment it was accepted; a
-    bid on an auction not open now is refused at once."""
+@dataclass(frozen=True)
+class Window:
+    """What a web process remembers of an auction for a moment (prices only
+    go up and an end only moves later): enough to refuse at once a bid that
+    cannot count, and to queue the rest without reading MySQL."""
+
+    starts_at: datetime
+    # Past this no bid can count, whatever is still in line.
+    open_until: datetime
+    min_next_bid: int
+    settled: bool
+
+
+REMEMBER_WINDOW_SECONDS = 1.0
+MAX_WINDOWS = 10_000
+
+
+def auction_windows() -> Remembered[Window]:
+    async def read(auction_id: int) -> Window | None:
+        auction = await Auction.get_or_none(id=auction_id)
+        if auction is None:
+            return None
+        return Window(starts_at=auction.starts_at,
+                      open_until=auction.ends_at + timedelta(seconds=auction.soft_close_seconds),
+                      min_next_bid=rules.min_next_bid(standing_of(auction), terms_of(auction)),
+                      settled=auction.cancelled_at is not None or auction.closed_at is not None)
+
+    return Remembered(read, remember_seconds=REMEMBER_WINDOW_SECONDS, max_keys=MAX_WINDOWS)
+
+
+async def request_bid(commands: CommandQueue, windows: Remembered[Window], *,
+                      principal: Principal, auction_id: int, amount: int | None,
+                      max_amount: int | None, idempotency_key: str | None) -> Queued:
+    """Into the auction's queue, stamped with the moment it was accepted. A
+    bid that cannot count by what this process saw a moment ago (the
+    auction is not open, or the bid is under a price already reached) is
+    refused at once."""
     async def accept() -> Queued:
-        auction = await auction_by_id(auction_id)
-        if not may_still_be_open(auction, commands.clock.now()):
+        window = await windows.get(auction_id)
+        if window is None:
+            raise NotFound("no such auction", code="auction_not_found")
+        now = commands.clock.now()
+        if window.settled or not window.starts_at <= now < window.open_until:
             raise BidRefused(REFUSALS[rules.AUCTION_NOT_OPEN], code=rules.AUCTION_NOT_OPEN)
-        return await commands.send(auction.id, kind=PLACE_BID, user_id=principal.user_id,
+        if (max_amount or amount or 0) < window.min_next_bid:
+            raise BidRefused(REFUSALS[rules.BID_TOO_LOW], code=rules.BID_TOO_LOW)
+        return await commands.send(auction_id, kind=PLACE_BID, user_id=principal.user_id,
                                    amount=amount, max_amount=max_amount)
 
     return await commands.first_answer(principal, idempotency_key, accept)

@@ -33,11 +33,12 @@ from tests.e2e.test_booking import fund
 from tests.e2e.test_booking_races import decided, ledgers_agree
 from tests.e2e.test_centers import admin_headers
 from tests.e2e.test_events import read_events
-from web.keys import AUCTION_COMMANDS
+from web.keys import AUCTION_COMMANDS, AUCTION_WINDOWS
 
 Client = TestClient[Any, Any]
 BIDDERS = 40
 BIDS = 400
+WAVE = 100
 
 
 def moment(**delta: float) -> str:
@@ -110,6 +111,22 @@ async def test_bids_move_the_escrow_to_the_leader(
         "available"] == 89
 
 
+async def test_a_bid_under_a_price_already_reached_is_refused_at_the_door(
+    client: Client, aiohttp_client: Any, make_app: Any, sign_up: Any, worker: dramatiq.Worker,
+) -> None:
+    """Prices only go up: a web process that saw the price refuses a bid
+    under it without queueing it (a 409 without Prefer, not a 202)."""
+    owner = await sign_up("owner")
+    first, second = await bidder(sign_up, 100), await bidder(sign_up, 100)
+    auction = await new_auction(client, owner)
+    await placed(client, first, auction["id"], amount=20)
+    other_process = await aiohttp_client(make_app())
+    await refused(await bid(other_process, second, auction["id"], wait=False, amount=20),
+                  "bid_too_low")
+    queued = await bid(other_process, second, auction["id"], wait=False, amount=21)
+    assert queued.status == 202
+
+
 async def test_a_proxy_bids_the_least_that_leads_and_holds_only_that(
     client: Client, sign_up: Any, worker: dramatiq.Worker,
 ) -> None:
@@ -140,12 +157,14 @@ async def test_a_leaders_hold_from_a_lot_that_expired_defends_only_with_what_is_
     owner = await sign_up("owner")
     auction = await service.create_auction(
         principal=Principal(owner.id, Role.OWNER), clock=clock, draft=service.AuctionDraft(
-            title="PT", description="", starts_at=start, ends_at=start + timedelta(days=30),
+            title="PT", description="", starts_at=start - timedelta(minutes=1),
+            ends_at=start + timedelta(days=30),
             starting_price=10, soft_close_seconds=0))
     commands = app[AUCTION_COMMANDS]
 
     async def decide(person: Any, **body: Any) -> None:
-        await service.request_bid(commands, principal=Principal(person.id, Role.USER),
+        await service.request_bid(commands, app[AUCTION_WINDOWS],
+                                  principal=Principal(person.id, Role.USER),
                                   auction_id=auction.id, idempotency_key=None,
                                   **{"amount": None, "max_amount": None, **body})
 
@@ -240,6 +259,10 @@ async def test_watchers_see_each_bid_and_the_close_and_miss_nothing_on_reconnect
     assert (closed[0]["event"], closed[0]["data"]["winner_alias"],
             closed[0]["data"]["final_price"]) == ("auction.closed", "입찰자 2", 11)
     late.close()
+    for bad in ({"params": {"last_event_id": "-1"}}, {"params": {"last_event_id": "x"}},
+                {"headers": {"Last-Event-ID": "not-an-id"}}):
+        assert (await client.get(path, **bad)).status == 400, bad
+    assert (await client.get("/api/v1/auctions/999999999/stream")).status == 404
     replay = await client.get(path, params={"last_event_id": "0"})
     assert [event["event"] for event in await read_events(replay, 3)] == [
         "auction.bid", "auction.bid", "auction.closed"]
@@ -303,30 +326,42 @@ class BidStorm:
 
 
 async def bid_storm(client: Client, sign_up: Any) -> BidStorm:
-    """``BIDS`` bids from ``BIDDERS`` people with random budgets, at once."""
+    """``BIDS`` bids from ``BIDDERS`` people with random budgets, in waves
+    of ``WAVE`` sent at once."""
     owner = await sign_up("owner")
     chance = random.Random(7)
     budgets: dict[int, int] = {}
     people = []
     for _ in range(BIDDERS):
-        person = await bidder(sign_up, chance.randint(20, 400))
+        person = await bidder(sign_up, chance.randint(20, 500))
         budgets[person.id] = (await Wallet.get(user_id=person.id)).balance
         people.append(person)
     auction = await new_auction(client, owner, soft_close_seconds=0)
+    # Each wave bids higher than the last, so the lead and the price move
+    # from batch to batch.
     requests = [(chance.choice(people), chance.choice(("amount", "max_amount")),
-                 chance.randint(10, 420)) for _ in range(BIDS)]
-    answers = await asyncio.gather(*(bid(client, person, auction["id"], wait=False,
-                                         **{field: amount})
-                                     for person, field, amount in requests))
-    accepted = [await answer.json() for answer in answers]
-    assert all(answer.status == 202 for answer in answers)
-    await decided([answer["command_id"] for answer in accepted])
-    # The same requests, one at a time in queue order, by the rule alone.
+                 chance.randint(10, 120) + 100 * (n // WAVE)) for n in range(BIDS)]
+    queued: list[tuple[tuple[Any, str, int], dict[str, Any]]] = []
+    for wave in range(0, BIDS, WAVE):
+        # Waves decided one after another: several batches, so the escrow
+        # moves between batches as well as within one.
+        answers = await asyncio.gather(*(bid(client, person, auction["id"], wait=False,
+                                             **{field: amount})
+                                         for person, field, amount in requests[wave:wave + WAVE]))
+        for request, answer in zip(requests[wave:wave + WAVE], answers, strict=True):
+            body = await answer.json()
+            if answer.status == 409:
+                # Under a price already reached: refused at the door, never queued.
+                assert body["code"] == "bid_too_low"
+                continue
+            assert answer.status == 202, body
+            queued.append((request, body))
+        await decided([body["command_id"] for _, body in queued])
+    # The queued requests, one at a time in queue order, by the rule alone.
     replayed = rules.Standing(ends_at=datetime.fromisoformat(auction["ends_at"]))
     terms = rules.Terms(starts_at=datetime.fromisoformat(auction["starts_at"]),
                         starting_price=10, soft_close=timedelta(0), max_extensions=None)
-    in_queue_order = sorted(zip(requests, accepted, strict=True),
-                            key=lambda pair: pair[1]["position"])
+    in_queue_order = sorted(queued, key=lambda pair: pair[1]["position"])
     for (person, field, amount), _ in in_queue_order:
         replayed = rules.decide_bid(replayed, terms, rules.BidRequest(
             user_id=person.id, accepted_at=datetime.now(UTC), **{field: amount}),
@@ -377,4 +412,5 @@ async def test_control_without_the_release_the_storm_leaves_holds_behind(
     monkeypatch.setattr(service, "release_hold", keep_the_hold)
     monkeypatch.setattr(service, "hold_coupons", hold_anyway)
     storm = await bid_storm(client, sign_up)
-    assert storm.held_total > storm.leader_held
+    assert storm.price is not None
+    assert storm.held_total > storm.price
