@@ -18,18 +18,19 @@ from fitnus.accounts.throttle import LoginThrottle
 from fitnus.accounts.tokens import AccessTokens
 from fitnus.auctions.service import (
     EVENT_PAGE,
-    auction_commands,
     auction_windows,
     event_owner,
     events_after_each,
 )
+from fitnus.auctions.service import QUEUE_KIND as AUCTION_QUEUE
 from fitnus.booking.service import BookingDesk, bookable_start
 from fitnus.booking.sold_out import SoldOutMemory
 from fitnus.booking.starts import TimeslotStarts
 from fitnus.clock import Clock, system_clock
-from fitnus.clubs.meetups import meetup_commands
+from fitnus.clubs.meetups import QUEUE_KIND as MEETUP_QUEUE
 from fitnus.commands.outcomes import OutcomeListener
 from fitnus.commands.pending import PendingCommands
+from fitnus.commands.queued import keyed_commands
 from fitnus.commands.service import Dispatch
 from fitnus.config import Settings
 from fitnus.db import open_database
@@ -208,12 +209,12 @@ def _redis(redis_url: str) -> Any:
             schedule_drain=app[MESSAGES].schedule_drain, starts=app[TIMESLOT_STARTS],
             sold_out=app[SOLD_OUT],
         )
-        app[MEETUP_COMMANDS] = meetup_commands(
-            redis=redis, keys=app[KEYS], pending=app[PENDING], clock=app[CLOCK],
+        app[MEETUP_COMMANDS] = keyed_commands(
+            MEETUP_QUEUE, redis=redis, keys=app[KEYS], pending=app[PENDING], clock=app[CLOCK],
             schedule_drain=app[MESSAGES].schedule_meetup_drain,
         )
-        app[AUCTION_COMMANDS] = auction_commands(
-            redis=redis, keys=app[KEYS], pending=app[PENDING], clock=app[CLOCK],
+        app[AUCTION_COMMANDS] = keyed_commands(
+            AUCTION_QUEUE, redis=redis, keys=app[KEYS], pending=app[PENDING], clock=app[CLOCK],
             schedule_drain=app[MESSAGES].schedule_auction_drain,
         )
         auction_doorbells = ChannelListener(redis=redis,

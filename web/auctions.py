@@ -13,11 +13,16 @@ from pydantic import BaseModel, Field, StringConstraints, model_validator
 from fitnus.accounts.tokens import Principal
 from fitnus.auctions import rules, service
 from fitnus.auctions.models import Auction, AuctionEvent
-from fitnus.commands.models import CommandStatus
 from web.booking import ReservationHeaders
 from web.centers import Text100
 from web.clubs import Id
-from web.commands import CommandAccepted, ReservationAccepted, accepted, result_within
+from web.commands import (
+    CommandAccepted,
+    ReservationAccepted,
+    accepted,
+    decided_within,
+    result_within,
+)
 from web.events import last_event_id, serve_stream
 from web.keys import (
     AUCTION_COMMANDS,
@@ -25,7 +30,6 @@ from web.keys import (
     AUCTION_EVENTS,
     AUCTION_WINDOWS,
     CLOCK,
-    OUTCOMES,
     service_zone,
 )
 from web.routing import Api
@@ -233,12 +237,5 @@ async def cancel_auction(request: web.Request, *, path: AuctionPath,
                          principal: Principal) -> web.Response:
     queued = await service.request_cancel(request.app[AUCTION_COMMANDS], principal=principal,
                                           auction_id=path.auction_id)
-    command = await request.app[OUTCOMES].wait(
-        user_id=principal.user_id, command_id=queued.command_id,
-        timeout_seconds=CANCEL_WAIT_SECONDS)
-    if command.status is CommandStatus.SUCCEEDED:
-        return web.Response(status=204)
-    if command.status is CommandStatus.FAILED:
-        assert command.error is not None
-        raise service.BidRefused(command.error["detail"], code=command.error["code"])
-    return json(CommandAccepted(command_id=str(command.id)), 202)
+    return await decided_within(request.app, principal, queued,
+                                timeout_seconds=CANCEL_WAIT_SECONDS, refused=service.BidRefused)

@@ -61,6 +61,20 @@ async def result_within(app: web.Application, principal: Principal, queued: Queu
     return command.result if command.status is CommandStatus.SUCCEEDED else None
 
 
+async def decided_within(app: web.Application, principal: Principal, queued: Queued, *,
+                         timeout_seconds: float, refused: type[FitnusError]) -> web.Response:
+    """204 once the command succeeded within the timeout, its refusal raised
+    as ``refused``, or 202 while it is still in line."""
+    command = await app[OUTCOMES].wait(user_id=principal.user_id, command_id=queued.command_id,
+                                       timeout_seconds=timeout_seconds)
+    if command.status is CommandStatus.SUCCEEDED:
+        return web.Response(status=204)
+    if command.status is CommandStatus.FAILED:
+        assert command.error is not None
+        raise refused(command.error["detail"], code=command.error["code"])
+    return json(CommandAccepted(command_id=str(command.id)), 202)
+
+
 class CommandPath(BaseModel):
     command_id: uuid.UUID
 

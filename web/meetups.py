@@ -12,13 +12,18 @@ from pydantic import BaseModel, Field
 from fitnus.accounts.tokens import Principal
 from fitnus.clubs import meetups
 from fitnus.clubs.models import Meetup
-from fitnus.commands.models import CommandStatus
 from web.booking import ReservationHeaders
 from web.calendar import DEFAULT_RANGE_DAYS, RangeQuery
 from web.centers import Latitude, Longitude, Text100
 from web.clubs import ClubPath, Id
-from web.commands import CommandAccepted, ReservationAccepted, accepted, result_within
-from web.keys import CLOCK, MEETUP_COMMANDS, MEETUPS_FULL, OUTCOMES, service_zone
+from web.commands import (
+    CommandAccepted,
+    ReservationAccepted,
+    accepted,
+    decided_within,
+    result_within,
+)
+from web.keys import CLOCK, MEETUP_COMMANDS, MEETUPS_FULL, service_zone
 from web.routing import Api
 from web.schemas import Moment, RequestBody, json
 
@@ -136,12 +141,5 @@ async def leave_meetup(
     queued = await meetups.request_leave(request.app[MEETUP_COMMANDS], principal=principal,
                                          meetup_id=path.meetup_id,
                                          sold_out=request.app[MEETUPS_FULL])
-    command = await request.app[OUTCOMES].wait(
-        user_id=principal.user_id, command_id=queued.command_id,
-        timeout_seconds=LEAVE_WAIT_SECONDS)
-    if command.status is CommandStatus.SUCCEEDED:
-        return web.Response(status=204)
-    if command.status is CommandStatus.FAILED:
-        assert command.error is not None
-        raise meetups.MeetupRefused(command.error["detail"], code=command.error["code"])
-    return json(CommandAccepted(command_id=str(command.id)), 202)
+    return await decided_within(request.app, principal, queued,
+                                timeout_seconds=LEAVE_WAIT_SECONDS, refused=meetups.MeetupRefused)

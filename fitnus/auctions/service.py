@@ -34,7 +34,6 @@ from fitnus.booking.outcomes import (
 )
 from fitnus.clock import Clock, as_utc
 from fitnus.commands.models import Command
-from fitnus.commands.pending import PendingCommands
 from fitnus.commands.queued import CommandQueue, Queued, ScheduleDrain, send_to_each
 from fitnus.errors import Conflict, Forbidden, InvalidInput, NotFound
 from fitnus.events.models import EventOutbox
@@ -136,12 +135,6 @@ def held_for(auction_id: int) -> str:
 
 def auction_queue(redis: Redis, keys: Keys) -> KeyedQueue:
     return KeyedQueue(redis=redis, prefix=keys.prefix, kind=QUEUE_KIND)
-
-
-def auction_commands(*, redis: Redis, keys: Keys, pending: PendingCommands, clock: Clock,
-                     schedule_drain: ScheduleDrain) -> CommandQueue:
-    return CommandQueue(redis=redis, keys=keys, queue=auction_queue(redis, keys),
-                        pending=pending, clock=clock, schedule_drain=schedule_drain)
 
 
 async def create_auction(*, principal: Principal, draft: AuctionDraft, clock: Clock) -> Auction:

@@ -33,8 +33,7 @@ from fitnus.clock import Clock, as_utc
 from fitnus.clubs.models import ClubMember, Meetup, MeetupAttendee, place_paid_for
 from fitnus.clubs.service import club_by_id, led_club, require_member
 from fitnus.commands.models import Command
-from fitnus.commands.pending import PendingCommands
-from fitnus.commands.queued import CommandQueue, Queued, ScheduleDrain
+from fitnus.commands.queued import CommandQueue, Queued
 from fitnus.errors import Conflict, InvalidInput, NotFound
 from fitnus.keyed_queue import KeyedQueue, QueuedItem, drain
 from fitnus.keys import Keys
@@ -85,12 +84,6 @@ class MeetupDraft:
 
 def meetup_queue(redis: Redis, keys: Keys) -> KeyedQueue:
     return KeyedQueue(redis=redis, prefix=keys.prefix, kind=QUEUE_KIND)
-
-
-def meetup_commands(*, redis: Redis, keys: Keys, pending: PendingCommands, clock: Clock,
-                    schedule_drain: ScheduleDrain) -> CommandQueue:
-    return CommandQueue(redis=redis, keys=keys, queue=meetup_queue(redis, keys),
-                        pending=pending, clock=clock, schedule_drain=schedule_drain)
 
 
 async def create_meetup(*, principal: Principal, club_id: int, draft: MeetupDraft,

@@ -71,6 +71,14 @@ class CommandQueue:
         return Queued(uuid.UUID(first["command_id"]), first["position"])
 
 
+def keyed_commands(kind: str, *, redis: Redis, keys: Keys, pending: PendingCommands,
+                   clock: Clock, schedule_drain: ScheduleDrain) -> CommandQueue:
+    """People's commands into the keyed queues of one kind (a meetup's, an auction's)."""
+    return CommandQueue(redis=redis, keys=keys,
+                        queue=KeyedQueue(redis=redis, prefix=keys.prefix, kind=kind),
+                        pending=pending, clock=clock, schedule_drain=schedule_drain)
+
+
 async def send_to_each(queue: KeyedQueue, keys: Iterable[int], *, kind: str,
                        schedule_drain: ScheduleDrain, accepted_at: float | None = None) -> None:
     """A request of the service's own, not a person's command, into each key's
