@@ -3,10 +3,13 @@
     .venv/bin/python bench/auction_bids.py [--requests 5000] [--bidders 500]
         [--watchers 1000] [--web 2] [--workers 1] [--connections 128] [--runs 3]
 
-1. Bids: --bidders people (each with coupons) send --requests proxy bids
-   (`{"max_amount": 1000}`, each person in turn) at one auction through
-   its keyed queue, with wrk as in bench/flash_crowd.py; every accepted bid
-   is waited for until decided. In the same run, the floor of the stack:
+1. Bids: --bidders people (each with coupons) send --requests bids at one
+   auction through its keyed queue, each person in turn, with wrk as in
+   bench/flash_crowd.py; every accepted bid is waited for until decided.
+   The bids rise with the crowd (the n-th bids 10 + 20·n coupons), so most
+   can count and are queued, as in a live auction; --fixed-body sends one
+   proxy bid for all (`{"max_amount": 1000}`), whose late copies a web
+   process refuses at the door. In the same run, the floor of the stack:
    an aiohttp handler that only checks the token with pyjwt and makes one
    Redis round trip, same client and load.
 2. Watchers: --watchers open streams of the auction
@@ -43,7 +46,8 @@ from fitnus.auctions.service import QUEUE_KIND
 from fitnus.db import database, migrate
 
 ROOT = Path(__file__).resolve().parents[1]
-COUPONS = 2_000
+COUPONS = 200_000
+RISE = 20
 CONNECT_BATCH = 500
 
 
@@ -67,6 +71,10 @@ async def run_bids(args: argparse.Namespace, database_url: str,
         people, issued = await people_with_coupons(args.bidders, COUPONS, secret,
                                                    tag=secrets.token_hex(3))
         tokens.extend(issued[n % len(issued)] for n in range(args.requests))
+        if not args.fixed_body:
+            # wrk sends each line's own body (bench/lua/crowd.lua).
+            tokens[:] = [f'{token}\t{{"amount": {10 + RISE * n}}}'
+                         for n, token in enumerate(tokens)]
 
         async def placed() -> int:
             return await Bid.filter(auction_id=auction_id).count()
@@ -151,15 +159,15 @@ async def main_async(args: argparse.Namespace) -> None:
     try:
         for run in range(args.runs):
             bids, tokens = await run_bids(args, database_url, secret)
-            floor = await run_floor(args, secret, tokens)
+            floor = await run_floor(args, secret, [token.split("\t")[0] for token in tokens])
             watchers = await run_watchers(args, database_url, secret)
             lines.append((bids, floor, watchers))
             print(f"run {run + 1}: every bid decided {bids['decided_after']:.2f} s after the "
                   f"last answer; {watchers['watchers']} watchers: p99 {watchers['p99_ms']:.1f} ms")
     finally:
         await asyncio.to_thread(drop_database, name)
-    print(f"\n{args.requests} bids from {args.bidders} bidders, {args.web} web process(es), "
-          f"{args.workers} worker(s)")
+    print(f"\n{args.requests} {'same' if args.fixed_body else 'rising'} bids from "
+          f"{args.bidders} bidders, {args.web} web process(es), {args.workers} worker(s)")
     for number, (bids, floor, watchers) in enumerate(lines, start=1):
         print(report(f"bids (run {number})", bids, args.requests))
         print(report(f"floor: pyjwt + 1 Redis trip (run {number})", floor, args.requests))
@@ -191,6 +199,7 @@ def main() -> None:
     parser.add_argument("--web", type=int, default=2)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--fixed-body", action="store_true")
     asyncio.run(main_async(parser.parse_args()))
 
 

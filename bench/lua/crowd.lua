@@ -1,5 +1,6 @@
 -- A crowd for wrk: each request is a different person (one bearer token
--- each), exactly as many requests as tokens.
+-- each), exactly as many requests as tokens; a token's line may carry its
+-- request's own body after a tab.
 --
 --   wrk -tT -c128 -d60s -s crowd.lua URL -- TOKENS_FILE PATH BODY T DONE_FILE
 --
@@ -51,10 +52,12 @@ function request()
   end
   if sent == 0 then first = now() end
   sent = sent + 1
+  -- A line is a token, or a token, a tab and this request's own body.
+  local token, own = tokens[sent]:match("^([^\t]*)\t?(.*)$")
   return wrk.format("POST", path, {
-    ["Authorization"] = "Bearer " .. tokens[sent],
+    ["Authorization"] = "Bearer " .. token,
     ["Content-Type"] = "application/json",
-  }, body)
+  }, own ~= "" and own or body)
 end
 
 function response(status, headers, answer)
