@@ -120,14 +120,15 @@ class BidList(BaseModel):
     items: list[PlacedBidOut]
 
 
-async def auction_out(auction: Auction, request: web.Request) -> AuctionOut:
+async def auctions_out(auctions: list[Auction], request: web.Request) -> list[AuctionOut]:
+    numbers = await service.leader_numbers(auctions)
+    return [auction_out(auction, numbers.get(auction.id), request) for auction in auctions]
+
+
+def auction_out(auction: Auction, leader_no: int | None, request: web.Request) -> AuctionOut:
     zone, now = service_zone(request), request.app[CLOCK].now()
     status = service.status_of(auction, now)
-    leader = None
-    leader_id: int | None = auction.leader_id  # type: ignore[attr-defined]
-    if leader_id is not None:
-        numbers = await service.bidder_numbers(auction.id, [leader_id])
-        leader = service.alias(numbers[leader_id])
+    leader = None if leader_no is None else service.alias(leader_no)
     # The result once settled: bids accepted before the end may still be in line.
     closed = auction.closed_at is not None
     return AuctionOut(
@@ -150,7 +151,7 @@ async def create_auction(request: web.Request, *, body: AuctionBody,
     auction = await service.create_auction(
         principal=principal, draft=service.AuctionDraft(**body.model_dump()),
         clock=request.app[CLOCK])
-    return json(await auction_out(auction, request), 201)
+    return json(auction_out(auction, None, request), 201)
 
 
 @api.route("GET", "/api/v1/auctions", tag="auctions",
@@ -160,7 +161,7 @@ async def list_auctions(request: web.Request, *, query: AuctionQuery) -> web.Res
     found = await service.auctions_by_status(
         None if query.status is None else service.AuctionStatus(query.status),
         now=request.app[CLOCK].now())
-    return json(AuctionList(items=[await auction_out(auction, request) for auction in found]))
+    return json(AuctionList(items=await auctions_out(found, request)))
 
 
 @api.route("GET", "/api/v1/auctions/{auction_id}", tag="auctions",
@@ -170,7 +171,8 @@ async def list_auctions(request: web.Request, *, query: AuctionQuery) -> web.Res
 async def get_auction(request: web.Request, *, path: AuctionPath) -> web.Response:
     auction = await service.auction_by_id(path.auction_id)
     await service.request_close_if_due(request.app[AUCTION_COMMANDS], auction)
-    return json(await auction_out(auction, request))
+    (shown,) = await auctions_out([auction], request)
+    return json(shown)
 
 
 @api.route("GET", "/api/v1/auctions/{auction_id}/bids", tag="auctions",

@@ -178,6 +178,18 @@ async def bidder_numbers(auction_id: int, user_ids: Sequence[int]) -> dict[int, 
 EVENT_PAGE = 100
 
 
+async def leader_numbers(auctions: Sequence[Auction]) -> dict[int, int]:
+    """Per auction with a leader, the leader's bidder number: one query for all."""
+    leaders = {auction.id: auction.leader_id for auction in auctions  # type: ignore[attr-defined]
+               if auction.leader_id is not None}  # type: ignore[attr-defined]
+    if not leaders:
+        return {}
+    rows = await Bid.filter(auction_id__in=list(leaders), user_id__in=set(leaders.values())
+                            ).distinct().values_list("auction_id", "user_id", "bidder_no")
+    return {auction_id: number for auction_id, user_id, number in rows
+            if leaders[auction_id] == user_id}
+
+
 async def events_after_each(cursors: dict[int, int], limit: int) -> list[AuctionEvent]:
     """Events of several auctions, each after its own cursor, in id order."""
     return await rows_after_each(AuctionEvent, "auction_id", cursors, limit)

@@ -103,6 +103,9 @@ async def test_bids_move_the_escrow_to_the_leader(
     shown = await (await client.get(f"/api/v1/auctions/{auction['id']}")).json()
     assert (shown["current_price"], shown["min_next_bid"], shown["leader_alias"],
             shown["bid_count"]) == (11, 12, "입찰자 2", 2)
+    open_now = await (await client.get("/api/v1/auctions", params={"status": "open"})).json()
+    assert [(item["current_price"], item["leader_alias"]) for item in open_now["items"]
+            if item["id"] == auction["id"]] == [(11, "입찰자 2")]
     listed = await (await client.get(f"/api/v1/auctions/{auction['id']}/bids")).json()
     assert [(item["amount"], item["bidder_alias"]) for item in listed["items"]] == [
         (11, "입찰자 2"), (10, "입찰자 1")]
