@@ -5,7 +5,7 @@ import uuid
 import dramatiq
 
 from actors.runtime import runtime
-from fitnus.commands.outcomes import publish_outcome
+from fitnus.commands.outcomes import publish_outcomes
 from fitnus.notifications.service import ring, send_welcome
 
 
@@ -14,5 +14,5 @@ async def welcome_new_user(*, command_id: str) -> None:
     rt = runtime()
     command = await send_welcome(command_id=uuid.UUID(command_id), clock=rt.clock)
     if command is not None:
-        await publish_outcome(rt.redis, rt.keys, command)
+        await publish_outcomes(rt.redis, rt.keys, [command])
         await ring(rt.redis, rt.keys, [command.user_id])  # type: ignore[attr-defined]

@@ -3,6 +3,10 @@
 Messages only say "look again": the database row is the truth, so a lost or
 repeated message makes a waiter late or wake twice, never wrong. Waking is
 synchronous (Event.set), so one slow waiter never delays the others.
+
+A batch rings many names with one message on the bare prefix, its data the
+names separated by spaces: every web process parses one message per batch
+rather than one per name.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
+from collections.abc import Iterable
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
@@ -19,6 +24,13 @@ from redis.exceptions import RedisError
 log = logging.getLogger(__name__)
 RECONNECT_DELAY_SECONDS = 0.5
 SUBSCRIBE_TIMEOUT_SECONDS = 5
+
+
+async def ring_many(redis: Redis, prefix: str, names: Iterable[str]) -> None:
+    """Wake the watchers of each name (none holds a space) in one message."""
+    joined = " ".join(names)
+    if joined:
+        await redis.publish(prefix, joined)
 
 
 class ChannelListener:
@@ -73,5 +85,9 @@ class ChannelListener:
             channel = channel.decode()
         if not isinstance(channel, str):
             return
-        for event in self._watchers.get(channel.removeprefix(self._prefix), ()):
-            event.set()
+        name = channel.removeprefix(self._prefix)
+        data = message.get("data")
+        names = (name,) if name or not isinstance(data, bytes) else data.decode().split()
+        for each in names:
+            for event in self._watchers.get(each, ()):
+                event.set()

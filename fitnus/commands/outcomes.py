@@ -1,5 +1,6 @@
-"""Outcomes of commands travel over Redis pub/sub, one channel per command.
-The database row is the truth; a message only says "look again"."""
+"""Outcomes of commands travel over Redis pub/sub, one message per batch
+naming its commands. The database row is the truth; a message only says
+"look again"."""
 
 from __future__ import annotations
 
@@ -13,22 +14,12 @@ from fitnus.commands.models import Command, CommandStatus
 from fitnus.commands.pending import PendingCommands
 from fitnus.commands.service import command_of
 from fitnus.keys import Keys
-from fitnus.pubsub import ChannelListener
-
-
-async def publish_outcome(redis: Redis, keys: Keys, command: Command) -> None:
-    """Tell waiting web processes to look; safe to repeat."""
-    await redis.publish(keys.command_channel(str(command.id)), command.status.value)
+from fitnus.pubsub import ChannelListener, ring_many
 
 
 async def publish_outcomes(redis: Redis, keys: Keys, commands: list[Command]) -> None:
-    """``publish_outcome`` for many, in one round trip."""
-    if not commands:
-        return
-    async with redis.pipeline(transaction=False) as pipe:
-        for command in commands:
-            pipe.publish(keys.command_channel(str(command.id)), command.status.value)
-        await pipe.execute()
+    """Tell waiting web processes to look, one message for a batch; safe to repeat."""
+    await ring_many(redis, keys.command_channel(""), (str(command.id) for command in commands))
 
 
 class OutcomeListener:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import uuid
 
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 
 from fitnus.commands.models import Command, CommandStatus
+from fitnus.keyed_queue import Record
 from fitnus.keys import Keys
 
 # Long enough for any queue to drain; the decided row is the record after that.
@@ -25,14 +25,12 @@ class PendingCommands:
         self._redis = redis
         self._keys = keys
 
-    def open(
-        self, pipe: Pipeline, *, command_id: uuid.UUID, user_id: int, kind: str
-    ) -> None:
-        """Queue the record on the caller's pipeline, which sends it with the
+    def record(self, *, command_id: uuid.UUID, user_id: int, kind: str) -> Record:
+        """The record, written by the keyed queue in the step that queues the
         request itself: one round trip for both."""
-        key = self._keys.pending_command(str(command_id))
-        pipe.hset(key, mapping={"user_id": user_id, "kind": kind})
-        pipe.expire(key, PENDING_TTL_SECONDS)
+        return Record(key=self._keys.pending_command(str(command_id)),
+                      fields={"user_id": user_id, "kind": kind},
+                      ttl_seconds=PENDING_TTL_SECONDS)
 
     async def find(self, command_id: uuid.UUID) -> Command | None:
         """An unsaved Command in state pending, or None."""

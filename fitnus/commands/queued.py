@@ -48,9 +48,7 @@ class CommandQueue:
             payload |= {"kind": kind, "accepted_at": self.clock.now().timestamp()}
         enqueued = await self.queue.enqueue(
             key, payload,
-            along=lambda pipe: self.pending.open(pipe, command_id=command_id, user_id=user_id,
-                                                 kind=kind),
-        )
+            record=self.pending.record(command_id=command_id, user_id=user_id, kind=kind))
         if enqueued.must_schedule_drain:
             await self.schedule_drain(key)
         return Queued(command_id, enqueued.position)

@@ -18,6 +18,7 @@ from fitnus.errors import NotFound
 from fitnus.keys import Keys
 from fitnus.notifications.models import Notification
 from fitnus.notifications.reads import rows_after_each
+from fitnus.pubsub import ring_many
 
 WELCOME = "account.welcome"
 
@@ -96,10 +97,4 @@ async def mark_read(*, user_id: int, notification_id: int, now: datetime) -> Non
 
 async def ring(redis: Redis, keys: Keys, user_ids: Iterable[int]) -> None:
     """After a commit: tell each person's open streams to read their new rows."""
-    users = set(user_ids)
-    if not users:
-        return
-    async with redis.pipeline(transaction=False) as pipe:
-        for user_id in users:
-            pipe.publish(keys.user_channel(str(user_id)), "1")
-        await pipe.execute()
+    await ring_many(redis, keys.user_channel(""), {str(user_id) for user_id in user_ids})

@@ -167,6 +167,22 @@ async def test_a_correctly_signed_token_is_accepted_as_control(
     assert response.status == 200
 
 
+async def test_a_token_accepted_before_is_refused_once_it_expires(
+    client: Client, sign_up: Any, settings: Settings
+) -> None:
+    """Each web process remembers the tokens it verified, but only until their expiry."""
+    account = await sign_up()
+    now = datetime.now(UTC)
+    token = forge(settings, account.id, iat=now - timedelta(seconds=10),
+                  exp=now + timedelta(seconds=2))
+    headers = {"Authorization": f"Bearer {token}"}
+    assert (await client.get("/api/v1/me", headers=headers)).status == 200
+    assert (await client.get("/api/v1/me", headers=headers)).status == 200
+    expired_at = now + timedelta(seconds=2.1)
+    await asyncio.sleep(max(0.0, (expired_at - datetime.now(UTC)).total_seconds()))
+    assert (await client.get("/api/v1/me", headers=headers)).status == 401
+
+
 async def refresh(client: Client, token: str) -> Any:
     return await client.post("/api/v1/auth/refresh", json={"refresh_token": token})
 
