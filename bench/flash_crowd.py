@@ -44,6 +44,8 @@ from bench.http_baseline import (
     MYSQL_URL,
     REDIS_URL,
     WRK_THREADS,
+    cpu_seconds_by_role,
+    cpu_spent,
     drop_database,
     free_port,
     process,
@@ -179,6 +181,7 @@ async def crowd_until_decided(url: str, body: dict[str, Any], tokens: list[str],
             await asyncio.sleep(SAMPLE_SECONDS)
 
     sampling = asyncio.create_task(sampler())
+    cpu_before = cpu_seconds_by_role()
     result = await asyncio.to_thread(fire, url, path, body, tokens, connections)
     answered.set()
     await sampling
@@ -188,6 +191,7 @@ async def crowd_until_decided(url: str, body: dict[str, Any], tokens: list[str],
         await sample()
     decided = next(moment for moment, count in samples if count >= expected)
     result["decided_after"] = max(0.0, decided - result["answered_at"])
+    result["cpu"] = cpu_spent(cpu_before, cpu_seconds_by_role())
     return result
 
 
@@ -383,9 +387,11 @@ async def run_floor(args: argparse.Namespace, secret: str, tokens: list[str]) ->
         context.__enter__()
     try:
         await asyncio.to_thread(wait_until_up, f"http://127.0.0.1:{port}/healthz")
+        cpu_before = cpu_seconds_by_role()
         result = await asyncio.to_thread(fire, f"http://127.0.0.1:{port}",
                                          "/api/v1/reservations", {"timeslot_id": 1}, tokens,
                                          args.connections)
+        result["cpu"] = cpu_spent(cpu_before, cpu_seconds_by_role())
     finally:
         for context in contexts:
             context.__exit__(None, None, None)
@@ -393,10 +399,14 @@ async def run_floor(args: argparse.Namespace, secret: str, tokens: list[str]) ->
 
 
 def report(label: str, result: dict[str, Any], requests: int) -> str:
+    """One line of figures, then where the CPU went: ms per request by role."""
+    cpu = "  ".join(f"{role} {seconds * 1000 / requests:.2f}"
+                    for role, seconds in sorted(result.get("cpu", {}).items()))
     return (f"{label:34} {result['duration']:7.2f} {requests / result['duration']:8.0f} "
             f"{result['p50_ms']:8.1f} "
             f"{result['p99_ms']:8.1f} {result['decided_after']:9.2f} "
-            f"{result['confirmed']:5d} {result['errors']:6d}  {result['statuses']}")
+            f"{result['confirmed']:5d} {result['errors']:6d}  {result['statuses']}"
+            + (f"\n{'':34} CPU ms per request: {cpu}" if cpu else ""))
 
 
 async def main_async(args: argparse.Namespace) -> None:

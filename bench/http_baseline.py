@@ -35,6 +35,36 @@ WRK_THREADS = 2
 WRK_CONNECTIONS = 64
 
 
+# Which process does what, by its command line; the rest is "other".
+CPU_ROLES = (("fitnus web", "web"), ("fitnus worker", "worker"), ("--serve-", "web"),
+             ("mariadbd", "mariadb"), ("mysqld", "mariadb"), ("redis-server", "redis"),
+             ("wrk", "wrk"))
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds_by_role() -> dict[str, float]:
+    """CPU time (user + system) spent so far by the processes on this machine,
+    summed by role: take two readings around a load to see where its cost went."""
+    spent: dict[str, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # gone meanwhile
+        role = next((name for marker, name in CPU_ROLES if marker in command), "other")
+        spent[role] = spent.get(role, 0.0) + (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return spent
+
+
+def cpu_spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Per role, between two readings (processes that ended meanwhile are not counted)."""
+    return {role: round(after[role] - before.get(role, 0.0), 2) for role in after
+            if after[role] - before.get(role, 0.0) > 0.005}
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
