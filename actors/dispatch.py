@@ -9,6 +9,7 @@ from actors.auctions import auction_drain_later
 from actors.booking import drain_later
 from actors.clubs import meetup_drain_later
 from actors.search import index_center
+from actors.settlement import run_batch
 from fitnus.accounts.service import WELCOME_COMMAND
 from fitnus.commands.models import Command
 from fitnus.messages import Messages
@@ -22,6 +23,10 @@ async def index_center_later(center_id: int) -> None:
     index_center.send(center_id=center_id)
 
 
+async def run_batch_later(run_id: int) -> None:
+    run_batch.send(run_id)
+
+
 async def dispatch(command: Command) -> None:
     # A blocking RPUSH on the broker's client: ~0.1 ms on a local Redis, less
     # than a hop to a thread would cost.
@@ -30,4 +35,4 @@ async def dispatch(command: Command) -> None:
 
 MESSAGES = Messages(dispatch=dispatch, index_center=index_center_later, schedule_drain=drain_later,
                     schedule_meetup_drain=meetup_drain_later,
-                    schedule_auction_drain=auction_drain_later)
+                    schedule_auction_drain=auction_drain_later, run_batch=run_batch_later)

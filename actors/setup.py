@@ -16,6 +16,7 @@ from fitnus.search.backends import CenterIndexFactory, open_center_index
 
 ACTOR_MODULES = ("actors.accounts", "actors.auctions", "actors.booking", "actors.clubs",
                  "actors.commands", "actors.kafka", "actors.payments", "actors.search",
+                 "actors.settlement",
                  "actors.waitlist", "actors.wallet")
 
 _installed: RedisBroker | None = None

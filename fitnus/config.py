@@ -17,8 +17,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from fitnus.accounts.kakao import KakaoLoginConfig
-from fitnus.errors import ConfigurationError
+from fitnus.errors import ConfigurationError, InvalidInput
 from fitnus.payments.kakaopay import GENERATIONS, KAPI, OPEN_API, KakaoPayConfig
+from fitnus.settlement.rules import percent_to_bp
 from fitnus.waitlist.rules import ClaimWindows
 
 # Kakao Pay's test merchant: payments through it take no money.
@@ -107,6 +108,11 @@ class Settings:
     # As registered with Kakao; None: this service's callback under
     # PUBLIC_BASE_URL (or the listen address, on a laptop).
     kakao_redirect_uri: str | None = None
+    # FitNus's commission on a center's monthly gross unless the center has
+    # its own (a percentage, at most two decimals), and how many of a
+    # month's orders the verification asks Kakao Pay about (0: every one).
+    settlement_commission_percent: str = "5"
+    settlement_kakao_sample: int = 0
     log_level: str = "INFO"
 
     @property
@@ -121,6 +127,10 @@ class Settings:
             within_hours=timedelta(minutes=self.waitlist_claim_minutes_within_hours),
             offers_stop=timedelta(minutes=self.waitlist_offers_stop_minutes),
         )
+
+    @property
+    def settlement_commission_bp(self) -> int:
+        return percent_to_bp(self.settlement_commission_percent)
 
     @property
     def coupon_validity(self) -> timedelta:
@@ -153,6 +163,7 @@ class Settings:
 
 
 _INT_FIELDS = {
+    "SETTLEMENT_KAKAO_SAMPLE": "settlement_kakao_sample",
     "HTTP_PORT": "http_port",
     "ACCESS_TOKEN_TTL_SECONDS": "access_token_ttl_seconds",
     "REFRESH_TOKEN_TTL_SECONDS": "refresh_token_ttl_seconds",
@@ -182,6 +193,7 @@ _INT_FIELDS = {
 }
 
 _STR_FIELDS = {
+    "SETTLEMENT_COMMISSION_PERCENT": "settlement_commission_percent",
     "FITNUS_ENV": "env",
     "DATABASE_URL": "database_url",
     "REDIS_URL": "redis_url",
@@ -270,6 +282,12 @@ def _validate(settings: Settings) -> None:
         raise ConfigurationError(
             f"FITNUS_ENV=production takes no money with Kakao's test cid {TEST_CID}: "
             "set KAKAOPAY_CID to the merchant's cid")
+    try:
+        settings.settlement_commission_bp  # noqa: B018 - parsed once here to refuse a bad value
+    except InvalidInput as exc:
+        raise ConfigurationError(f"SETTLEMENT_COMMISSION_PERCENT: {exc.detail}") from exc
+    if settings.settlement_kakao_sample < 0:
+        raise ConfigurationError("SETTLEMENT_KAKAO_SAMPLE is 0 (every order) or more")
     if min(settings.coupon_validity_days, settings.coupon_expiry_notice_days) < 1:
         raise ConfigurationError("COUPON_VALIDITY_DAYS and COUPON_EXPIRY_NOTICE_DAYS are 1 or more")
     if min(settings.waitlist_claim_minutes_far, settings.waitlist_claim_minutes_within_day,

@@ -32,6 +32,8 @@ MODEL_MODULES = [
     "fitnus.payments.models",
     "fitnus.auctions.models",
     "fitnus.events.models",
+    "fitnus.batches.models",
+    "fitnus.settlement.models",
 ]
 MIGRATIONS_MODULE = "fitnus.migrations"
 

@@ -6,6 +6,7 @@ these signatures.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from fitnus.centers.service import IndexCenter
@@ -20,3 +21,5 @@ class Messages:
     schedule_drain: ScheduleDrain
     schedule_meetup_drain: ScheduleDrain
     schedule_auction_drain: ScheduleDrain
+    # Work on a batch run (fitnus.batches) now.
+    run_batch: Callable[[int], Awaitable[None]]

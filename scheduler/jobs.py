@@ -17,7 +17,9 @@ class Job:
     enqueue: Callable[[], Any]
 
 
-def jobs() -> list[Job]:
+def jobs(time_zone: str) -> list[Job]:
+    """``time_zone``: the service's (Asia/Seoul), for the jobs that run at a
+    time of day; a trigger made here would otherwise take the machine's."""
     from actors.auctions import close_due_auctions, sweep_auction_queues
     from actors.booking import (
         mark_no_shows,
@@ -30,6 +32,7 @@ def jobs() -> list[Job]:
     from actors.kafka import drain_event_outbox
     from actors.payments import reconcile_payments
     from actors.search import sweep_search_outbox
+    from actors.settlement import record_yesterday, resume_batch_runs, settle_last_month
     from actors.waitlist import sweep_waitlists
     from actors.wallet import expire_coupons, notify_expiring_coupons
 
@@ -109,6 +112,23 @@ def jobs() -> list[Job]:
             name="notify-expiring-coupons",
             trigger=CronTrigger(minute=5),
             enqueue=notify_expiring_coupons.send,
+        ),
+        Job(
+            name="record-daily-usage",
+            # The day that ended an hour ago.
+            trigger=CronTrigger(hour=1, minute=0, timezone=time_zone),
+            enqueue=record_yesterday.send,
+        ),
+        Job(
+            name="settle-last-month",
+            trigger=CronTrigger(day=1, hour=4, minute=0, timezone=time_zone),
+            enqueue=settle_last_month.send,
+        ),
+        Job(
+            name="resume-batch-runs",
+            # A run whose worker died half-way goes on from its last chunk.
+            trigger=IntervalTrigger(minutes=5),
+            enqueue=resume_batch_runs.send,
         ),
         Job(
             name="redrive-pending-commands",

@@ -37,12 +37,13 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
     scheduler = AsyncIOScheduler(timezone=settings.time_zone)
     scheduler.add_job(lease.acquire_or_renew, "interval",
                       seconds=settings.scheduler_lease_seconds / 3, id="leader-lease")
-    for job in jobs():
+    scheduled = jobs(settings.time_zone)
+    for job in scheduled:
         scheduler.add_job(_when_leader(lease, job), job.trigger, id=job.name,
                           max_instances=1, coalesce=True)
     await lease.acquire_or_renew()
     scheduler.start()
-    log.info("scheduler started", extra={"jobs": [job.name for job in jobs()]})
+    log.info("scheduler started", extra={"jobs": [job.name for job in scheduled]})
     try:
         await stop.wait()
     finally:

@@ -64,6 +64,7 @@ from web import (
     operations,
     payments,
     policies,
+    settlement,
     waitlist,
     wallet,
 )
@@ -107,7 +108,7 @@ from web.routing import Api
 APIS: tuple[Api, ...] = (
     accounts.api, kakao.api, centers.api, policies.api, booking.api, attendance.api, calendar.api,
     clubs.api, meetups.api, waitlist.api, payments.api, auctions.api, commands.api, wallet.api,
-    events.api, operations.api,
+    events.api, settlement.api, operations.api,
 )
 API_TITLE = "FitNus"
 API_VERSION = "1.0.0"

@@ -63,6 +63,8 @@ def _models(endpoints: list[Endpoint]) -> list[tuple[type[BaseModel], Any]]:
         if endpoint.body is not None:
             seen[(endpoint.body, "validation")] = None
         for response in endpoint.responses.values():
+            if isinstance(response, tuple):
+                response = response[0]
             if isinstance(response, type) and issubclass(response, BaseModel):
                 seen[(response, "serialization")] = None
     return list(seen)
@@ -154,9 +156,16 @@ SSE_EVENT = {
 }
 
 
-def _response(response: type[BaseModel] | str | None, refs: dict[Any, Any]) -> dict[str, Any]:
+def _response(response: type[BaseModel] | str | tuple[type[BaseModel], str] | None,
+              refs: dict[Any, Any]) -> dict[str, Any]:
     if response is None:
         return {"description": "No content"}
+    if isinstance(response, tuple):
+        # JSON, or another representation (``Accept``) of the same content.
+        model, media = response
+        described = _response(model, refs)
+        described["content"][media] = {"schema": {"type": "string"}}
+        return described
     if isinstance(response, str):
         media = response if "/" in response else "text/plain"
         schema = SSE_EVENT if media == "text/event-stream" else {"type": "string"}

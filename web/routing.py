@@ -45,7 +45,9 @@ class Endpoint:
     query: type[pydantic.BaseModel] | None = None
     path_params: type[pydantic.BaseModel] | None = None
     headers: type[pydantic.BaseModel] | None = None
-    responses: dict[int, type[pydantic.BaseModel] | str | None] = field(default_factory=dict)
+    # A model (JSON), a media type, (a model, another media type for Accept), or no content.
+    responses: dict[int, type[pydantic.BaseModel] | str | tuple[type[pydantic.BaseModel], str]
+                    | None] = field(default_factory=dict)
     auth: bool = False
     # The statuses its domain errors answer; /openapi.json adds those the
     # layer around every handler answers (web.openapi.problem_statuses).

@@ -62,8 +62,9 @@ class Reservation(Model, HasPolicySnapshot):
         # The calendar reads by person. The reminder scan reads the reservations
         # not yet reminded that start within the lead: one range of this index.
         # The no-show job reads confirmed seats of sessions that have ended.
+        # The daily usage batch reads one day's sessions in (starts_at, id) order.
         indexes = (("user_id", "starts_at"), ("reminded_at", "starts_at"),
-                   ("status", "ends_at"))
+                   ("status", "ends_at"), ("starts_at", "id"))
 
 
 class CalendarFeed(Model):

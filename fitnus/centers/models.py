@@ -59,6 +59,9 @@ class Center(Model, HasCancellationPolicy):
     cancel_partial_refund_percent = fields.IntField(null=True)
     # The kiosk's check-in codes (fitnus.attendance.totp); set on first use.
     check_in_secret = fields.CharField(max_length=32, null=True)
+    # FitNus's commission on this center's settlements, in basis points
+    # (1/100 of a percent); None: SETTLEMENT_COMMISSION_PERCENT.
+    commission_bp = fields.IntField(null=True)
 
     class Meta:
         table = "center"

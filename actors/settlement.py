@@ -1,0 +1,105 @@
+"""The batch jobs: daily usage, monthly settlement, and the runs admins ask for."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from zoneinfo import ZoneInfo
+
+import aiohttp
+import dramatiq
+
+from actors.runtime import runtime
+from fitnus.attendance import service as attendance
+from fitnus.batches.models import BatchJob, BatchRun
+from fitnus.batches.runs import open_run, run_in_chunks, run_once, stalled_runs
+from fitnus.notifications.service import ring
+from fitnus.payments.kakaopay import KakaoPay
+from fitnus.settlement import rules
+from fitnus.settlement.service import settle_and_check
+from fitnus.settlement.usage import record_usage_step
+from fitnus.settlement.verification import LookUpOrder
+from fitnus.wallet import service as wallet
+
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def kakao_orders() -> AsyncIterator[LookUpOrder | None]:
+    """Kakao Pay's order lookup, when it is configured."""
+    config = runtime().settings.kakaopay
+    if config is None:
+        yield None
+        return
+    async with aiohttp.ClientSession() as session:
+        pay = KakaoPay(config, session)
+
+        async def look_up(tid: str) -> dict[str, object]:
+            return await pay.order(tid=tid)
+
+        yield look_up
+
+
+async def work_on(run: BatchRun) -> BatchRun:
+    """Whatever is left of one run, by its job."""
+    rt = runtime()
+    zone = ZoneInfo(rt.settings.time_zone)
+    if run.job is BatchJob.DAILY_USAGE:
+        day = rules.parse_day(run.period or "")
+        step = record_usage_step(day, rules.day_period(day, zone), now=rt.clock.now())
+        return await run_in_chunks(run.id, step, clock=rt.clock)
+    if run.job is BatchJob.MONTHLY_SETTLEMENT:
+        told: set[int] = set()
+
+        async def settle() -> int:
+            async with kakao_orders() as look_up:
+                settled, owners = await settle_and_check(
+                    run.period or "", default_bp=rt.settings.settlement_commission_bp, zone=zone,
+                    clock=rt.clock, look_up=look_up, sample=rt.settings.settlement_kakao_sample)
+            told.update(owners)
+            return settled
+
+        done = await run_once(run.id, settle, clock=rt.clock)
+        await ring(rt.redis, rt.keys, told)
+        return done
+    if run.job is BatchJob.COUPON_EXPIRY:
+        return await run_once(run.id, lambda: wallet.expire_lots(clock=rt.clock), clock=rt.clock)
+    return await run_once(run.id, lambda: attendance.mark_no_shows(clock=rt.clock),
+                          clock=rt.clock)
+
+
+@dramatiq.actor(queue_name="maintenance", max_retries=3, min_backoff=5_000)
+async def run_batch(run_id: int) -> None:
+    """An admin's run, or one the resume job found stalled."""
+    await work_on(await BatchRun.get(id=run_id))
+
+
+async def _open_and_work(job: BatchJob, period: str) -> None:
+    run, has_work = await open_run(job, period, clock=runtime().clock)
+    if has_work:
+        await work_on(run)
+
+
+@dramatiq.actor(queue_name="maintenance", max_retries=3, min_backoff=60_000)
+async def record_yesterday() -> None:
+    """01:00 in Seoul: the day that just ended, computed now, not at start-up."""
+    rt = runtime()
+    await _open_and_work(BatchJob.DAILY_USAGE, rules.previous_day(
+        rt.clock.now(), ZoneInfo(rt.settings.time_zone)).isoformat())
+
+
+@dramatiq.actor(queue_name="maintenance", max_retries=3, min_backoff=60_000)
+async def settle_last_month() -> None:
+    """04:00 on the 1st in Seoul: the month that just ended."""
+    rt = runtime()
+    await _open_and_work(BatchJob.MONTHLY_SETTLEMENT, rules.previous_month(
+        rt.clock.now(), ZoneInfo(rt.settings.time_zone)))
+
+
+@dramatiq.actor(queue_name="maintenance", max_retries=0)
+async def resume_batch_runs() -> None:
+    for run in await stalled_runs(clock=runtime().clock):
+        log.warning("batch run %s (%s %s) stalled; sending it again", run.id, run.job.value,
+                    run.period)
+        run_batch.send(run.id)

@@ -1,0 +1,108 @@
+"""Daily usage records: what each center earned on one Seoul day.
+
+One record per reservation whose session started that day and whose coupons
+were kept: attended, not come, or cancelled too late for a full refund (the
+kept part). What a seat kept is what its wallet draws still hold
+(fitnus.wallet.lots, keyed by the seat's ``paid_for``): a seat moved to
+another session passed its draws on and keeps nothing; a free session keeps
+nothing and earns its center nothing. Meetups are a club's own, held at no
+center, so they earn no center anything either.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import date, datetime
+
+from tortoise.expressions import Q
+
+from fitnus.batches.models import BatchRun
+from fitnus.batches.runs import Chunk, Step
+from fitnus.booking.models import Reservation, ReservationStatus
+from fitnus.clock import as_utc
+from fitnus.settlement.models import KRW_PER_COUPON, UsageKind, UsageRecord
+from fitnus.settlement.rules import Period
+from fitnus.wallet.models import CouponDraw
+
+CHUNK_ROWS = 1_000
+
+
+async def kept_coupons(paid_for: Iterable[str]) -> dict[str, int]:
+    """What each thing's draws still hold, in one query."""
+    kept: dict[str, int] = defaultdict(int)
+    for row in await CouponDraw.filter(paid_for__in=list(paid_for)).values(
+            "paid_for", "coupons", "returned"):
+        kept[row["paid_for"]] += row["coupons"] - row["returned"]
+    return kept
+
+
+def sessions_in(period: Period, *, after: tuple[datetime, int]) -> Q:
+    """Reservations of sessions starting in ``period``, after a (starts_at, id) cursor."""
+    cursor_at, cursor_id = after
+    return Q(starts_at__gte=as_utc(period.start), starts_at__lt=as_utc(period.end)) & (
+        Q(starts_at__gt=as_utc(cursor_at)) | Q(starts_at=as_utc(cursor_at), id__gt=cursor_id))
+
+
+# Dialects: (insert that skips a duplicate key, the seat's paid_for, placeholder).
+_DIALECTS = {
+    "mysql": ("INSERT IGNORE", "CONCAT('reservation:', r.command_id)", "%s"),
+    "sqlite": ("INSERT OR IGNORE", "'reservation:' || r.command_id", "?"),
+}
+
+# One chunk of a day's kept seats into usage records, in the database: the
+# seats after the cursor up to the chunk's last one, each with what its
+# draws still hold. A seat still confirmed after its session started cannot
+# be cancelled any more: it counts as come or not by its check-in.
+_RECORD_CHUNK = """
+{insert} INTO usage_record (center_id, day, reservation_id, user_id, program_id, starts_at,
+                           kind, coupons, amount_krw, created_at)
+SELECT center_id, {p}, id, user_id, program_id, starts_at, kind, kept, kept * {krw}, {p}
+FROM (
+  SELECT p.center_id, r.id, r.user_id, p.id AS program_id, r.starts_at,
+         CASE WHEN r.status = '{cancelled}' THEN '{late_cancel}'
+              WHEN r.status = '{attended}' OR r.checked_in_at IS NOT NULL THEN '{came}'
+              ELSE '{no_show}' END AS kind,
+         (SELECT SUM(d.coupons - d.returned) FROM coupon_draw d
+          WHERE d.paid_for = {paid_for}) AS kept
+  FROM reservation r
+  JOIN timeslot t ON t.id = r.timeslot_id
+  JOIN program p ON p.id = t.program_id
+  WHERE r.starts_at >= {p} AND r.starts_at < {p}
+    AND (r.starts_at > {p} OR (r.starts_at = {p} AND r.id > {p}))
+    AND (r.starts_at < {p} OR (r.starts_at = {p} AND r.id <= {p}))
+) seats
+WHERE kept > 0
+"""
+
+
+def _record_chunk_sql(dialect: str) -> str:
+    insert, paid_for, placeholder = _DIALECTS[dialect]
+    return _RECORD_CHUNK.format(
+        insert=insert, paid_for=paid_for, p=placeholder, krw=KRW_PER_COUPON,
+        cancelled=ReservationStatus.CANCELLED.value, attended=ReservationStatus.ATTENDED.value,
+        late_cancel=UsageKind.LATE_CANCEL.value, came=UsageKind.ATTENDED.value,
+        no_show=UsageKind.NO_SHOW.value)
+
+
+def record_usage_step(day: date, period: Period, *, now: datetime,
+                      chunk_rows: int = CHUNK_ROWS) -> Step:
+    """The daily usage job's step for one day, for ``run_in_chunks``: the
+    chunk's last seat read by its index, then one INSERT ... SELECT."""
+    async def step(run: BatchRun) -> Chunk:
+        after = (run.cursor_at or period.start, run.cursor_id)
+        last = await Reservation.filter(sessions_in(period, after=after)).order_by(
+            "starts_at", "id").offset(chunk_rows - 1).limit(1).values_list("starts_at", "id")
+        done = not last
+        until = (period.end, 0) if done else last[0]
+        db = UsageRecord._meta.db
+        written, _ = await db.execute_query(_record_chunk_sql(db.capabilities.dialect), [
+            day, as_utc(now), as_utc(period.start), as_utc(period.end),
+            as_utc(after[0]), as_utc(after[0]), after[1],
+            as_utc(until[0]), as_utc(until[0]), until[1]])
+        if done:
+            return Chunk(rows=written, done=True, cursor_at=run.cursor_at,
+                         cursor_id=run.cursor_id)
+        return Chunk(rows=written, done=False, cursor_at=until[0], cursor_id=until[1])
+
+    return step

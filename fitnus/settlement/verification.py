@@ -1,0 +1,151 @@
+"""The three matches a settlement must pass before it is verified.
+
+1. usage: each reservation of a center's sessions in the month, what its
+   wallet draws kept (the ledger's per-lot record, which the lot invariants
+   tie to the ledger) and its usage record agree; a seat not cancelled kept
+   its whole price.
+2. payment: each order approved in the month has its purchase credit of
+   its coupons, and Kakao Pay's own record of it (all orders, or a sample)
+   agrees on the amount approved, the amount cancelled and the status.
+3. gross: a center's usage records for the month add up to its settlement.
+
+Each difference is a discrepancy row, found again (not duplicated) by the
+next check, open until an admin resolves it with a note.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fitnus.booking.models import Reservation, ReservationStatus, seat_paid_for
+from fitnus.clock import as_utc
+from fitnus.payments.kakaopay import KakaoPayRefused
+from fitnus.payments.models import CouponOrder, OrderStatus
+from fitnus.payments.service import purchase_reference
+from fitnus.settlement.models import (
+    KRW_PER_COUPON,
+    Discrepancy,
+    DiscrepancyKind,
+    Settlement,
+    UsageRecord,
+)
+from fitnus.settlement.monthly import gross_by_center
+from fitnus.settlement.rules import month_days, month_period
+from fitnus.settlement.usage import kept_coupons
+from fitnus.wallet.models import LedgerEntry
+
+# Kakao Pay's record of one payment, by its tid (fitnus.payments.kakaopay).
+LookUpOrder = Callable[[str], Awaitable[dict[str, Any]]]
+SETTLED_ORDERS = (OrderStatus.APPROVED, OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED)
+
+
+async def _found(month: str, kind: DiscrepancyKind, found: list[tuple[int | None, str, str]],
+                 *, now: datetime) -> int:
+    """Store (center, subject, detail) differences; one row per subject ever."""
+    await Discrepancy.bulk_create(
+        [Discrepancy(month=month, center_id=center_id, kind=kind, subject=subject,
+                     detail=detail[:255], created_at=now)
+         for center_id, subject, detail in found], ignore_conflicts=True)
+    return len(found)
+
+
+async def check_usage(month: str, center_id: int, *, zone: ZoneInfo, now: datetime) -> int:
+    period = month_period(month, zone)
+    first, following = month_days(month)
+    seats = await Reservation.filter(
+        starts_at__gte=as_utc(period.start), starts_at__lt=as_utc(period.end),
+        timeslot__program__center_id=center_id,
+    ).values("id", "command_id", "status", "price_coupons")
+    records = {row["reservation_id"]: row for row in await UsageRecord.filter(
+        center_id=center_id, day__gte=first, day__lt=following,
+    ).values("reservation_id", "coupons", "amount_krw")}
+    kept = await kept_coupons(seat_paid_for(seat["command_id"]) for seat in seats)
+    found: list[tuple[int | None, str, str]] = []
+    for seat in seats:
+        held = kept.get(seat_paid_for(seat["command_id"]), 0)
+        record = records.pop(seat["id"], None)
+        subject = f"reservation:{seat['id']}"
+        if record is None and held > 0:
+            found.append((center_id, subject, f"kept {held} coupons and has no usage record"))
+        elif record is not None and record["coupons"] != held:
+            found.append((center_id, subject, f"its usage record says {record['coupons']} "
+                                              f"coupons, its wallet kept {held}"))
+        elif record is not None and record["amount_krw"] != record["coupons"] * KRW_PER_COUPON:
+            found.append((center_id, subject, f"{record['coupons']} coupons recorded as "
+                                              f"{record['amount_krw']} KRW"))
+        elif (ReservationStatus(seat["status"]) is not ReservationStatus.CANCELLED
+              and held != seat["price_coupons"]):
+            found.append((center_id, subject, f"a seat of {seat['price_coupons']} coupons "
+                                              f"kept {held}"))
+    for reservation_id in records:
+        found.append((center_id, f"reservation:{reservation_id}",
+                      "a usage record for no session of this center in the month"))
+    return await _found(month, DiscrepancyKind.USAGE, found, now=now)
+
+
+async def check_gross(month: str, center_ids: list[int], *, now: datetime) -> int:
+    gross = await gross_by_center(month, center_ids)
+    found: list[tuple[int | None, str, str]] = [
+        (settlement.center_id, f"settlement:{settlement.id}",
+         f"usage records add up to {gross.get(settlement.center_id, 0)} KRW, "
+         f"the settlement's gross is {settlement.gross_krw} KRW")
+        for settlement in await Settlement.filter(month=month, center_id__in=center_ids)
+        if gross.get(settlement.center_id, 0) != settlement.gross_krw]
+    return await _found(month, DiscrepancyKind.GROSS, found, now=now)
+
+
+def _kakao_disagrees(order: CouponOrder, answer: dict[str, Any]) -> str | None:
+    approved = int((answer.get("amount") or {}).get("total") or 0)
+    cancelled = int((answer.get("canceled_amount") or {}).get("total") or 0)
+    status = str(answer.get("status"))
+    expected = ("SUCCESS_PAYMENT" if order.refunded_krw == 0 else
+                "CANCEL_PAYMENT" if order.refunded_krw == order.approved_krw else
+                "PART_CANCEL_PAYMENT")
+    if (approved, cancelled, status) != (order.approved_krw, order.refunded_krw, expected):
+        return (f"Kakao Pay: {status}, {approved} KRW approved, {cancelled} cancelled; "
+                f"ours: {expected}, {order.approved_krw} approved, {order.refunded_krw} refunded")
+    return None
+
+
+async def check_payments(month: str, *, zone: ZoneInfo, now: datetime,
+                         look_up: LookUpOrder | None, sample: int) -> int:
+    """``sample`` orders asked of Kakao (0: every one); ``look_up`` None: Kakao
+    Pay is not configured, and only our own credits are checked."""
+    period = month_period(month, zone)
+    orders = await CouponOrder.filter(
+        status__in=list(SETTLED_ORDERS), approved_at__gte=as_utc(period.start),
+        approved_at__lt=as_utc(period.end)).order_by("id")
+    credits = {row["reference"]: row["amount"] for row in await LedgerEntry.filter(
+        reference__in=[purchase_reference(order) for order in orders]).values(
+        "reference", "amount")}
+    found: list[tuple[int | None, str, str]] = []
+    for order in orders:
+        credit = credits.get(purchase_reference(order))
+        if credit != order.coupons:
+            found.append((None, f"order:{order.id}:credit",
+                          f"an order of {order.coupons} coupons credited {credit or 0}"))
+    if look_up is not None:
+        asked = orders if sample == 0 or sample >= len(orders) else random.sample(orders, sample)
+        for order in asked:
+            try:
+                differs = _kakao_disagrees(order, await look_up(order.tid or ""))
+            except KakaoPayRefused as refused:
+                # Kakao Pay does not know the payment: a difference, not a failure.
+                differs = f"Kakao Pay refused to show it: {refused}"
+            if differs is not None:
+                found.append((None, f"order:{order.id}:kakao", differs))
+    return await _found(month, DiscrepancyKind.PAYMENT, found, now=now)
+
+
+async def centers_in(month: str, *, zone: ZoneInfo) -> list[int]:
+    """Every center with a settlement or a session in the month."""
+    period = month_period(month, zone)
+    with_sessions = await Reservation.filter(
+        starts_at__gte=as_utc(period.start), starts_at__lt=as_utc(period.end),
+    ).distinct().values_list("timeslot__program__center_id", flat=True)
+    settled = await Settlement.filter(month=month).values_list("center_id", flat=True)
+    return sorted({int(c) for c in [*with_sessions, *settled]})  # type: ignore[call-overload]

@@ -1,0 +1,296 @@
+"""Daily usage records: one per kept seat on its session's Seoul day, however
+often, however interrupted and by however many runners the day is recorded.
+
+Each test books real seats (the API and a worker) on days of its own, far
+from the others', then records those days with a clock set after them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import dramatiq
+import pymysql
+import pytest
+from aiohttp.test_utils import TestClient
+
+from fitnus.batches.models import BatchJob, BatchRun, RunStatus
+from fitnus.batches.runs import open_run, run_in_chunks
+from fitnus.clock import ManualClock, system_clock
+from fitnus.settlement import rules
+from fitnus.settlement.models import UsageKind, UsageRecord
+from fitnus.settlement.usage import record_usage_step
+from tests.conftest import eventually
+from tests.e2e.test_booking import PRICE, fund, reserve
+from tests.e2e.test_centers import admin_headers, new_center, new_program
+
+Client = TestClient[Any, Any]
+SEOUL = ZoneInfo("Asia/Seoul")
+
+
+@dataclass
+class Place:
+    owner: Any
+    center_id: int
+    program_id: int
+
+
+def seoul_day(days_ahead: int) -> date:
+    return system_clock.now().astimezone(SEOUL).date() + timedelta(days=days_ahead)
+
+
+def at(day: date, clock_time: time) -> str:
+    return datetime.combine(day, clock_time, SEOUL).isoformat()
+
+
+def after(day: date) -> ManualClock:
+    """A clock set at 01:00 the next Seoul day, when the daily job runs."""
+    return ManualClock(datetime.combine(day + timedelta(days=1), time(1), SEOUL))
+
+
+async def open_place(client: Client, sign_up: Any, *, policy: dict[str, Any] | None = None,
+                     ) -> Place:
+    owner = await sign_up("owner")
+    center = await new_center(client, owner, opens_at=None, closes_at=None)
+    if policy is not None:
+        response = await client.put(f"/api/v1/centers/{center['id']}/cancellation-policy",
+                                    json=policy, headers=owner.headers)
+        assert response.status == 200, await response.text()
+    program = await new_program(client, owner, center["id"], price_coupons=PRICE)
+    return Place(owner, center["id"], program["id"])
+
+
+async def timeslot(client: Client, place: Place, starts_at: str, capacity: int = 30) -> int:
+    response = await client.post(f"/api/v1/programs/{place.program_id}/timeslots",
+                                 json={"starts_at": starts_at, "capacity": capacity},
+                                 headers=place.owner.headers)
+    assert response.status == 201, await response.text()
+    timeslot_id: int = (await response.json())["id"]
+    return timeslot_id
+
+
+async def seat(client: Client, sign_up: Any, timeslot_id: int) -> tuple[Any, int]:
+    person = await sign_up()
+    await fund(person.id, PRICE)
+    response = await reserve(client, person, timeslot_id, Prefer="wait=8")
+    assert response.status == 201, await response.text()
+    reservation_id: int = (await response.json())["id"]
+    return person, reservation_id
+
+
+async def record_day(day: date, clock: ManualClock, *, chunk_rows: int = 1000,
+                     run: BatchRun | None = None, **hooks: Any) -> BatchRun:
+    """The daily job for ``day``, as the worker runs it."""
+    if run is None:
+        run, _ = await open_run(BatchJob.DAILY_USAGE, day.isoformat(), clock=clock)
+    step = record_usage_step(day, rules.day_period(day, SEOUL), now=clock.now(),
+                             chunk_rows=chunk_rows)
+    return await run_in_chunks(run.id, step, clock=clock, **hooks)
+
+
+async def records_of(day: date) -> set[tuple[int, int, str]]:
+    return {(r.reservation_id, r.coupons, r.kind.value)
+            for r in await UsageRecord.filter(day=day)}
+
+
+async def test_the_day_boundary_is_midnight_in_seoul_and_each_kept_seat_counts_once(
+    aiohttp_client: Any, make_app: Any, client: Client, sign_up: Any, worker: dramatiq.Worker,
+) -> None:
+    day, next_day = seoul_day(20), seoul_day(21)
+    # Full refund 600 h ahead, half 1 h ahead: cancelled now (~20 days ahead) keeps half.
+    place = await open_place(client, sign_up, policy={
+        "full_refund_hours": 600, "partial_refund_hours": 1, "partial_refund_percent": 50})
+    _, last_second = await seat(client, sign_up, await timeslot(
+        client, place, at(day, time(23, 59, 59))))
+    # One second later, in the same center (another program: a program's sessions never overlap).
+    evening = Place(place.owner, place.center_id, (await new_program(
+        client, place.owner, place.center_id, price_coupons=PRICE))["id"])
+    _, first_second = await seat(client, sign_up, await timeslot(
+        client, evening, at(next_day, time(0, 0, 0))))
+    late, late_cancel = await seat(client, sign_up, await timeslot(
+        client, place, at(day, time(12))))
+    cancelled = await client.delete(f"/api/v1/reservations/{late_cancel}", headers=late.headers)
+    assert (await cancelled.json())["refunded_coupons"] == PRICE // 2
+    # One checks in at the door, ten minutes before the start.
+    came, attended = await seat(client, sign_up, await timeslot(client, place, at(day, time(9))))
+    door = await aiohttp_client(make_app(clock=ManualClock(
+        datetime.combine(day, time(8, 50), SEOUL))))
+    code = await (await door.get(f"/api/v1/centers/{place.center_id}/check-in-code",
+                                 headers=place.owner.headers)).json()
+    checked_in = await door.post(f"/api/v1/reservations/{attended}/check-in",
+                                 json={"code": code["code"]}, headers=came.headers)
+    assert checked_in.status == 200, await checked_in.text()
+    # Another center refunds in full a day ahead: that seat keeps nothing.
+    generous = await open_place(client, sign_up)
+    early, early_cancel = await seat(client, sign_up, await timeslot(
+        client, generous, at(day, time(13))))
+    assert (await client.delete(f"/api/v1/reservations/{early_cancel}",
+                                headers=early.headers)).status == 200
+
+    clock = after(next_day)
+    first = await record_day(day, clock)
+    assert (first.status, first.rows) == (RunStatus.DONE, len(await records_of(day)))
+    assert await records_of(day) >= {(last_second, PRICE, "no_show"),
+                                      (late_cancel, PRICE // 2, "late_cancel"),
+                                      (attended, PRICE, "attended")}
+    assert not await UsageRecord.filter(reservation_id__in=[first_second, early_cancel]).exists()
+    await record_day(next_day, clock)
+    record = await UsageRecord.get(reservation_id=first_second)
+    assert (record.day, record.kind, record.amount_krw) == (next_day, UsageKind.NO_SHOW,
+                                                            PRICE * 1000)
+    # Again: the day is done, nothing is added.
+    again, has_work = await open_run(BatchJob.DAILY_USAGE, day.isoformat(), clock=clock)
+    assert (again.id, has_work) == (first.id, False)
+    assert await UsageRecord.filter(
+        reservation_id__in=[last_second, late_cancel, attended]).count() == 3
+
+
+async def test_a_run_killed_after_any_chunk_resumes_to_the_same_records(
+    client: Client, sign_up: Any, worker: dramatiq.Worker,
+) -> None:
+    """Every kill point: after each chunk, the run dies inside the next one
+    (its transaction rolled back), then resumes from its cursor."""
+    day, chunk_rows, seats = seoul_day(23), 3, 8
+    place = await open_place(client, sign_up)
+    slots = [await timeslot(client, place, at(day, time(hour))) for hour in (7, 9, 11)]
+    for n in range(seats):
+        await seat(client, sign_up, slots[n % len(slots)])
+    clock = after(day)
+    uninterrupted = await record_day(day, clock, chunk_rows=chunk_rows)
+    expected = await records_of(day)
+    chunks = -(-uninterrupted.rows // chunk_rows)
+    assert len(expected) == uninterrupted.rows >= seats
+    assert chunks >= 3
+
+    class Killed(Exception):
+        pass
+
+    for kill_at in range(1, chunks + 1):
+        await UsageRecord.filter(day=day).delete()
+        await BatchRun.filter(id=uninterrupted.id).delete()
+        run, _ = await open_run(BatchJob.DAILY_USAGE, day.isoformat(), clock=clock)
+        written = 0
+
+        async def die_in_chunk(run: BatchRun, kill_at: int = kill_at) -> None:
+            nonlocal written
+            written += 1
+            if written == kill_at:
+                raise Killed
+
+        with pytest.raises(Killed):
+            await record_day(day, clock, chunk_rows=chunk_rows, run=run,
+                             chunk_written=die_in_chunk)
+        # What committed before the kill is there and counted; the chunk it died in is not.
+        killed = await BatchRun.get(id=run.id)
+        assert killed.status is RunStatus.FAILED
+        assert await records_of(day) <= expected
+        assert await UsageRecord.filter(day=day).count() == killed.rows < len(expected)
+        resumed, has_work = await open_run(BatchJob.DAILY_USAGE, day.isoformat(), clock=clock)
+        assert has_work
+        assert resumed.attempts == 2
+        done = await record_day(day, clock, chunk_rows=chunk_rows, run=resumed)
+        assert await records_of(day) == expected, f"killed in chunk {kill_at}"
+        assert done.rows == len(expected)
+        uninterrupted = done
+
+
+async def test_two_schedulers_at_one_oclock_record_one_set_of_rows(
+    client: Client, sign_up: Any, worker: dramatiq.Worker,
+) -> None:
+    """Both open the day's one run and work it at once, chunk by chunk under
+    its lock: one set of rows, each chunk written once. The control gives
+    each its own run (no shared row and lock): every chunk is written twice,
+    and only the unique key keeps the records from doubling."""
+    day = seoul_day(25)
+    place = await open_place(client, sign_up)
+    slot = await timeslot(client, place, at(day, time(8)))
+    for _ in range(7):
+        await seat(client, sign_up, slot)
+    clock = after(day)
+    chunks: list[int] = []
+
+    async def count_chunk(run: BatchRun) -> None:
+        chunks.append(run.id)
+
+    async def scheduler(run: BatchRun | None = None) -> BatchRun:
+        return await record_day(day, clock, chunk_rows=2, run=run, chunk_written=count_chunk)
+
+    first, second = await asyncio.gather(scheduler(), scheduler())
+    records = await records_of(day)
+    assert first.id == second.id
+    assert (await BatchRun.get(id=first.id)).rows == len(records) >= 7
+    written_once = len(chunks)
+    assert written_once >= 4
+
+    await UsageRecord.filter(day=day).delete()
+    chunks.clear()
+    now = clock.now()
+    separate = [await BatchRun.create(job=BatchJob.DAILY_USAGE, period=f"control-{n}",
+                                      started_at=now, updated_at=now) for n in range(2)]
+    with warnings.catch_warnings():
+        # MariaDB warns of each duplicate the unique key turned away (INSERT IGNORE).
+        warnings.simplefilter("ignore", pymysql.Warning)
+        await asyncio.gather(*(scheduler(run) for run in separate))
+    assert await records_of(day) == records
+    assert len(chunks) == 2 * written_once
+
+
+async def test_admins_run_a_finished_day_and_owners_read_its_usage_as_json_or_csv(
+    aiohttp_client: Any, make_app: Any, client: Client, sign_up: Any, settings: Any,
+    worker: dramatiq.Worker,
+) -> None:
+    day = seoul_day(27)
+    place = await open_place(client, sign_up)
+    person, reservation_id = await seat(client, sign_up, await timeslot(
+        client, place, at(day, time(10))))
+    admin = await admin_headers(client, settings)
+    runs = f"/api/v1/admin/batches/{BatchJob.DAILY_USAGE.value}/runs"
+
+    not_over = await client.post(runs, json={"period": day.isoformat()}, headers=admin)
+    assert (not_over.status, (await not_over.json())["code"]) == (409, "period_not_finished")
+    later = await aiohttp_client(make_app(clock=after(day)))
+    for bad in ({"period": "2026-13-01"}, {"period": 20261201}, {}, {"period": "x" * 17}):
+        assert (await later.post(runs, json=bad, headers=admin)).status == 400, bad
+    assert (await later.post(runs, json={"period": day.isoformat()},
+                             headers=person.headers)).status == 403
+    assert (await later.post("/api/v1/admin/batches/nonsense/runs", json={},
+                             headers=admin)).status in (400, 404)
+
+    started = await later.post(runs, json={"period": day.isoformat()}, headers=admin)
+    assert started.status == 202, await started.text()
+    run_id = (await started.json())["run_id"]
+
+    async def done() -> bool:
+        shown = await later.get(f"{runs}/{run_id}", headers=admin)
+        return bool((await shown.json())["status"] == "done")
+
+    await eventually(done)
+    repeated = await later.post(runs, json={"period": day.isoformat()}, headers=admin)
+    assert repeated.status == 200
+    assert (await repeated.json())["run_id"] == run_id
+
+    usage = f"/api/v1/owner/centers/{place.center_id}/usage?from={day}&to={day}"
+    listed = await (await later.get(usage, headers=place.owner.headers)).json()
+    [item] = listed["items"]
+    assert (item["reservation_id"], item["coupons"], item["amount_krw"], item["kind"],
+            item["date"]) == (reservation_id, PRICE, PRICE * 1000, "no_show", day.isoformat())
+    assert item["user_name"] == "테스트 사용자"
+    assert item["program"] == "아침 요가"
+    as_csv = await later.get(usage, headers={**place.owner.headers, "Accept": "text/csv"})
+    assert as_csv.headers["Content-Type"].startswith("text/csv")
+    body = await as_csv.read()
+    assert body.startswith("\ufeff".encode())
+    header, row = body.decode("utf-8-sig").splitlines()
+    assert header.startswith("id,date,reservation_id,user_name")
+    assert f",{reservation_id},테스트 사용자,아침 요가," in row
+    # Another owner, a person, a reversed or too long range.
+    stranger = await sign_up("owner")
+    assert (await later.get(usage, headers=stranger.headers)).status == 403
+    assert (await later.get(usage, headers=person.headers)).status == 403
+    reversed_range = f"/api/v1/owner/centers/{place.center_id}/usage?from={day}&to=2000-01-01"
+    assert (await later.get(reversed_range, headers=place.owner.headers)).status == 400
