@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -13,16 +14,18 @@ import dramatiq
 from actors.runtime import runtime
 from fitnus.attendance import service as attendance
 from fitnus.batches.models import BatchJob, BatchRun
-from fitnus.batches.runs import open_run, run_in_chunks, run_once, stalled_runs
+from fitnus.batches.runs import open_run, resumable, run_in_chunks, run_once, stalled_runs
 from fitnus.notifications.service import ring
 from fitnus.payments.kakaopay import KakaoPay
 from fitnus.settlement import rules
-from fitnus.settlement.service import settle_and_check
+from fitnus.settlement.service import monthly_step
 from fitnus.settlement.usage import record_usage_step
 from fitnus.settlement.verification import LookUpOrder
 from fitnus.wallet import service as wallet
 
 log = logging.getLogger(__name__)
+# How far back the daily job looks for days it missed.
+CATCH_UP_DAYS = 31
 
 
 @asynccontextmanager
@@ -50,17 +53,15 @@ async def work_on(run: BatchRun) -> BatchRun:
         step = record_usage_step(day, rules.day_period(day, zone), now=rt.clock.now())
         return await run_in_chunks(run.id, step, clock=rt.clock)
     if run.job is BatchJob.MONTHLY_SETTLEMENT:
+        month = run.period or ""
+        first, following = rules.month_days(month)
+        await record_days(first, following - timedelta(days=1))
         told: set[int] = set()
-
-        async def settle() -> int:
-            async with kakao_orders() as look_up:
-                settled, owners = await settle_and_check(
-                    run.period or "", default_bp=rt.settings.settlement_commission_bp, zone=zone,
-                    clock=rt.clock, look_up=look_up, sample=rt.settings.settlement_kakao_sample)
-            told.update(owners)
-            return settled
-
-        done = await run_once(run.id, settle, clock=rt.clock)
+        async with kakao_orders() as look_up:
+            done = await run_in_chunks(run.id, monthly_step(
+                month, default_bp=rt.settings.settlement_commission_bp, zone=zone,
+                clock=rt.clock, look_up=look_up, sample=rt.settings.settlement_kakao_sample,
+                told=told), clock=rt.clock)
         await ring(rt.redis, rt.keys, told)
         return done
     if run.job is BatchJob.COUPON_EXPIRY:
@@ -69,32 +70,41 @@ async def work_on(run: BatchRun) -> BatchRun:
                           clock=rt.clock)
 
 
+async def record_days(first: date, last: date) -> None:
+    """Each day from ``first`` to ``last`` not recorded yet (a day whose
+    01:00 run never came: the scheduler or the workers were down)."""
+    day = first
+    while day <= last:
+        run, has_work = await open_run(BatchJob.DAILY_USAGE, day.isoformat(),
+                                       clock=runtime().clock)
+        if has_work:
+            await work_on(run)
+        day += timedelta(days=1)
+
+
 @dramatiq.actor(queue_name="maintenance", max_retries=3, min_backoff=5_000)
 async def run_batch(run_id: int) -> None:
-    """An admin's run, or one the resume job found stalled."""
-    await work_on(await BatchRun.get(id=run_id))
-
-
-async def _open_and_work(job: BatchJob, period: str) -> None:
-    run, has_work = await open_run(job, period, clock=runtime().clock)
-    if has_work:
-        await work_on(run)
+    """An admin's run, a retry, or one the resume job found stalled."""
+    await work_on(await resumable(run_id, clock=runtime().clock))
 
 
 @dramatiq.actor(queue_name="maintenance", max_retries=3, min_backoff=60_000)
 async def record_yesterday() -> None:
-    """01:00 in Seoul: the day that just ended, computed now, not at start-up."""
+    """01:00 in Seoul: the day that just ended, computed now (not at
+    start-up), and any day before it the last month missed."""
     rt = runtime()
-    await _open_and_work(BatchJob.DAILY_USAGE, rules.previous_day(
-        rt.clock.now(), ZoneInfo(rt.settings.time_zone)).isoformat())
+    yesterday = rules.previous_day(rt.clock.now(), ZoneInfo(rt.settings.time_zone))
+    await record_days(yesterday - timedelta(days=CATCH_UP_DAYS), yesterday)
 
 
 @dramatiq.actor(queue_name="maintenance", max_retries=3, min_backoff=60_000)
 async def settle_last_month() -> None:
     """04:00 on the 1st in Seoul: the month that just ended."""
     rt = runtime()
-    await _open_and_work(BatchJob.MONTHLY_SETTLEMENT, rules.previous_month(
-        rt.clock.now(), ZoneInfo(rt.settings.time_zone)))
+    run, has_work = await open_run(BatchJob.MONTHLY_SETTLEMENT, rules.previous_month(
+        rt.clock.now(), ZoneInfo(rt.settings.time_zone)), clock=rt.clock)
+    if has_work:
+        await work_on(run)
 
 
 @dramatiq.actor(queue_name="maintenance", max_retries=0)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, Field, StringConstraints
@@ -15,6 +16,7 @@ from fitnus.accounts.models import Role
 from fitnus.accounts.tokens import Principal
 from fitnus.batches.models import BatchJob, BatchRun
 from fitnus.batches.runs import run_by_id
+from fitnus.booking.admin_refunds import refund_kept
 from fitnus.errors import Forbidden
 from fitnus.notifications.service import ring
 from fitnus.settlement import service
@@ -23,10 +25,11 @@ from fitnus.settlement.rules import percent_to_bp
 from web.keys import CLOCK, KEYS, MESSAGES, REDIS, service_zone
 from web.routing import Api
 from web.schemas import RequestBody, json
+from web.wallet import IdempotencyHeader
 
 api = Api()
 
-Month = Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+Month = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
 CSV_TYPE = "text/csv"
 CSV_COLUMNS = ("id", "date", "reservation_id", "user_name", "program", "starts_at", "kind",
                "coupons", "amount_krw")
@@ -81,14 +84,21 @@ async def center_usage(request: web.Request, *, path: CenterPath, query: UsageQu
     return json(UsageList(items=items))
 
 
+def _cell(value: object) -> object:
+    """A name a spreadsheet would run as a formula is shown as text."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def _csv(items: list[UsageOut], filename: str) -> web.Response:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     for item in items:
         row = item.model_dump()
-        writer.writerow([row["starts_at"].isoformat() if column == "starts_at" else row[column]
-                         for column in CSV_COLUMNS])
+        writer.writerow([_cell(row["starts_at"].isoformat() if column == "starts_at"
+                               else row[column]) for column in CSV_COLUMNS])
     # The BOM lets Excel read UTF-8 (Korean names) without asking.
     return web.Response(body=("\ufeff" + out.getvalue()).encode(), content_type=CSV_TYPE,
                         charset="utf-8",
@@ -149,7 +159,7 @@ async def owner_settlements(request: web.Request, *, query: OwnerSettlementQuery
 
 class AdminSettlementQuery(BaseModel):
     month: Month | None = None
-    status: SettlementStatus | None = None
+    status: Literal["draft", "verified", "paid"] | None = None
 
 
 @api.route("GET", "/api/v1/admin/settlements", tag="settlement",
@@ -159,7 +169,8 @@ async def admin_settlements(request: web.Request, *, query: AdminSettlementQuery
                             principal: Principal) -> web.Response:
     _admin(principal)
     return await _settlements_out(
-        await service.settlements(month=query.month, status=query.status), request)
+        await service.settlements(month=query.month, status=query.status and SettlementStatus(
+            query.status)), request)
 
 
 class SettlementPath(BaseModel):
@@ -195,7 +206,7 @@ async def pay_settlement(request: web.Request, *, path: SettlementPath,
 
 
 class DiscrepancyQuery(BaseModel):
-    status: DiscrepancyStatus | None = None
+    status: Literal["open", "resolved"] | None = None
     month: Month | None = None
 
 
@@ -229,7 +240,8 @@ def _discrepancy_out(row: Discrepancy, request: web.Request) -> DiscrepancyOut:
 async def list_discrepancies(request: web.Request, *, query: DiscrepancyQuery,
                              principal: Principal) -> web.Response:
     _admin(principal)
-    rows = await service.discrepancies(status=query.status, month=query.month)
+    rows = await service.discrepancies(
+        status=query.status and DiscrepancyStatus(query.status), month=query.month)
     return json(DiscrepancyList(items=[_discrepancy_out(row, request) for row in rows]))
 
 
@@ -254,8 +266,11 @@ async def resolve_discrepancy(request: web.Request, *, path: DiscrepancyPath,
     return json(_discrepancy_out(row, request))
 
 
+Percentage = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,2}(\.[0-9]{1,2})?$")]
+
+
 class CommissionBody(RequestBody):
-    percent: Annotated[str, StringConstraints(pattern=r"^\d{1,2}(\.\d{1,2})?$")] | None = Field(
+    percent: Percentage | None = Field(
         description='e.g. "5" or "3.5"; null: the default (SETTLEMENT_COMMISSION_PERCENT)')
 
 
@@ -276,8 +291,45 @@ async def set_commission(request: web.Request, *, path: CenterPath, body: Commis
     return json(CommissionOut(center_id=path.center_id, percent=body.percent))
 
 
+class ReservationPath(BaseModel):
+    reservation_id: int = Field(ge=1, le=2**63 - 1)
+
+
+class AdminRefundBody(RequestBody):
+    coupons: int = Field(ge=1, le=100_000)
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                             max_length=200)]
+
+
+class AdminRefundOut(BaseModel):
+    reservation_id: int
+    refunded_coupons: int
+    kept_coupons: int = Field(description="what the seat still keeps for its center")
+
+
+@api.route("POST", "/api/v1/admin/reservations/{reservation_id}/refund", tag="settlement",
+           summary="Give back coupons a seat kept, after the fact (admins); the day it "
+                   "happens records it as an adjustment of the center's usage. Once per "
+                   "Idempotency-Key; 409 refund_exceeds_kept",
+           path_params=ReservationPath, body=AdminRefundBody, headers=IdempotencyHeader,
+           auth=True, responses={200: AdminRefundOut}, errors=(400, 401, 403, 404, 409))
+async def refund_seat(request: web.Request, *, path: ReservationPath, body: AdminRefundBody,
+                      headers: IdempotencyHeader, principal: Principal) -> web.Response:
+    _admin(principal)
+    refund = await refund_kept(reservation_id=path.reservation_id, coupons=body.coupons,
+                               reason=body.reason, key=headers.idempotency_key or
+                               uuid.uuid4().hex, clock=request.app[CLOCK])
+    await ring(request.app[REDIS], request.app[KEYS], [refund.user_id])
+    return json(AdminRefundOut(reservation_id=refund.reservation_id,
+                               refunded_coupons=refund.refunded_coupons,
+                               kept_coupons=refund.kept_coupons))
+
+
+Job = Literal["daily_usage", "monthly_settlement", "coupon_expiry", "no_shows"]
+
+
 class JobPath(BaseModel):
-    job: BatchJob
+    job: Job
 
 
 class RunBody(RequestBody):
@@ -316,7 +368,7 @@ def _run_out(run: BatchRun, request: web.Request, detail: str | None = None) -> 
 async def request_run(request: web.Request, *, path: JobPath, body: RunBody,
                       principal: Principal) -> web.Response:
     _admin(principal)
-    requested = await service.request_run(path.job, body.period, principal=principal,
+    requested = await service.request_run(BatchJob(path.job), body.period, principal=principal,
                                           clock=request.app[CLOCK], zone=service_zone(request))
     if not requested.queued:
         return json(_run_out(requested.run, request,
@@ -326,7 +378,7 @@ async def request_run(request: web.Request, *, path: JobPath, body: RunBody,
 
 
 class RunPath(BaseModel):
-    job: BatchJob
+    job: Job
     run_id: int = Field(ge=1, le=2**63 - 1)
 
 
@@ -336,4 +388,4 @@ class RunPath(BaseModel):
            errors=(401, 403, 404))
 async def get_run(request: web.Request, *, path: RunPath, principal: Principal) -> web.Response:
     _admin(principal)
-    return json(_run_out(await run_by_id(path.job, path.run_id), request))
+    return json(_run_out(await run_by_id(BatchJob(path.job), path.run_id), request))

@@ -2,9 +2,11 @@
 
 A chunk reads from the run's cursor, writes its rows and moves the cursor in
 one transaction that holds the run's row lock. So two runners of one period
-(two schedulers, a redelivered message, an admin's re-run) take turns and
-never write a row twice, and a runner killed half-way leaves the cursor at
-its last committed chunk, where the next one resumes.
+(two schedulers, a redelivered message, an admin's re-run) never write a
+row twice: a runner that finds the row locked leaves the run to the one
+holding it (SKIP LOCKED) rather than wait behind it, and a runner killed
+half-way leaves the cursor at its last committed chunk, where the next one
+resumes.
 """
 
 from __future__ import annotations
@@ -68,20 +70,31 @@ async def open_run(job: BatchJob, period: str | None, *, clock: Clock,
     return run, run.status is RunStatus.RUNNING
 
 
-async def reopen(run_id: int, *, clock: Clock) -> None:
-    """A finished or failed run to be worked again from where its cursor is."""
+async def reopen(run_id: int, *, clock: Clock, from_start: bool = False) -> None:
+    """A finished or failed run to be worked again from where its cursor is
+    (or, ``from_start``, from the beginning)."""
+    start = {"cursor_at": None, "cursor_id": 0} if from_start else {}
     await BatchRun.filter(id=run_id).update(
         status=RunStatus.RUNNING, error=None, finished_at=None, attempts=F("attempts") + 1,
-        updated_at=clock.now())
+        updated_at=clock.now(), **start)
+
+
+class RunNotFinished(Exception):
+    """The run stopped and is not done: failed in another runner."""
 
 
 async def run_in_chunks(run_id: int, step: Step, *, clock: Clock,
                         chunk_written: ChunkWritten | None = None) -> BatchRun:
-    """Step until a chunk says done, or the run is found finished by another."""
+    """Step until a chunk says done; or stop where another runner holds the
+    run (it goes on) or finished it. Raises RunNotFinished for a failed one."""
     try:
         while True:
             async with in_transaction():
-                run = await BatchRun.select_for_update().get(id=run_id)
+                run = await BatchRun.select_for_update(skip_locked=True).get_or_none(id=run_id)
+                if run is None:
+                    return await BatchRun.get(id=run_id)  # another runner is at work on it
+                if run.status is RunStatus.FAILED:
+                    raise RunNotFinished(f"run {run_id} failed")
                 if run.status is not RunStatus.RUNNING:
                     return run
                 chunk = await step(run)
@@ -98,6 +111,8 @@ async def run_in_chunks(run_id: int, step: Step, *, clock: Clock,
                 log.info("batch run done", extra={"run_id": run_id, "job": run.job.value,
                                                    "period": run.period, "rows": run.rows})
                 return run
+    except RunNotFinished:
+        raise
     except Exception as error:
         await _failed(run_id, error, clock=clock)
         raise
@@ -121,6 +136,13 @@ async def run_once(run_id: int, work: Callable[[], Awaitable[int]], *,
 async def _failed(run_id: int, error: Exception, *, clock: Clock) -> None:
     await BatchRun.filter(id=run_id, status=RunStatus.RUNNING).update(
         status=RunStatus.FAILED, error=repr(error)[:ERROR_LENGTH], updated_at=clock.now())
+
+
+async def resumable(run_id: int, *, clock: Clock) -> BatchRun:
+    """A run to work on again (a retry, a resume): a failed one is reopened."""
+    if await BatchRun.filter(id=run_id, status=RunStatus.FAILED).exists():
+        await reopen(run_id, clock=clock)
+    return await BatchRun.get(id=run_id)
 
 
 async def run_by_id(job: BatchJob, run_id: int) -> BatchRun:

@@ -46,7 +46,7 @@ class Migration(migrations.Migration):
                 ('resolved_by', fields.BigIntField(null=True)),
                 ('note', fields.CharField(null=True, max_length=500)),
             ],
-            options={'table': 'discrepancy', 'app': 'fitnus', 'unique_together': (('month', 'kind', 'subject'),), 'indexes': [Index(fields=['status', 'month'])], 'pk_attr': 'id', 'table_description': 'One difference a verification found, open until an admin resolves it'},
+            options={'table': 'discrepancy', 'app': 'fitnus', 'unique_together': (('month', 'kind', 'subject', 'detail'),), 'indexes': [Index(fields=['status', 'month'])], 'pk_attr': 'id', 'table_description': 'One difference a verification found, open until an admin resolves it'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -75,9 +75,10 @@ class Migration(migrations.Migration):
             name='UsageRecord',
             fields=[
                 ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('entry_key', fields.CharField(unique=True, max_length=64)),
                 ('center_id', fields.BigIntField()),
                 ('day', fields.DateField()),
-                ('reservation_id', fields.BigIntField(unique=True)),
+                ('reservation_id', fields.BigIntField(db_index=True)),
                 ('user_id', fields.BigIntField()),
                 ('program_id', fields.BigIntField()),
                 ('starts_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),

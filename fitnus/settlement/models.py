@@ -22,12 +22,16 @@ class UsageKind(StrEnum):
 
 class UsageRecord(Model):
     """Coupons a center earned by one reservation, on the Seoul day of its
-    session. Unique by reservation: a re-run adds nothing twice."""
+    session; or, on a later day, what an admin's refund took back from a
+    day already recorded (an adjustment, negative). Unique by ``entry_key``
+    (``reservation:<id>``, ``adjustment:<ledger entry id>``): a re-run adds
+    nothing twice."""
 
     id = fields.BigIntField(primary_key=True)
+    entry_key = fields.CharField(max_length=64, unique=True)
     center_id = fields.BigIntField()
     day = fields.DateField()
-    reservation_id = fields.BigIntField(unique=True)
+    reservation_id = fields.BigIntField(db_index=True)
     user_id = fields.BigIntField()
     program_id = fields.BigIntField()
     starts_at = fields.DatetimeField()
@@ -88,8 +92,10 @@ class DiscrepancyStatus(StrEnum):
 
 class Discrepancy(Model):
     """One difference a verification found, open until an admin resolves it
-    with a note. Unique by (month, kind, subject): checking again finds the
-    same row. ``center_id`` is None for the month's payments."""
+    with a note. Unique by (month, kind, subject, detail): checking again
+    finds the same row, and a different difference about the same subject
+    (other amounts) is a new one. ``center_id`` is None for the month's
+    payments."""
 
     id = fields.BigIntField(primary_key=True)
     month = fields.CharField(max_length=7)
@@ -106,5 +112,5 @@ class Discrepancy(Model):
 
     class Meta:
         table = "discrepancy"
-        unique_together = (("month", "kind", "subject"),)
+        unique_together = (("month", "kind", "subject", "detail"),)
         indexes = (("status", "month"),)

@@ -18,11 +18,10 @@ PAID = "settlement.paid"
 
 @dataclass(frozen=True)
 class Drafted:
-    """A month settled: the drafts made (their owners are told), recomputed
-    and left alone (verified or paid: they do not change)."""
+    """A month settled: its drafts, made or recomputed, with their centers'
+    owners; and how many were left alone (verified or paid: they never change)."""
 
-    created: list[tuple[int, Settlement]]
-    recomputed: int
+    drafts: list[tuple[int, Settlement]]
     unchanged: int
 
 
@@ -40,7 +39,8 @@ async def settle_month(month: str, *, default_bp: int, now: datetime) -> Drafted
     """Draft or recompute every center's settlement for the month, in one
     transaction; verified and paid ones stay as they are."""
     created: list[tuple[int, Settlement]] = []
-    recomputed = unchanged = 0
+    owners: dict[int, int] = {}
+    unchanged = 0
     async with in_transaction():
         gross = await gross_by_center(month)
         existing = {s.center_id: s for s in
@@ -52,6 +52,7 @@ async def settle_month(month: str, *, default_bp: int, now: datetime) -> Drafted
             if settlement is not None and settlement.status is not SettlementStatus.DRAFT:
                 unchanged += 1
                 continue
+            owners[center_id] = center["owner_id"]
             bp = center["commission_bp"] if center["commission_bp"] is not None else default_bp
             split = split_gross(gross.get(center_id, 0), bp)
             figures = {"gross_krw": split.gross_krw, "commission_bp": bp,
@@ -62,8 +63,7 @@ async def settle_month(month: str, *, default_bp: int, now: datetime) -> Drafted
                     center_id=center_id, month=month, created_at=now, **figures)))
             else:
                 await Settlement.filter(id=settlement.id).update(**figures)
-                recomputed += 1
         await Settlement.bulk_create([settlement for _, settlement in created], batch_size=1000)
-    stored = {s.center_id: s for s in await Settlement.filter(
-        month=month, center_id__in=[s.center_id for _, s in created])}
-    return Drafted([(owner, stored[s.center_id]) for owner, s in created], recomputed, unchanged)
+    drafts = await Settlement.filter(month=month, status=SettlementStatus.DRAFT,
+                                     center_id__in=list(owners))
+    return Drafted([(owners[s.center_id], s) for s in drafts], unchanged)

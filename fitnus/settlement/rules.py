@@ -18,8 +18,9 @@ BASIS_POINTS = 10_000  # in 100 %
 VAT_BP = 1_000  # 10 % of the commission
 # Above this a commission and its VAT would take more than the gross.
 MAX_COMMISSION_BP = 9_000
-_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
-_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# ASCII digits only (\d takes any script's), the whole string (no trailing newline).
+_MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # Periods the service can have recorded, with room on either side.
 FIRST_YEAR, LAST_YEAR = 2000, 2999
 
@@ -44,9 +45,9 @@ def percent_to_bp(percent: str) -> int:
     """"5" or "3.25" (at most two decimals, 0 to 90) in basis points."""
     try:
         value = Decimal(percent)
+        bp = value * 100
     except InvalidOperation as exc:
-        raise InvalidInput(f"{percent!r} is not a percentage") from exc
-    bp = value * 100
+        raise InvalidInput(f"{percent!r} is not a percentage", code="invalid_percentage") from exc
     if not value.is_finite() or bp != bp.to_integral_value() or not 0 <= bp <= MAX_COMMISSION_BP:
         raise InvalidInput(f"{percent!r}: a percentage from 0 to 90, at most two decimals",
                            code="invalid_percentage")
@@ -71,7 +72,7 @@ def day_period(day: date, zone: ZoneInfo) -> Period:
 
 def month_days(month: str) -> tuple[date, date]:
     """The first day of ``YYYY-MM`` and the first of the month after it."""
-    match = _MONTH.match(month)
+    match = _MONTH.fullmatch(month)
     if match is None or not FIRST_YEAR <= int(match[1]) <= LAST_YEAR:
         raise InvalidInput(f"{month!r} is not a month (YYYY-MM, {FIRST_YEAR} to {LAST_YEAR})",
                            code="invalid_period")
@@ -88,7 +89,7 @@ def month_period(month: str, zone: ZoneInfo) -> Period:
 
 def parse_day(text: str) -> date:
     try:
-        if not _DAY.match(text):
+        if not _DAY.fullmatch(text):
             raise ValueError(text)
         day = date.fromisoformat(text)
     except ValueError as exc:

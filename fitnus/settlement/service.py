@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
 from fitnus.accounts.models import User
 from fitnus.accounts.tokens import Principal
-from fitnus.batches.models import BatchJob, BatchRun
-from fitnus.batches.runs import open_run, reopen
+from fitnus.batches.models import BatchJob, BatchRun, RunStatus
+from fitnus.batches.runs import Chunk, Step, open_run, reopen
 from fitnus.centers.models import Center, Program
 from fitnus.centers.service import managed_center
 from fitnus.clock import Clock
@@ -62,24 +63,33 @@ async def request_run(job: BatchJob, period: str | None, *, principal: Principal
     run, has_work = await open_run(job, period, clock=clock, requested_by=principal.user_id)
     if not has_work and await Settlement.filter(
             month=period, status=SettlementStatus.DRAFT).exists():
-        await reopen(run.id, clock=clock)
+        await reopen(run.id, clock=clock, from_start=True)
         return RunRequested(await BatchRun.get(id=run.id), True)
     return RunRequested(run, has_work)
 
 
-async def settle_and_check(month: str, *, default_bp: int, zone: ZoneInfo, clock: Clock,
-                           look_up: LookUpOrder | None, sample: int) -> tuple[int, set[int]]:
-    """The monthly job: draft or recompute the month's settlements, tell
-    owners of new drafts, run the three checks. Returns the settlements
-    drafted or recomputed and who was told."""
-    drafted = await settle_month(month, default_bp=default_bp, now=clock.now())
-    told: set[int] = set()
-    for owner_id, settlement in drafted.created:
-        await notify(user_id=owner_id, type=READY, payload=settlement_payload(settlement),
-                     dedupe_key=f"{READY}:{settlement.id}", clock=clock)
-        told.add(owner_id)
-    await check_month(month, zone=zone, now=clock.now(), look_up=look_up, sample=sample)
-    return len(drafted.created) + drafted.recomputed, told
+# The monthly run's steps, by its cursor: settle (draft or recompute, tell
+# owners), then check; each step a chunk of its run (fitnus.batches.runs).
+SETTLE, CHECK, CHECKED = 0, 1, 2
+
+
+def monthly_step(month: str, *, default_bp: int, zone: ZoneInfo, clock: Clock,
+                 look_up: LookUpOrder | None, sample: int, told: set[int]) -> Step:
+    """The monthly job for ``run_in_chunks``; owners told are added to ``told``
+    (to ring once the chunk committed)."""
+    async def step(run: BatchRun) -> Chunk:
+        if run.cursor_id == SETTLE:
+            drafted = await settle_month(month, default_bp=default_bp, now=clock.now())
+            for owner_id, settlement in drafted.drafts:
+                await notify(user_id=owner_id, type=READY,
+                             payload=settlement_payload(settlement),
+                             dedupe_key=f"{READY}:{settlement.id}", clock=clock)
+                told.add(owner_id)
+            return Chunk(rows=len(drafted.drafts), done=False, cursor_id=CHECK)
+        await check_month(month, zone=zone, now=clock.now(), look_up=look_up, sample=sample)
+        return Chunk(rows=0, done=True, cursor_id=CHECKED)
+
+    return step
 
 
 async def check_month(month: str, *, zone: ZoneInfo, now: datetime,
@@ -107,10 +117,15 @@ async def open_discrepancies(settlement: Settlement) -> int:
 async def verify(settlement_id: int, *, principal: Principal, zone: ZoneInfo,
                  clock: Clock) -> Settlement:
     """Checks its center again (usage and gross; payments were checked by the
-    monthly run), then verifies it if nothing is left open."""
+    monthly run, which must have finished), then verifies it if nothing is
+    left open."""
     settlement = await _settlement(settlement_id)
     if settlement.status is not SettlementStatus.DRAFT:
         return settlement
+    if not await BatchRun.filter(job=BatchJob.MONTHLY_SETTLEMENT, period=settlement.month,
+                                 status=RunStatus.DONE).exists():
+        raise Conflict("the month's settlement run has not finished its checks",
+                       code="settlement_run_not_done")
     now = clock.now()
     await verification.check_usage(settlement.month, settlement.center_id, zone=zone, now=now)
     await verification.check_gross(settlement.month, [settlement.center_id], now=now)
@@ -192,7 +207,14 @@ async def owners_settlements(principal: Principal, *, month: str | None) -> list
 
 
 async def discrepancy_counts(settlements: list[Settlement]) -> dict[int, int]:
-    return {s.id: await open_discrepancies(s) for s in settlements}
+    """Open discrepancies that block each: its center's and its month's payments'."""
+    months = {s.month for s in settlements}
+    open_rows = await Discrepancy.filter(status=DiscrepancyStatus.OPEN, month__in=list(months)
+                                         ).group_by("month", "center_id").annotate(
+        count=Count("id")).values("month", "center_id", "count")
+    counted = {(row["month"], row["center_id"]): row["count"] for row in open_rows}
+    return {s.id: counted.get((s.month, s.center_id), 0) + counted.get((s.month, None), 0)
+            for s in settlements}
 
 
 async def discrepancies(*, status: DiscrepancyStatus | None,

@@ -2,7 +2,8 @@
 
 One record per reservation whose session started that day and whose coupons
 were kept: attended, not come, or cancelled too late for a full refund (the
-kept part). What a seat kept is what its wallet draws still hold
+kept part); and an adjustment for each admin's refund that day of coupons a
+seat of an earlier, recorded day kept. What a seat kept is what its wallet draws still hold
 (fitnus.wallet.lots, keyed by the seat's ``paid_for``): a seat moved to
 another session passed its draws on and keeps nothing; a free session keeps
 nothing and earns its center nothing. Meetups are a club's own, held at no
@@ -11,30 +12,21 @@ center, so they earn no center anything either.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
 from datetime import date, datetime
 
 from tortoise.expressions import Q
 
 from fitnus.batches.models import BatchRun
 from fitnus.batches.runs import Chunk, Step
-from fitnus.booking.models import Reservation, ReservationStatus
+from fitnus.booking.admin_refunds import ADMIN_REFUND_PREFIX, reservation_refunded
+from fitnus.booking.models import Reservation, ReservationStatus, seat_paid_for
 from fitnus.clock import as_utc
 from fitnus.settlement.models import KRW_PER_COUPON, UsageKind, UsageRecord
 from fitnus.settlement.rules import Period
-from fitnus.wallet.models import CouponDraw
+from fitnus.wallet.lots import still_drawn
+from fitnus.wallet.models import LedgerEntry, LedgerKind
 
 CHUNK_ROWS = 1_000
-
-
-async def kept_coupons(paid_for: Iterable[str]) -> dict[str, int]:
-    """What each thing's draws still hold, in one query."""
-    kept: dict[str, int] = defaultdict(int)
-    for row in await CouponDraw.filter(paid_for__in=list(paid_for)).values(
-            "paid_for", "coupons", "returned"):
-        kept[row["paid_for"]] += row["coupons"] - row["returned"]
-    return kept
 
 
 def sessions_in(period: Period, *, after: tuple[datetime, int]) -> Q:
@@ -44,10 +36,46 @@ def sessions_in(period: Period, *, after: tuple[datetime, int]) -> Q:
         Q(starts_at__gt=as_utc(cursor_at)) | Q(starts_at=as_utc(cursor_at), id__gt=cursor_id))
 
 
-# Dialects: (insert that skips a duplicate key, the seat's paid_for, placeholder).
+async def record_adjustments(day: date, period: Period, *, now: datetime) -> int:
+    """An admin's refund on this day of coupons a seat kept: when the seat's
+    own day is recorded already, what it took back is recorded today (the
+    closed day is never changed); when not, that day records what is left."""
+    refunds = await LedgerEntry.filter(
+        kind=LedgerKind.BOOKING_REFUND, reference__startswith=ADMIN_REFUND_PREFIX,
+        created_at__gte=as_utc(period.start), created_at__lt=as_utc(period.end),
+    ).order_by("id")
+    adjustments: list[UsageRecord] = []
+    for refund in refunds:
+        reservation_id = reservation_refunded(refund.reference)
+        recorded = await UsageRecord.filter(reservation_id=reservation_id).values(
+            "coupons", "kind", "center_id", "user_id", "program_id", "starts_at")
+        if not any(row["kind"] != UsageKind.ADJUSTMENT for row in recorded):
+            continue
+        reservation = await Reservation.get(id=reservation_id)
+        paid_for = seat_paid_for(reservation.command_id)
+        kept = (await still_drawn([paid_for])).get(paid_for, 0)
+        change = kept - sum(row["coupons"] for row in recorded) - sum(
+            a.coupons for a in adjustments if a.reservation_id == reservation_id)
+        if change:
+            seat = recorded[0]
+            adjustments.append(UsageRecord(
+                entry_key=f"adjustment:{refund.id}", center_id=seat["center_id"], day=day,
+                reservation_id=reservation_id, user_id=seat["user_id"],
+                program_id=seat["program_id"], starts_at=seat["starts_at"],
+                kind=UsageKind.ADJUSTMENT, coupons=change, amount_krw=change * KRW_PER_COUPON,
+                created_at=now))
+    if adjustments:
+        await UsageRecord.bulk_create(adjustments, ignore_conflicts=True)
+    return len(adjustments)
+
+
+# Dialects: (insert that skips a duplicate key, the record's key, the seat's
+# paid_for, placeholder).
 _DIALECTS = {
-    "mysql": ("INSERT IGNORE", "CONCAT('reservation:', r.command_id)", "%s"),
-    "sqlite": ("INSERT OR IGNORE", "'reservation:' || r.command_id", "?"),
+    "mysql": ("INSERT IGNORE", "CONCAT('reservation:', r.id)",
+              "CONCAT('reservation:', r.command_id)", "%s"),
+    "sqlite": ("INSERT OR IGNORE", "'reservation:' || r.id", "'reservation:' || r.command_id",
+               "?"),
 }
 
 # One chunk of a day's kept seats into usage records, in the database: the
@@ -55,11 +83,13 @@ _DIALECTS = {
 # draws still hold. A seat still confirmed after its session started cannot
 # be cancelled any more: it counts as come or not by its check-in.
 _RECORD_CHUNK = """
-{insert} INTO usage_record (center_id, day, reservation_id, user_id, program_id, starts_at,
-                           kind, coupons, amount_krw, created_at)
-SELECT center_id, {p}, id, user_id, program_id, starts_at, kind, kept, kept * {krw}, {p}
+{insert} INTO usage_record (entry_key, center_id, day, reservation_id, user_id, program_id,
+                           starts_at, kind, coupons, amount_krw, created_at)
+SELECT entry_key, center_id, {p}, id, user_id, program_id, starts_at, kind, kept,
+       kept * {krw}, {p}
 FROM (
-  SELECT p.center_id, r.id, r.user_id, p.id AS program_id, r.starts_at,
+  SELECT {entry_key} AS entry_key, p.center_id, r.id, r.user_id, p.id AS program_id,
+         r.starts_at,
          CASE WHEN r.status = '{cancelled}' THEN '{late_cancel}'
               WHEN r.status = '{attended}' OR r.checked_in_at IS NOT NULL THEN '{came}'
               ELSE '{no_show}' END AS kind,
@@ -68,7 +98,8 @@ FROM (
   FROM reservation r
   JOIN timeslot t ON t.id = r.timeslot_id
   JOIN program p ON p.id = t.program_id
-  WHERE r.starts_at >= {p} AND r.starts_at < {p}
+  WHERE NOT EXISTS (SELECT 1 FROM usage_record u WHERE u.entry_key = {entry_key})
+    AND r.starts_at >= {p} AND r.starts_at < {p}
     AND (r.starts_at > {p} OR (r.starts_at = {p} AND r.id > {p}))
     AND (r.starts_at < {p} OR (r.starts_at = {p} AND r.id <= {p}))
 ) seats
@@ -77,9 +108,9 @@ WHERE kept > 0
 
 
 def _record_chunk_sql(dialect: str) -> str:
-    insert, paid_for, placeholder = _DIALECTS[dialect]
+    insert, entry_key, paid_for, placeholder = _DIALECTS[dialect]
     return _RECORD_CHUNK.format(
-        insert=insert, paid_for=paid_for, p=placeholder, krw=KRW_PER_COUPON,
+        insert=insert, entry_key=entry_key, paid_for=paid_for, p=placeholder, krw=KRW_PER_COUPON,
         cancelled=ReservationStatus.CANCELLED.value, attended=ReservationStatus.ATTENDED.value,
         late_cancel=UsageKind.LATE_CANCEL.value, came=UsageKind.ATTENDED.value,
         no_show=UsageKind.NO_SHOW.value)
@@ -101,6 +132,7 @@ def record_usage_step(day: date, period: Period, *, now: datetime,
             as_utc(after[0]), as_utc(after[0]), after[1],
             as_utc(until[0]), as_utc(until[0]), until[1]])
         if done:
+            written += await record_adjustments(day, period, now=now)
             return Chunk(rows=written, done=True, cursor_at=run.cursor_at,
                          cursor_id=run.cursor_id)
         return Chunk(rows=written, done=False, cursor_at=until[0], cursor_id=until[1])

@@ -16,11 +16,13 @@ next check, open until an admin resolves it with a note.
 from __future__ import annotations
 
 import random
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from fitnus.booking.admin_refunds import ADMIN_REFUND_PREFIX, reservation_refunded
 from fitnus.booking.models import Reservation, ReservationStatus, seat_paid_for
 from fitnus.clock import as_utc
 from fitnus.payments.kakaopay import KakaoPayRefused
@@ -31,12 +33,13 @@ from fitnus.settlement.models import (
     Discrepancy,
     DiscrepancyKind,
     Settlement,
+    UsageKind,
     UsageRecord,
 )
 from fitnus.settlement.monthly import gross_by_center
 from fitnus.settlement.rules import month_days, month_period
-from fitnus.settlement.usage import kept_coupons
-from fitnus.wallet.models import LedgerEntry
+from fitnus.wallet.lots import still_drawn
+from fitnus.wallet.models import LedgerEntry, LedgerKind
 
 # Kakao Pay's record of one payment, by its tid (fitnus.payments.kakaopay).
 LookUpOrder = Callable[[str], Awaitable[dict[str, Any]]]
@@ -54,36 +57,51 @@ async def _found(month: str, kind: DiscrepancyKind, found: list[tuple[int | None
 
 
 async def check_usage(month: str, center_id: int, *, zone: ZoneInfo, now: datetime) -> int:
+    """Each seat of the center's sessions in the month: what its usage
+    records say, adjustments of later months included, is what its draws
+    still hold."""
     period = month_period(month, zone)
     first, following = month_days(month)
     seats = await Reservation.filter(
         starts_at__gte=as_utc(period.start), starts_at__lt=as_utc(period.end),
         timeslot__program__center_id=center_id,
     ).values("id", "command_id", "status", "price_coupons")
-    records = {row["reservation_id"]: row for row in await UsageRecord.filter(
-        center_id=center_id, day__gte=first, day__lt=following,
-    ).values("reservation_id", "coupons", "amount_krw")}
-    kept = await kept_coupons(seat_paid_for(seat["command_id"]) for seat in seats)
+    recorded: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for row in await UsageRecord.filter(reservation_id__in=[seat["id"] for seat in seats]
+                                        ).values("reservation_id", "coupons", "amount_krw"):
+        recorded[row["reservation_id"]].append(row)
+    kept = await still_drawn(seat_paid_for(seat["command_id"]) for seat in seats)
+    given_back: dict[int, int] = defaultdict(int)  # by admins, after the fact
+    for entry in await LedgerEntry.filter(
+            kind=LedgerKind.BOOKING_REFUND, center_id=center_id,
+            reference__startswith=ADMIN_REFUND_PREFIX).values("reference", "amount"):
+        given_back[reservation_refunded(entry["reference"])] += entry["amount"]
     found: list[tuple[int | None, str, str]] = []
     for seat in seats:
         held = kept.get(seat_paid_for(seat["command_id"]), 0)
-        record = records.pop(seat["id"], None)
+        rows = recorded.get(seat["id"], [])
+        says = sum(row["coupons"] for row in rows)
         subject = f"reservation:{seat['id']}"
-        if record is None and held > 0:
+        if not rows and held > 0:
             found.append((center_id, subject, f"kept {held} coupons and has no usage record"))
-        elif record is not None and record["coupons"] != held:
-            found.append((center_id, subject, f"its usage record says {record['coupons']} "
-                                              f"coupons, its wallet kept {held}"))
-        elif record is not None and record["amount_krw"] != record["coupons"] * KRW_PER_COUPON:
-            found.append((center_id, subject, f"{record['coupons']} coupons recorded as "
-                                              f"{record['amount_krw']} KRW"))
+        elif says != held:
+            found.append((center_id, subject, f"its usage records say {says} coupons, "
+                                              f"its wallet kept {held}"))
+        elif any(row["amount_krw"] != row["coupons"] * KRW_PER_COUPON for row in rows):
+            found.append((center_id, subject, "coupons recorded at another price than "
+                                              f"{KRW_PER_COUPON} KRW"))
         elif (ReservationStatus(seat["status"]) is not ReservationStatus.CANCELLED
-              and held != seat["price_coupons"]):
+              and held != seat["price_coupons"] - given_back[seat["id"]]):
             found.append((center_id, subject, f"a seat of {seat['price_coupons']} coupons "
-                                              f"kept {held}"))
-    for reservation_id in records:
-        found.append((center_id, f"reservation:{reservation_id}",
-                      "a usage record for no session of this center in the month"))
+                                              f"kept {held}, {given_back[seat['id']]} given "
+                                              "back by admins"))
+    sessions = {seat["id"] for seat in seats}
+    for row in await UsageRecord.filter(
+            center_id=center_id, day__gte=first, day__lt=following,
+    ).exclude(kind=UsageKind.ADJUSTMENT).values("reservation_id"):
+        if row["reservation_id"] not in sessions:
+            found.append((center_id, f"reservation:{row['reservation_id']}",
+                          "a usage record for no session of this center in the month"))
     return await _found(month, DiscrepancyKind.USAGE, found, now=now)
 
 

@@ -16,7 +16,7 @@ the ledger.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
@@ -106,6 +106,15 @@ async def give_back(*, coupons: int, paid_for: str) -> None:
     await CouponLot.bulk_update(
         [lots[each.lot_id] for each in changed],  # type: ignore[attr-defined]
         fields=["remaining"])
+
+
+async def still_drawn(paid_for: Iterable[str]) -> dict[str, int]:
+    """What each thing's draws still hold (spent on it, not given back), in one query."""
+    drawn: dict[str, int] = defaultdict(int)
+    for row in await CouponDraw.filter(paid_for__in=list(paid_for)).values(
+            "paid_for", "coupons", "returned"):
+        drawn[row["paid_for"]] += row["coupons"] - row["returned"]
+    return drawn
 
 
 async def live_part(paid_for: str, *, now: datetime) -> int:

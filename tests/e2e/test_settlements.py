@@ -4,6 +4,7 @@ paid once, and owners told."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -12,14 +13,17 @@ import aiohttp
 import dramatiq
 from aiohttp.test_utils import TestClient
 
+from fitnus.batches.models import BatchJob, BatchRun, RunStatus
+from fitnus.batches.runs import open_run, reopen, run_in_chunks
 from fitnus.clock import ManualClock, system_clock
 from fitnus.notifications.models import Notification
 from fitnus.payments.kakaopay import KakaoPay
 from fitnus.payments.models import CouponOrder, OrderStatus
 from fitnus.settlement import rules
 from fitnus.settlement.models import Discrepancy, Settlement, UsageRecord
-from fitnus.settlement.service import settle_and_check
+from fitnus.settlement.service import monthly_step
 from fitnus.settlement.verification import check_payments
+from tests.conftest import eventually
 from tests.e2e.shop import buy, come_back, open_shop, pay_on_kakao
 from tests.e2e.test_booking import PRICE
 from tests.e2e.test_centers import admin_headers
@@ -37,6 +41,16 @@ from tests.fakes.kakaopay import SECRET_KEY
 
 Client = TestClient[Any, Any]
 DEFAULT_BP = 500
+
+
+async def settle_month_run(month: str, clock: ManualClock) -> BatchRun:
+    """The monthly job's run (its checks without Kakao Pay), as the worker works it."""
+    run, has_work = await open_run(BatchJob.MONTHLY_SETTLEMENT, month, clock=clock)
+    if not has_work:
+        await reopen(run.id, clock=clock, from_start=True)
+    return await run_in_chunks(run.id, monthly_step(
+        month, default_bp=DEFAULT_BP, zone=SEOUL, clock=clock, look_up=None, sample=0,
+        told=set()), clock=clock)
 
 
 def first_of_next_month(day: date) -> ManualClock:
@@ -58,8 +72,7 @@ async def test_a_month_is_settled_once_per_center_and_verified_only_when_it_adds
     clock = first_of_next_month(day)
 
     async def settle() -> None:
-        await settle_and_check(month, default_bp=DEFAULT_BP, zone=SEOUL, clock=clock,
-                               look_up=None, sample=0)
+        await settle_month_run(month, clock)
 
     await settle()
     mine = {s.center_id: s for s in await Settlement.filter(
@@ -105,8 +118,14 @@ async def test_a_month_is_settled_once_per_center_and_verified_only_when_it_adds
     verified = await app.post(verify, headers=admin)
     assert verified.status == 200, await verified.text()
     assert (await verified.json())["status"] == "verified"
-    await settle()  # a verified month is not recomputed
-    assert (await Settlement.get(id=mine[busy.center_id].id)).verified_at is not None
+    before = await Settlement.get(id=mine[busy.center_id].id)
+    rate = f"/api/v1/admin/centers/{busy.center_id}/commission"
+    assert (await app.put(rate, json={"percent": "1"}, headers=admin)).status == 200
+    await settle()  # a verified month is not recomputed, whatever its center's rate is now
+    after_rerun = await Settlement.get(id=mine[busy.center_id].id)
+    assert (after_rerun.status, after_rerun.commission_bp, after_rerun.payout_krw,
+            after_rerun.computed_at) == (before.status, before.commission_bp, before.payout_krw,
+                                         before.computed_at)
     paid = await app.post(pay, headers=admin)
     assert (paid.status, (await paid.json())["status"]) == (200, "paid")
     assert (await app.post(pay, headers=admin)).status == 200  # once
@@ -139,8 +158,7 @@ async def test_a_centers_own_rate_applies_to_its_next_draft(
     assert (await client.put("/api/v1/admin/centers/999999999/commission",
                              json={"percent": "3.5"}, headers=admin)).status == 404
     assert (await client.put(rate, json={"percent": "3.5"}, headers=admin)).status == 200
-    await settle_and_check(month, default_bp=DEFAULT_BP, zone=SEOUL,
-                           clock=first_of_next_month(day), look_up=None, sample=0)
+    await settle_month_run(month, first_of_next_month(day))
     settlement = await Settlement.get(month=month, center_id=place.center_id)
     assert (settlement.commission_bp, settlement.commission_krw, settlement.vat_krw) == (
         350, 350, 35)
@@ -198,6 +216,10 @@ async def test_orders_are_checked_against_their_credits_and_kakao_pay(
                                     payout_krw=0, created_at=now, computed_at=now)
     admin = await admin_headers(client, settings)
     verify = f"/api/v1/admin/settlements/{draft.id}/verify"
+    early = await client.post(verify, headers=admin)
+    assert (early.status, (await early.json())["code"]) == (409, "settlement_run_not_done")
+    await BatchRun.create(job=BatchJob.MONTHLY_SETTLEMENT, period=month, status=RunStatus.DONE,
+                          started_at=now, updated_at=now, finished_at=now)
     refused = await client.post(verify, headers=admin)
     assert (refused.status, (await refused.json())["code"]) == (409, "discrepancies_open")
     listed = await (await client.get(f"/api/v1/admin/discrepancies?status=open&month={month}",
@@ -217,3 +239,58 @@ async def test_orders_are_checked_against_their_credits_and_kakao_pay(
     assert (await client.post("/api/v1/admin/settlements/999999999/verify",
                               headers=admin)).status == 404
     assert (await client.post(verify, headers=person.headers)).status == 403
+
+
+async def test_an_admins_monthly_run_records_the_days_no_daily_run_recorded_first(
+    aiohttp_client: Any, make_app: Any, client: Client, sign_up: Any, settings: Any,
+    worker: dramatiq.Worker,
+) -> None:
+    """No 01:00 run ever came for this month (a worker down): the monthly
+    run records each of its days before it settles them."""
+    day = seoul_day(140)
+    month = rules.month_of(day)
+    place = await open_place(client, sign_up)
+    await seat(client, sign_up, await timeslot(client, place, at(day, time(9))))
+    admin = await admin_headers(client, settings)
+    office = await aiohttp_client(make_app(clock=first_of_next_month(day)))
+    runs = "/api/v1/admin/batches/monthly_settlement/runs"
+    started = await office.post(runs, json={"period": month}, headers=admin)
+    assert started.status == 202, await started.text()
+    run_id = (await started.json())["run_id"]
+
+    async def done() -> bool:
+        shown = await (await office.get(f"{runs}/{run_id}", headers=admin)).json()
+        assert shown["status"] != "failed", shown
+        return bool(shown["status"] == "done")
+
+    await eventually(done, deadline_seconds=60)
+    settlement = await Settlement.get(month=month, center_id=place.center_id)
+    assert settlement.gross_krw == PRICE * 1000
+    first, following = rules.month_days(month)
+    assert await BatchRun.filter(job=BatchJob.DAILY_USAGE, status=RunStatus.DONE,
+                                 period__startswith=month).count() == (following - first).days
+    # Nothing is a draft any more once verified: a re-run then changes nothing and says so.
+    verified = await office.post(f"/api/v1/admin/settlements/{settlement.id}/verify",
+                                 headers=admin)
+    assert verified.status == 200, await verified.text()
+    again = await office.post(runs, json={"period": month}, headers=admin)
+    assert again.status == 200
+    assert (await again.json())["detail"] == "this period is done already: nothing changes"
+
+
+async def test_two_monthly_runs_at_once_settle_the_month_once(
+    client: Client, sign_up: Any, worker: dramatiq.Worker,
+) -> None:
+    day = seoul_day(175)
+    month = rules.month_of(day)
+    place = await open_place(client, sign_up)
+    await seat(client, sign_up, await timeslot(client, place, at(day, time(9))))
+    await record_day(day, after(day))
+    clock = first_of_next_month(day)
+    first, second = await asyncio.gather(settle_month_run(month, clock),
+                                         settle_month_run(month, clock))
+    assert first.id == second.id
+    assert (await BatchRun.get(id=first.id)).status is RunStatus.DONE
+    assert await Settlement.filter(month=month, center_id=place.center_id).count() == 1
+    assert await Notification.filter(user_id=place.owner.id,
+                                     type="settlement.ready").count() == 1

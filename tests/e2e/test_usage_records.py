@@ -20,11 +20,12 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from fitnus.batches.models import BatchJob, BatchRun, RunStatus
-from fitnus.batches.runs import open_run, run_in_chunks
+from fitnus.batches.runs import open_run, reopen, run_in_chunks
 from fitnus.clock import ManualClock, system_clock
 from fitnus.settlement import rules
-from fitnus.settlement.models import UsageKind, UsageRecord
+from fitnus.settlement.models import Discrepancy, UsageKind, UsageRecord
 from fitnus.settlement.usage import record_usage_step
+from fitnus.settlement.verification import check_usage
 from tests.conftest import eventually
 from tests.e2e.test_booking import PRICE, fund, reserve
 from tests.e2e.test_centers import admin_headers, new_center, new_program
@@ -294,3 +295,58 @@ async def test_admins_run_a_finished_day_and_owners_read_its_usage_as_json_or_cs
     assert (await later.get(usage, headers=person.headers)).status == 403
     reversed_range = f"/api/v1/owner/centers/{place.center_id}/usage?from={day}&to=2000-01-01"
     assert (await later.get(reversed_range, headers=place.owner.headers)).status == 400
+
+
+async def test_an_admins_refund_of_a_recorded_day_is_an_adjustment_on_its_own_day(
+    aiohttp_client: Any, make_app: Any, client: Client, sign_up: Any, settings: Any,
+    worker: dramatiq.Worker,
+) -> None:
+    day, refund_day = seoul_day(29), seoul_day(31)
+    place = await open_place(client, sign_up)
+    person, recorded = await seat(client, sign_up, await timeslot(client, place, at(day, time(9))))
+    _, unrecorded = await seat(client, sign_up, await timeslot(
+        client, place, at(refund_day, time(9))))
+    await record_day(day, after(day))
+    admin = await admin_headers(client, settings)
+    office = await aiohttp_client(make_app(clock=ManualClock(
+        datetime.combine(refund_day, time(12), SEOUL))))
+
+    def refund(reservation_id: int, coupons: Any, key: str, **headers: str) -> Any:
+        return office.post(f"/api/v1/admin/reservations/{reservation_id}/refund",
+                           json={"coupons": coupons, "reason": "강사 부재"},
+                           headers={**(headers or admin), "Idempotency-Key": key})
+
+    answer = await refund(recorded, 4, "complaint-1")
+    assert answer.status == 200, await answer.text()
+    assert await answer.json() == {"reservation_id": recorded, "refunded_coupons": 4,
+                                   "kept_coupons": PRICE - 4}
+    again = await refund(recorded, 4, "complaint-1")
+    assert (await again.json())["refunded_coupons"] == 4
+    wallet = await (await client.get("/api/v1/me/wallet", headers=person.headers)).json()
+    assert wallet["balance"] == 4  # given back once
+    too_much = await refund(recorded, PRICE, "complaint-2")
+    assert (too_much.status, (await too_much.json())["code"]) == (409, "refund_exceeds_kept")
+    assert (await refund(recorded, 1, "k", **person.headers)).status == 403
+    assert (await refund(999_999_999, 1, "k")).status == 404
+    for bad in (0, -1, "1", None):
+        assert (await refund(recorded, bad, "k")).status == 400, bad
+    # The seat of the refund's own day, not recorded yet, is refunded too.
+    assert (await refund(unrecorded, 3, "complaint-3")).status == 200
+
+    clock = after(refund_day)
+    await record_day(refund_day, clock)
+    adjustment = await UsageRecord.get(reservation_id=recorded, kind=UsageKind.ADJUSTMENT)
+    assert (adjustment.day, adjustment.coupons, adjustment.amount_krw) == (
+        refund_day, -4, -4_000)
+    original = await UsageRecord.get(reservation_id=recorded, kind=UsageKind.NO_SHOW)
+    assert (original.day, original.coupons) == (day, PRICE)  # the closed day is not changed
+    assert [(r.kind, r.coupons) for r in await UsageRecord.filter(
+        reservation_id=unrecorded)] == [(UsageKind.NO_SHOW, PRICE - 3)]
+    await reopen((await BatchRun.get(job=BatchJob.DAILY_USAGE, period=refund_day.isoformat())
+                  ).id, clock=clock)
+    await record_day(refund_day, clock)  # again: nothing twice
+    assert await UsageRecord.filter(reservation_id=recorded).count() == 2
+    for month in {rules.month_of(day), rules.month_of(refund_day)}:
+        await check_usage(month, place.center_id, zone=SEOUL, now=clock.now())
+    assert not await Discrepancy.filter(
+        subject__in=[f"reservation:{recorded}", f"reservation:{unrecorded}"]).exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import get_args
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -44,7 +45,8 @@ def test_a_percentage_in_basis_points(text: str, bp: int) -> None:
     assert rules.percent_to_bp(text) == bp
 
 
-@pytest.mark.parametrize("text", ["3.255", "-1", "90.01", "100", "five", "NaN", "Infinity", ""])
+@pytest.mark.parametrize("text", ["3.255", "-1", "90.01", "100", "five", "NaN", "sNaN",
+                                  "Infinity", ""])
 def test_a_bad_percentage_is_refused(text: str) -> None:
     with pytest.raises(InvalidInput):
         rules.percent_to_bp(text)
@@ -75,13 +77,26 @@ def test_a_period_is_recorded_only_once_it_is_over() -> None:
 
 
 @pytest.mark.parametrize("month", ["2026-13", "2026-1", "26-01", "2026-00", "2026-01-01",
-                                   "0000-01", "9999-12"])
+                                   "0000-01", "9999-12", "٢٠٢٦-11", "２０２６-11", "2026-11\n"])
 def test_a_malformed_month_is_refused(month: str) -> None:
     with pytest.raises(InvalidInput):
         rules.month_days(month)
 
 
-@pytest.mark.parametrize("day", ["2026-02-30", "0001-01-01", "9999-12-31", "20261201", ""])
+@pytest.mark.parametrize("day", ["2026-02-30", "0001-01-01", "9999-12-31", "20261201", "",
+                                 "２０２６-12-01", "2026-12-01\n"])
 def test_a_malformed_day_is_refused(day: str) -> None:
     with pytest.raises(InvalidInput):
         rules.parse_day(day)
+
+
+def test_the_api_names_every_batch_job_and_status() -> None:
+    from fitnus.batches.models import BatchJob
+    from fitnus.settlement.models import DiscrepancyStatus, SettlementStatus
+    from web import settlement
+
+    assert get_args(settlement.Job) == tuple(job.value for job in BatchJob)
+    statuses = settlement.AdminSettlementQuery.model_fields["status"].annotation
+    assert get_args(get_args(statuses)[0]) == tuple(s.value for s in SettlementStatus)
+    statuses = settlement.DiscrepancyQuery.model_fields["status"].annotation
+    assert get_args(get_args(statuses)[0]) == tuple(s.value for s in DiscrepancyStatus)
