@@ -23,6 +23,12 @@ async def index_center_later(center_id: int) -> None:
     index_center.send(center_id=center_id)
 
 
+def worker_queues() -> list[str]:
+    """The queues the actors were declared on (not their delayed twins)."""
+    return sorted(name for name in dramatiq.get_broker().get_declared_queues()
+                  if not name.endswith((".DQ", ".XQ")))
+
+
 async def run_batch_later(run_id: int) -> None:
     run_batch.send(run_id)
 
@@ -35,4 +41,5 @@ async def dispatch(command: Command) -> None:
 
 MESSAGES = Messages(dispatch=dispatch, index_center=index_center_later, schedule_drain=drain_later,
                     schedule_meetup_drain=meetup_drain_later,
-                    schedule_auction_drain=auction_drain_later, run_batch=run_batch_later)
+                    schedule_auction_drain=auction_drain_later, run_batch=run_batch_later,
+                    worker_queues=worker_queues)

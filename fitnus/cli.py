@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 from fitnus.accounts.models import Role
 from fitnus.accounts.passwords import Passwords
@@ -43,6 +46,19 @@ def _parser() -> argparse.ArgumentParser:
     search.add_parser("reindex", help="rebuild the search index from the database").set_defaults(
         run=_reindex
     )
+    queues = commands.add_parser("queues", help="the queues as they stand: keyed queues, "
+                                 "the workers' queues, commands pending")
+    queues.add_argument("--json", action="store_true", help="JSON instead of a table")
+    queues.set_defaults(run=_queues)
+    queue_commands = queues.add_subparsers(title="queues")
+    redrive = queue_commands.add_parser("redrive", help="send a drain message for one keyed "
+                                        "queue now (safe at any time)")
+    redrive.add_argument("kind", choices=("timeslot", "meetup", "auction"))
+    redrive.add_argument("key", type=int)
+    redrive.set_defaults(run=_redrive)
+    dead = queue_commands.add_parser("dead-letters", help="list dramatiq's dead letters")
+    dead.add_argument("--requeue", action="store_true", help="send them back to their queues")
+    dead.set_defaults(run=_dead_letters)
     users = commands.add_parser("users", help="manage accounts").add_subparsers(title="users")
     admin = users.add_parser("create-admin", help="create an admin, or reset one's password")
     admin.add_argument("--email", required=True)
@@ -120,6 +136,87 @@ async def _reindex_everything(settings: Settings) -> int:
     finally:
         await index.close()
         await redis.aclose()
+
+
+def _messages(settings: Settings) -> Any:
+    """The worker-facing side of this process: the broker and what it sends."""
+    from actors.setup import install_broker
+    from fitnus.redis_client import resolve_redis_url
+
+    install_broker(settings, redis_url=resolve_redis_url(settings))
+    from actors.dispatch import MESSAGES
+
+    return MESSAGES
+
+
+def _queues(settings: Settings, args: argparse.Namespace) -> None:
+    from fitnus.keys import Keys
+    from fitnus.operations import queues_now
+    from fitnus.redis_client import open_redis, resolve_redis_url
+
+    messages = _messages(settings)
+
+    async def show() -> None:
+        redis = open_redis(resolve_redis_url(settings))
+        try:
+            async with database(settings.database_url):
+                queues = await queues_now(
+                    redis, Keys(settings.redis_key_prefix), namespace=settings.dramatiq_namespace,
+                    worker_queue_names=messages.worker_queues(),
+                    redrive_after=timedelta(seconds=settings.command_redrive_after_seconds),
+                    now=datetime.now(UTC))
+        finally:
+            await redis.aclose()
+        if args.json:
+            print(json.dumps({"keyed": [vars(q) for q in queues.keyed],
+                              "dramatiq": [vars(q) for q in queues.workers],
+                              "pending_commands": queues.pending_commands}, indent=2))
+            return
+        print(_table(["kind", "key", "depth", "oldest s", "lease token", "lease left s"],
+                     [[q.kind, q.key, q.depth, q.oldest_age_s, q.lease_token, q.lease_left_s]
+                      for q in queues.keyed]) or "no keyed queue holds items or a lease")
+        print()
+        print(_table(["queue", "ready", "delayed", "dead", "oldest s"],
+                     [[q.queue, q.ready, q.delayed, q.dead, q.oldest_age_s]
+                      for q in queues.workers]))
+        print(f"\ncommands pending past {settings.command_redrive_after_seconds} s: "
+              f"{queues.pending_commands}")
+
+    asyncio.run(show())
+
+
+def _table(header: list[str], rows: list[list[object]]) -> str:
+    if not rows:
+        return ""
+    cells = [header] + [["—" if cell is None else str(cell) for cell in row] for row in rows]
+    widths = [max(len(row[n]) for row in cells) for n in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+                     .rstrip() for row in cells)
+
+
+def _redrive(settings: Settings, args: argparse.Namespace) -> None:
+    messages = _messages(settings)
+    asyncio.run(messages.drain(args.kind)(args.key))
+    print(f"drain message sent for {args.kind} {args.key}")
+
+
+def _dead_letters(settings: Settings, args: argparse.Namespace) -> None:
+    import dramatiq
+    from dramatiq.brokers.redis import RedisBroker
+
+    from actors.operations import dead_letters, requeue
+
+    messages = _messages(settings)
+    broker = cast(RedisBroker, dramatiq.get_broker())
+    letters = dead_letters(broker, messages.worker_queues())
+    print(_table(["queue", "message", "actor", "died at"],
+                 [[d.queue, d.message_id, d.actor,
+                   datetime.fromtimestamp(d.died_at_ms / 1000, UTC).isoformat()]
+                  for d in letters]) or "no dead letters")
+    if args.requeue:
+        for letter in letters:
+            requeue(broker, letter)
+        print(f"{len(letters)} sent back to their queues")
 
 
 def _web(settings: Settings, args: argparse.Namespace) -> None:

@@ -30,12 +30,15 @@ log = logging.getLogger(__name__)
 
 # KEYS: queue, position, scheduled flag, active set[, a record to write with it].
 # ARGV: payload json, scheduled ttl ms, the queue's key[, the record's ttl s,
-# then its fields and values]. Returns {position, 1 if the caller must send a
-# drain message}.
+# then its fields and values]. Stamps the payload with its place in line and
+# Redis's clock (how long it waits, for operators). Returns {position, 1 if
+# the caller must send a drain message}.
 _ENQUEUE = """
 local position = redis.call('INCR', KEYS[2])
 local payload = cjson.decode(ARGV[1])
 payload['position'] = position
+local now = redis.call('TIME')
+payload['enqueued_at'] = tonumber(now[1]) + tonumber(now[2]) / 1000000
 if KEYS[5] then
     redis.call('HSET', KEYS[5], unpack(ARGV, 5))
     redis.call('EXPIRE', KEYS[5], ARGV[4])
@@ -78,6 +81,18 @@ return 0
 
 # A drain message is in flight for this long at most before another may be sent.
 SCHEDULED_TTL_MS = 5_000
+
+
+@dataclass(frozen=True)
+class QueueState:
+    """One key's queue as an operator sees it."""
+
+    kind: str
+    key: str
+    depth: int
+    oldest_age_s: float | None
+    lease_token: int | None
+    lease_left_s: float | None
 
 
 @dataclass(frozen=True)
@@ -179,6 +194,31 @@ class KeyedQueue:
     async def active_keys(self) -> list[str]:
         members = await self._redis.smembers(self.active_set())
         return [member.decode() if isinstance(member, bytes) else member for member in members]
+
+    async def states(self, *, now: float) -> list[QueueState]:
+        """Every key with items or a lease: depth, the oldest item's wait (by
+        Redis's clock, ``now`` in POSIX seconds), the lease's fencing token
+        and time left. Keys without either are left out."""
+        keys = sorted(await self.active_keys(), key=lambda k: (len(k), k))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.llen(self._key(key, "queue"))
+                pipe.lindex(self._key(key, "queue"), 0)
+                pipe.get(self._key(key, "lease"))
+                pipe.pttl(self._key(key, "lease"))
+            replies = await pipe.execute()
+        states = []
+        for n, key in enumerate(keys):
+            depth, oldest, token, left_ms = replies[4 * n: 4 * n + 4]
+            if not depth and token is None:
+                continue
+            enqueued_at = json.loads(oldest).get("enqueued_at") if oldest else None
+            states.append(QueueState(
+                kind=self.kind, key=key, depth=int(depth),
+                oldest_age_s=None if enqueued_at is None else round(now - enqueued_at, 3),
+                lease_token=None if token is None else int(token),
+                lease_left_s=None if token is None else round(max(left_ms, 0) / 1000, 3)))
+        return states
 
     async def forget_if_empty(self, key: int | str) -> None:
         """Drop the key from the sweeper's set unless it holds items.

@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from fitnus.auctions.service import QUEUE_KIND as AUCTION_KIND
+from fitnus.booking.service import QUEUE_KIND as TIMESLOT_KIND
 from fitnus.centers.service import IndexCenter
+from fitnus.clubs.meetups import QUEUE_KIND as MEETUP_KIND
 from fitnus.commands.queued import ScheduleDrain
 from fitnus.commands.service import Dispatch
 
@@ -23,3 +26,10 @@ class Messages:
     schedule_auction_drain: ScheduleDrain
     # Work on a batch run (fitnus.batches) now.
     run_batch: Callable[[int], Awaitable[None]]
+    # The workers' queues (dramatiq's) by name, as declared: what operators look at.
+    worker_queues: Callable[[], list[str]] = list
+
+    def drain(self, kind: str) -> ScheduleDrain:
+        """The drain message of a kind of keyed queue (fitnus.operations.KEYED_KINDS)."""
+        return {TIMESLOT_KIND: self.schedule_drain, MEETUP_KIND: self.schedule_meetup_drain,
+                AUCTION_KIND: self.schedule_auction_drain}[kind]

@@ -2,14 +2,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
+from typing import Literal
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from fitnus.accounts.models import Role
+from fitnus.accounts.tokens import Principal
 from fitnus.db import ping
-from fitnus.errors import Unavailable
-from web.keys import DATABASE, METRICS, REDIS
+from fitnus.errors import Forbidden, Unavailable
+from fitnus.operations import keyed_queue, queues_now
+from web.keys import CLOCK, DATABASE, KEYS, MESSAGES, METRICS, REDIS, SETTINGS
 from web.routing import Api
 from web.schemas import json
 
@@ -49,3 +54,72 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(
         body=generate_latest(request.app[METRICS]), headers={"Content-Type": CONTENT_TYPE_LATEST}
     )
+
+
+class KeyedQueueOut(BaseModel):
+    kind: str
+    key: str
+    depth: int
+    oldest_age_s: float | None = Field(description="how long its first item has waited")
+    lease_token: int | None = Field(description="the drainer's fencing token, if one holds it")
+    lease_left_s: float | None = Field(description="time left on that lease")
+
+
+class WorkerQueueOut(BaseModel):
+    queue: str
+    ready: int
+    delayed: int
+    dead: int
+    oldest_age_s: float | None
+
+
+class QueuesOut(BaseModel):
+    keyed: list[KeyedQueueOut]
+    dramatiq: list[WorkerQueueOut]
+    pending_commands: int = Field(description="commands pending past the redrive delay")
+
+
+def _admin(principal: Principal) -> None:
+    if principal.role is not Role.ADMIN:
+        raise Forbidden("for admins only", code="admin_role_required")
+
+
+@api.route("GET", "/api/v1/admin/queues", tag="operations",
+           summary="Every keyed queue with items or a lease, the workers' queues, and "
+                   "commands pending past the redrive delay (admins)",
+           auth=True, responses={200: QueuesOut}, errors=(401, 403))
+async def admin_queues(request: web.Request, *, principal: Principal) -> web.Response:
+    _admin(principal)
+    settings = request.app[SETTINGS]
+    queues = await queues_now(
+        request.app[REDIS], request.app[KEYS], namespace=settings.dramatiq_namespace,
+        worker_queue_names=request.app[MESSAGES].worker_queues(),
+        redrive_after=timedelta(seconds=settings.command_redrive_after_seconds),
+        now=request.app[CLOCK].now())
+    return json(QueuesOut(
+        keyed=[KeyedQueueOut(**vars(state)) for state in queues.keyed],
+        dramatiq=[WorkerQueueOut(**vars(queue)) for queue in queues.workers],
+        pending_commands=queues.pending_commands))
+
+
+class QueuePath(BaseModel):
+    kind: Literal["timeslot", "meetup", "auction"]
+    key: int = Field(ge=1, le=2**63 - 1)
+
+
+class Redriven(BaseModel):
+    kind: str
+    key: int
+    depth: int
+
+
+@api.route("POST", "/api/v1/admin/queues/{kind}/{key}/redrive", tag="operations",
+           summary="Send a drain message for one keyed queue now (admins); safe at any time: "
+                   "the lease and its fence make a second drainer harmless",
+           path_params=QueuePath, auth=True, responses={202: Redriven}, errors=(401, 403, 404))
+async def redrive_queue(request: web.Request, *, path: QueuePath,
+                        principal: Principal) -> web.Response:
+    _admin(principal)
+    depth = await keyed_queue(request.app[REDIS], request.app[KEYS], path.kind).length(path.key)
+    await request.app[MESSAGES].drain(path.kind)(path.key)
+    return json(Redriven(kind=path.kind, key=path.key, depth=depth), 202)
