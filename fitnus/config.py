@@ -43,6 +43,9 @@ class Settings:
     # which a client or a proxy in front of us chooses.
     public_base_url: str | None = None
     jwt_secret: str = field(default="", repr=False)
+    # The secret before a rotation: tokens it signed are accepted until they
+    # expire (set it for one ACCESS_TOKEN_TTL_SECONDS, then remove it).
+    jwt_previous_secret: str | None = field(default=None, repr=False)
     jwt_algorithm: str = "HS256"
     jwt_issuer: str = "fitnus"
     jwt_audience: str = "fitnus-api"
@@ -200,6 +203,7 @@ _STR_FIELDS = {
     "REDIS_KEY_PREFIX": "redis_key_prefix",
     "HTTP_HOST": "http_host",
     "JWT_SECRET": "jwt_secret",
+    "JWT_PREVIOUS_SECRET": "jwt_previous_secret",
     "JWT_ALGORITHM": "jwt_algorithm",
     "JWT_ISSUER": "jwt_issuer",
     "JWT_AUDIENCE": "jwt_audience",
@@ -270,6 +274,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigurationError(f"SEARCH_BACKEND must be one of {', '.join(SEARCH_BACKENDS)}")
     if settings.search_backend == "elasticsearch" and not settings.elasticsearch_url:
         raise ConfigurationError("SEARCH_BACKEND=elasticsearch requires ELASTICSEARCH_URL")
+    if settings.jwt_previous_secret is not None and len(settings.jwt_previous_secret) < 32:
+        raise ConfigurationError("JWT_PREVIOUS_SECRET must be at least 32 characters")
     if settings.jwt_secret and len(settings.jwt_secret) < 32:
         raise ConfigurationError("JWT_SECRET must be at least 32 characters")
     if settings.public_base_url is not None:

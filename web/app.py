@@ -144,6 +144,7 @@ def create_app(
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         ttl_seconds=settings.access_token_ttl_seconds,
+        previous_secret=settings.jwt_previous_secret,
     )
     app[TIMESLOT_STARTS] = TimeslotStarts(bookable_start)
     app[NEW_ROWS] = CoalescedReads(notifications_after_each, page=NOTIFICATION_PAGE,

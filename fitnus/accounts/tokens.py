@@ -41,6 +41,8 @@ class AccessTokens:
     issuer: str
     audience: str
     ttl_seconds: int
+    # JWT_PREVIOUS_SECRET: still accepted (never used to sign) during a rotation.
+    previous_secret: str | None = field(default=None, repr=False)
     # token -> (who it names, its expiry in POSIX seconds); only tokens that verified.
     _verified: dict[str, tuple[Principal, float]] = field(
         default_factory=dict, compare=False, repr=False)
@@ -70,19 +72,23 @@ class AccessTokens:
         return principal
 
     def _decode(self, token: str) -> tuple[Principal, float]:
-        try:
-            claims = jwt.decode(
-                token,
-                self.secret,
-                algorithms=[self.algorithm],
-                audience=self.audience,
-                issuer=self.issuer,
-                options={"require": REQUIRED_CLAIMS},
-            )
-            return (Principal(user_id=int(claims["sub"]), role=Role(claims["role"])),
-                    float(claims["exp"]))
-        except (jwt.InvalidTokenError, ValueError, TypeError) as exc:
-            raise NotAuthenticated("the access token is invalid or expired") from exc
+        """Signed with the secret, or with the previous one while a rotation
+        is under way: tokens issued before it stay good until they expire
+        (one token lifetime), and every new one is signed with the new secret."""
+        secrets_accepted = [self.secret, *([self.previous_secret] if self.previous_secret else [])]
+        for n, secret in enumerate(secrets_accepted):
+            try:
+                claims = jwt.decode(token, secret, algorithms=[self.algorithm],
+                                    audience=self.audience, issuer=self.issuer,
+                                    options={"require": REQUIRED_CLAIMS})
+                return (Principal(user_id=int(claims["sub"]), role=Role(claims["role"])),
+                        float(claims["exp"]))
+            except jwt.InvalidSignatureError as exc:
+                if n == len(secrets_accepted) - 1:
+                    raise NotAuthenticated("the access token is invalid or expired") from exc
+            except (jwt.InvalidTokenError, ValueError, TypeError) as exc:
+                raise NotAuthenticated("the access token is invalid or expired") from exc
+        raise AssertionError("unreachable: the last secret raises or returns")
 
 
 def new_refresh_token() -> str:

@@ -183,6 +183,30 @@ async def test_a_token_accepted_before_is_refused_once_it_expires(
     assert (await client.get("/api/v1/me", headers=headers)).status == 401
 
 
+async def test_a_rotated_secret_keeps_tokens_it_signed_good_for_their_lifetime(
+    aiohttp_client: Any, make_app: Any, client: Client, sign_up: Any, settings: Settings,
+) -> None:
+    """JWT_SECRET replaced, the old one given as JWT_PREVIOUS_SECRET: a token
+    the old one signed still works; without it (the rotation over), it does not."""
+    account = await sign_up()
+    old = {"Authorization": f"Bearer {account.access_token}"}
+    new_secret = "a new secret of at least thirty-two characters ....."
+    rotating = await aiohttp_client(make_app(jwt_secret=new_secret,
+                                             jwt_previous_secret=settings.jwt_secret))
+    assert (await rotating.get("/api/v1/me", headers=old)).status == 200
+    login = await rotating.post("/api/v1/auth/login",
+                                json={"email": account.email, "password": account.password})
+    fresh = {"Authorization": f"Bearer {(await login.json())['access_token']}"}
+    assert (await rotating.get("/api/v1/me", headers=fresh)).status == 200
+    assert (await client.get("/api/v1/me", headers=fresh)).status == 401  # signed with the new
+    rotated = await aiohttp_client(make_app(jwt_secret=new_secret))
+    assert (await rotated.get("/api/v1/me", headers=old)).status == 401
+    assert (await rotated.get("/api/v1/me", headers=fresh)).status == 200
+    forged = forge(settings, account.id, key="neither secret, but long enough ............")
+    assert (await rotating.get("/api/v1/me", headers={
+        "Authorization": f"Bearer {forged}"})).status == 401
+
+
 async def refresh(client: Client, token: str) -> Any:
     return await client.post("/api/v1/auth/refresh", json={"refresh_token": token})
 
