@@ -9,7 +9,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 # browser download is not reachable from CI.
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint typecheck pytest pytest-sqlite install install-test clean
+.PHONY: run test services lint typecheck pytest pytest-sqlite install install-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,11 @@ install-test: $(VENV)/.installed-test
 run: install
 	$(BIN)/fitnus up
 
-test: install-test lint typecheck pytest pytest-sqlite
+test: services install-test lint typecheck pytest pytest-sqlite
+
+# At once, before installing anything: MariaDB and Redis answer, or say how to start them.
+services:
+	$(PYTHON) tests/preflight.py $(TEST_MYSQL_URL) $(TEST_REDIS_URL)
 
 lint: install-test
 	$(BIN)/ruff check .

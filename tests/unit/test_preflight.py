@@ -1,0 +1,46 @@
+"""`make test` without MariaDB or Redis stops at once and says what to start."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+PREFLIGHT = ROOT / "tests" / "preflight.py"
+
+
+def unused_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def preflight(mysql_url: str, redis_url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(PREFLIGHT), mysql_url, redis_url],
+                          capture_output=True, text=True, timeout=30, check=False)
+
+
+def test_missing_services_are_named_with_the_command_that_starts_them() -> None:
+    mysql_port, redis_port = unused_port(), unused_port()
+    answer = preflight(f"mysql://root:@127.0.0.1:{mysql_port}",
+                       f"redis://127.0.0.1:{redis_port}/0")
+    assert answer.returncode == 1
+    assert f"MariaDB at 127.0.0.1:{mysql_port}" in answer.stderr
+    assert f"Redis at 127.0.0.1:{redis_port}" in answer.stderr
+    assert "docker compose up -d mariadb redis" in answer.stderr
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    assert {"mariadb", "redis"} <= set(services)
+
+
+def test_services_that_answer_pass() -> None:
+    with socket.socket() as mysql, socket.socket() as redis:
+        for server in (mysql, redis):
+            server.bind(("127.0.0.1", 0))
+            server.listen()
+        answer = preflight(f"mysql://root:@127.0.0.1:{mysql.getsockname()[1]}",
+                           f"redis://127.0.0.1:{redis.getsockname()[1]}/0")
+    assert (answer.returncode, answer.stderr) == (0, "")
