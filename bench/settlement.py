@@ -12,7 +12,9 @@ every seat paid with its coupon draw. Then, per run:
    ``INSERT ... SELECT`` of the same rows into a copy of the table;
 2. monthly settlement: the month's usage records filled for every day (by
    the same bare statement), then ``settle_month``, beside its floor: one
-   ``INSERT ... SELECT ... GROUP BY center`` of the same sums.
+   ``INSERT ... SELECT ... GROUP BY center`` of the same sums; then the
+   month's three-way checks (usage and gross for every center; payments,
+   none here, without Kakao Pay).
 
 Prints rows/s and the ratio to the floor, and the extrapolation to 30,000,000
 usage rows a month.
@@ -41,6 +43,7 @@ from fitnus.db import database, migrate
 from fitnus.settlement import rules
 from fitnus.settlement.models import Settlement, UsageRecord
 from fitnus.settlement.monthly import settle_month
+from fitnus.settlement.service import check_month
 from fitnus.settlement.usage import record_usage_step
 
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -92,10 +95,11 @@ def load_sql(centers: int, people: int, seats: int) -> list[str]:
 
 # The same rows the daily job writes, in one statement (the floor).
 FLOOR_USAGE = """
-INSERT INTO {table} (center_id, day, reservation_id, user_id, program_id, starts_at, kind,
-                     coupons, amount_krw, created_at)
-SELECT p.center_id, DATE(CONVERT_TZ(r.starts_at, '+00:00', '+09:00')), r.id, r.user_id, p.id,
-       r.starts_at, 'no_show', d.coupons - d.returned, (d.coupons - d.returned) * 1000, NOW()
+INSERT INTO {table} (entry_key, center_id, day, reservation_id, user_id, program_id,
+                     starts_at, kind, coupons, amount_krw, created_at)
+SELECT CONCAT('reservation:', r.id), p.center_id,
+       DATE(CONVERT_TZ(r.starts_at, '+00:00', '+09:00')), r.id, r.user_id, p.id, r.starts_at,
+       'no_show', d.coupons - d.returned, (d.coupons - d.returned) * 1000, NOW()
 FROM reservation r
 JOIN timeslot t ON t.id = r.timeslot_id
 JOIN program p ON p.id = t.program_id
@@ -142,9 +146,10 @@ async def one_run(connection: Any, day: date) -> dict[str, float]:
     first, following = rules.month_days(MONTH)
     monthly = await timed(settle_month(MONTH, default_bp=500, now=clock.now()))
     monthly_floor = await timed(connection.execute_query(FLOOR_SETTLEMENT, [first, following]))
+    checks = await timed(check_month(MONTH, zone=SEOUL, now=clock.now(), look_up=None, sample=0))
     return {"day_rows": rows, "daily_s": daily, "daily_floor_s": floor,
             "month_rows": month_rows, "monthly_s": monthly, "monthly_floor_s": monthly_floor,
-            "settlements": await Settlement.filter(month=MONTH).count()}
+            "checks_s": checks, "settlements": await Settlement.filter(month=MONTH).count()}
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -187,6 +192,9 @@ async def main_async(args: argparse.Namespace) -> None:
           f"{median['settlements']:,.0f} settlements in {median['monthly_s']:.2f} s "
           f"({monthly_rate:,.0f} rows/s); floor {median['monthly_floor_s']:.2f} s: "
           f"{median['monthly_s'] / median['monthly_floor_s']:.2f}x")
+    print(f"the month's three-way checks (usage, gross; payments without Kakao Pay): "
+          f"{median['checks_s']:.2f} s ({median['month_rows'] / median['checks_s']:,.0f} "
+          "seats/s)")
     print(f"at {TARGET_ROWS:,} usage rows a month: each day's run "
           f"{TARGET_ROWS / DAYS / daily_rate:.0f} s, the month's settlement "
           f"{TARGET_ROWS / monthly_rate:.0f} s")
