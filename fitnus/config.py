@@ -68,6 +68,8 @@ class Settings:
     # up to a second for its drain to start.
     worker_idle_poll_ms: int = 50
     worker_metrics_port: int = 9191
+    # The scheduler's Prometheus exposition (leader, jobs sent); 0: none.
+    scheduler_metrics_port: int = 9192
     web_processes: int = 1
     command_redrive_after_seconds: int = 30
     scheduler_lease_seconds: int = 15
@@ -166,6 +168,7 @@ class Settings:
 
 
 _INT_FIELDS = {
+    "SCHEDULER_METRICS_PORT": "scheduler_metrics_port",
     "SETTLEMENT_KAKAO_SAMPLE": "settlement_kakao_sample",
     "HTTP_PORT": "http_port",
     "ACCESS_TOKEN_TTL_SECONDS": "access_token_ttl_seconds",

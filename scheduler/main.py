@@ -7,6 +7,7 @@ import logging
 import signal
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from actors.setup import install_broker
 from fitnus.config import Settings
@@ -17,6 +18,18 @@ from fitnus.redis_client import open_redis, resolve_redis_url
 from scheduler.jobs import Job, jobs
 
 log = logging.getLogger(__name__)
+
+
+class SchedulerMetrics:
+    """One registry for the scheduler process: whether it leads, and the jobs it sent."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.leader = Gauge("fitnus_scheduler_leader",
+                            "1 while this scheduler holds the leader lease", registry=registry)
+        self.jobs = Counter("fitnus_scheduler_job_runs_total",
+                            "Jobs triggered, by job and outcome (sent, or skipped: not leader)",
+                            ["job", "outcome"], registry=registry)
 
 
 def run(settings: Settings) -> None:
@@ -34,14 +47,22 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
         ttl_seconds=settings.scheduler_lease_seconds,
     )
     stop = stop or _stop_on_signals()
+    metrics = SchedulerMetrics(CollectorRegistry())
+    if settings.scheduler_metrics_port:
+        start_http_server(settings.scheduler_metrics_port, registry=metrics.registry)
+
+    async def lead() -> None:
+        await lease.acquire_or_renew()
+        metrics.leader.set(1 if lease.is_leader else 0)
+
     scheduler = AsyncIOScheduler(timezone=settings.time_zone)
-    scheduler.add_job(lease.acquire_or_renew, "interval",
-                      seconds=settings.scheduler_lease_seconds / 3, id="leader-lease")
+    scheduler.add_job(lead, "interval", seconds=settings.scheduler_lease_seconds / 3,
+                      id="leader-lease")
     scheduled = jobs(settings.time_zone)
     for job in scheduled:
-        scheduler.add_job(_when_leader(lease, job), job.trigger, id=job.name,
+        scheduler.add_job(_when_leader(lease, job, metrics), job.trigger, id=job.name,
                           max_instances=1, coalesce=True)
-    await lease.acquire_or_renew()
+    await lead()
     scheduler.start()
     log.info("scheduler started", extra={"jobs": [job.name for job in scheduled]})
     try:
@@ -52,11 +73,14 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
         await redis.aclose()
 
 
-def _when_leader(lease: LeaderLease, job: Job) -> object:
+def _when_leader(lease: LeaderLease, job: Job, metrics: SchedulerMetrics) -> object:
     def enqueue_if_leader() -> None:
         if lease.is_leader:
             job.enqueue()
+            metrics.jobs.labels(job.name, "sent").inc()
             log.info("enqueued", extra={"job": job.name})
+        else:
+            metrics.jobs.labels(job.name, "skipped").inc()
 
     return enqueue_if_leader
 

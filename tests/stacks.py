@@ -47,7 +47,8 @@ def running_stack(
             commands["worker"],
             env={**env, "WORKER_METRICS_PORT": str(free_port()), **(worker_env or {})}, cwd=ROOT,
         )
-    stack.processes["scheduler"] = subprocess.Popen(commands["scheduler"], env=env, cwd=ROOT)
+    stack.processes["scheduler"] = subprocess.Popen(
+        commands["scheduler"], env={**env, "SCHEDULER_METRICS_PORT": str(free_port())}, cwd=ROOT)
     try:
         yield stack
     finally:

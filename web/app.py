@@ -92,6 +92,7 @@ from web.keys import (
     OUTCOMES,
     PENDING,
     REDIS,
+    SERVICE_GAUGES,
     SETTINGS,
     SOLD_OUT,
     STREAMS,
@@ -137,6 +138,7 @@ def create_app(
     app[CLOCK] = clock
     app[KEYS] = Keys(settings.redis_key_prefix)
     app[METRICS] = registry
+    app[SERVICE_GAUGES] = operations.ServiceGauges(registry)
     app[MESSAGES] = messages
     app[ACCESS_TOKENS] = AccessTokens(
         secret=settings.jwt_secret,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -42,6 +43,8 @@ OUTCOMES = web.AppKey("outcomes", OutcomeListener)
 METRICS = web.AppKey("metrics", CollectorRegistry)
 CENTER_INDEX = web.AppKey("center_index", CenterIndex)
 MESSAGES = web.AppKey("messages", Messages)
+# web.operations.ServiceGauges (typed loosely: that module imports this one).
+SERVICE_GAUGES: web.AppKey[Any] = web.AppKey("service_gauges")
 PENDING = web.AppKey("pending", PendingCommands)
 DOORBELLS = web.AppKey("doorbells", ChannelListener)
 TICKETS = web.AppKey("tickets", EventTickets)

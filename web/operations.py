@@ -6,15 +6,16 @@ from datetime import timedelta
 from typing import Literal
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from pydantic import BaseModel, Field
 
 from fitnus.accounts.models import Role
 from fitnus.accounts.tokens import Principal
 from fitnus.db import ping
 from fitnus.errors import Forbidden, Unavailable
-from fitnus.operations import keyed_queue, queues_now
-from web.keys import CLOCK, DATABASE, KEYS, MESSAGES, METRICS, REDIS, SETTINGS
+from fitnus.events.models import EventOutbox
+from fitnus.operations import KEYED_KINDS, keyed_queue, queues_now
+from web.keys import CLOCK, DATABASE, KEYS, MESSAGES, METRICS, REDIS, SERVICE_GAUGES, SETTINGS
 from web.routing import Api
 from web.schemas import json
 
@@ -48,9 +49,46 @@ async def readyz(request: web.Request) -> web.Response:
     return json(Health(status="ready"))
 
 
+class ServiceGauges:
+    """What the whole service looks like now (every web process reports the
+    same: read them with max()), refreshed at each scrape."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.depth = Gauge("fitnus_keyed_queue_depth", "Requests waiting in keyed queues",
+                           ["kind"], registry=registry)
+        self.oldest = Gauge("fitnus_keyed_queue_oldest_seconds",
+                            "How long the oldest waiting request of a kind has waited",
+                            ["kind"], registry=registry)
+        self.backlog = Gauge("fitnus_event_outbox_backlog",
+                             "Domain events committed and not yet published to Kafka",
+                             registry=registry)
+        self.stale = Gauge("fitnus_commands_pending_stale",
+                           "Commands pending past the redrive delay", registry=registry)
+
+    async def refresh(self, app: web.Application) -> None:
+        settings = app[SETTINGS]
+        queues = await queues_now(
+            app[REDIS], app[KEYS], namespace=settings.dramatiq_namespace, worker_queue_names=[],
+            redrive_after=timedelta(seconds=settings.command_redrive_after_seconds),
+            now=app[CLOCK].now())
+        for kind in KEYED_KINDS:
+            states = [state for state in queues.keyed if state.kind == kind]
+            self.depth.labels(kind).set(sum(state.depth for state in states))
+            self.oldest.labels(kind).set(max(
+                (state.oldest_age_s or 0.0 for state in states), default=0.0))
+        self.backlog.set(await EventOutbox.all().count())
+        self.stale.set(queues.pending_commands)
+
+
 @api.route("GET", "/metrics", tag="operations", summary="Prometheus metrics",
            responses={200: "Prometheus text exposition"})
 async def metrics(request: web.Request) -> web.Response:
+    try:
+        async with asyncio.timeout(READINESS_TIMEOUT_SECONDS):
+            await request.app[SERVICE_GAUGES].refresh(request.app)
+    except Exception:
+        # The process's own metrics still go out; the service's are as last read.
+        log.warning("service gauges not refreshed", exc_info=True)
     return web.Response(
         body=generate_latest(request.app[METRICS]), headers={"Content-Type": CONTENT_TYPE_LATEST}
     )
