@@ -50,13 +50,18 @@ def run(settings: Settings) -> None:
 
 
 def _serve_metrics(settings: Settings, *, metrics_dir: str) -> None:
-    """Expose every worker process's metrics (a shared multiprocess directory)
-    from whichever process on this host binds the port first."""
+    """Expose every worker process's dramatiq metrics (a shared multiprocess
+    directory) and this process's own (actors.metrics) from whichever
+    process on this host binds the port first: one worker process per
+    host or container shows all of its own."""
     from prometheus_client import CollectorRegistry, start_http_server
     from prometheus_client.multiprocess import MultiProcessCollector
 
+    from actors.metrics import WorkerMetrics
+
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=metrics_dir)  # type: ignore[no-untyped-call]
+    WorkerMetrics(registry).install()
     try:
         start_http_server(
             settings.worker_metrics_port, addr=settings.http_host, registry=registry

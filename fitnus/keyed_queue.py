@@ -252,6 +252,10 @@ DecideBatch = Callable[[Sequence[QueuedItem], int], Awaitable[Batch]]
 # Announces a committed batch: outcomes, flags. Safe to repeat.
 AnnounceBatch = Callable[[Batch], Awaitable[None]]
 ScheduleDrain = Callable[[str], Awaitable[None]]
+# Told of each committed batch: its kind, its items and how long deciding
+# took. The worker's metrics register here (actors.metrics).
+BatchObserver = Callable[[str, Sequence[QueuedItem], float], None]
+batch_observers: list[BatchObserver] = []
 
 
 async def drain(
@@ -275,8 +279,11 @@ async def drain(
             while items := await queue.peek(key, batch_size):
                 started = time.perf_counter()
                 batch = await decide(items, token)
+                took = time.perf_counter() - started
                 log.info("%s %s: batch of %d decided in %.1f ms", queue.kind, key, len(items),
-                         (time.perf_counter() - started) * 1000)
+                         took * 1000)
+                for observe in batch_observers:
+                    observe(queue.kind, items, took)
                 await announce(batch)
                 if await queue.ack(key, token, len(items)) is None:
                     return taken  # lease lost: the new holder takes over

@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from swagger_ui import api_doc
 
 from fitnus.accounts.kakao import KakaoLogin
@@ -95,6 +95,7 @@ from web.keys import (
     SERVICE_GAUGES,
     SETTINGS,
     SOLD_OUT,
+    STREAM_EVENTS,
     STREAMS,
     STREAMS_CLOSING,
     TICKETS,
@@ -154,6 +155,11 @@ def create_app(
     app[AUCTION_WINDOWS] = auction_windows()
     app[AUCTION_EVENTS] = CoalescedReads(events_after_each, page=EVENT_PAGE, owner=event_owner)
     app[STREAMS] = set()
+    streams_open = Gauge("fitnus_sse_streams_open", "Event streams open on this process",
+                         registry=registry)
+    streams_open.set_function(lambda: len(app[STREAMS]))
+    app[STREAM_EVENTS] = Counter("fitnus_sse_events_total",
+                                 "Events written to event streams", registry=registry)
     app[STREAMS_CLOSING] = asyncio.Event()
     app.on_shutdown.append(_close_streams)
     app.cleanup_ctx.append(_database)

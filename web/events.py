@@ -30,6 +30,7 @@ from web.keys import (
     CLOCK,
     DOORBELLS,
     NEW_ROWS,
+    STREAM_EVENTS,
     STREAMS,
     STREAMS_CLOSING,
     TICKETS,
@@ -151,6 +152,7 @@ async def serve_stream(request: web.Request, *, doorbells: ChannelListener, owne
             for row in new.rows:
                 await _send(response, encode(row))
                 cursor = row.pk
+            request.app[STREAM_EVENTS].inc(len(new.rows))
             if new.more:
                 continue
             doorbell.clear()

@@ -66,6 +66,8 @@ KAKAO_PAY: web.AppKey[KakaoPay | None] = web.AppKey("kakao_pay")
 NEW_ROWS = web.AppKey("new_rows", CoalescedReads)
 # The doorbells of open event streams, rung at shutdown so they close cleanly.
 STREAMS: web.AppKey[set[asyncio.Event]] = web.AppKey("streams")
+# Events written to event streams (a prometheus_client Counter).
+STREAM_EVENTS: web.AppKey[Any] = web.AppKey("stream_events")
 STREAMS_CLOSING = web.AppKey("streams_closing", asyncio.Event)
 
 

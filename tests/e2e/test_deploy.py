@@ -8,11 +8,13 @@ import re
 from pathlib import Path
 from typing import Any
 
+import dramatiq
 import yaml
 from aiohttp.test_utils import TestClient
 from prometheus_client import CollectorRegistry, generate_latest
 
 from scheduler.main import SchedulerMetrics
+from tests.e2e.test_booking import book
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -66,7 +68,12 @@ async def test_every_metric_the_dashboard_and_alerts_read_is_exposed(
     scheduler = SchedulerMetrics(CollectorRegistry())
     scheduler.leader.set(1)
     scheduler.jobs.labels("record-daily-usage", "sent").inc()
-    exposed = web_metrics + generate_latest(scheduler.registry).decode()
+    from actors.metrics import WorkerMetrics
+
+    workers = CollectorRegistry()
+    WorkerMetrics(workers).observe("timeslot", [], 0.01)
+    exposed = (web_metrics + generate_latest(scheduler.registry).decode()
+               + generate_latest(workers).decode())
     dashboard = json.loads((ROOT / "deploy/grafana/dashboards/fitnus.json").read_text())
     queries = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
     alerts = yaml.safe_load((ROOT / "deploy/alerts.yml").read_text())
@@ -87,3 +94,24 @@ def test_prometheus_scrapes_web_workers_and_the_scheduler() -> None:
     ports = {name: job["dns_sd_configs"][0]["port"] for name, job in jobs.items()}
     assert ports == {"web": 8080, "worker": 9191, "scheduler": 9192}
     assert COMPOSE["services"]["prometheus"]["volumes"][1].startswith("./deploy/alerts.yml")
+
+
+async def test_the_worker_measures_each_batch_from_enqueue_to_commit(
+    client: TestClient[Any, Any], sign_up: Any, worker: dramatiq.Worker,
+) -> None:
+    from actors.metrics import WorkerMetrics
+    from fitnus import keyed_queue
+
+    registry = CollectorRegistry()
+    metrics = WorkerMetrics(registry)
+    metrics.install()
+    try:
+        await book(client, sign_up)
+    finally:
+        keyed_queue.batch_observers.remove(metrics.observe)
+    decided = registry.get_sample_value("fitnus_keyed_decision_latency_seconds_count",
+                                        {"kind": "timeslot"})
+    assert decided is not None
+    assert decided >= 1
+    assert 0 < (registry.get_sample_value("fitnus_keyed_decision_latency_seconds_sum",
+                                          {"kind": "timeslot"}) or 0) < 10
