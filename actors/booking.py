@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 
 import dramatiq
 
+from actors.metrics import count_decisions
 from actors.runtime import runtime
 from fitnus.attendance import service as attendance
 from fitnus.booking.batches import drain_timeslot, sweep_timeslot_queues
@@ -18,7 +19,9 @@ from fitnus.notifications.service import ring
 async def publish_decisions(decided: Decisions) -> None:
     """After a batch committed: waiting requests and open streams hear of it."""
     rt = runtime()
-    await publish_outcomes(rt.redis, rt.keys, [outcome.command for outcome in decided.outcomes])
+    commands = [outcome.command for outcome in decided.outcomes]
+    count_decisions(commands)
+    await publish_outcomes(rt.redis, rt.keys, commands)
     await ring(rt.redis, rt.keys, decided.notified)
 
 

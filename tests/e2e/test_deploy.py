@@ -71,7 +71,9 @@ async def test_every_metric_the_dashboard_and_alerts_read_is_exposed(
     from actors.metrics import WorkerMetrics
 
     workers = CollectorRegistry()
-    WorkerMetrics(workers).observe("timeslot", [], 0.01)
+    worker_metrics = WorkerMetrics(workers)
+    worker_metrics.observe("timeslot", [], 0.01)
+    worker_metrics.decisions.labels("reserve_seat", "succeeded").inc()
     exposed = (web_metrics + generate_latest(scheduler.registry).decode()
                + generate_latest(workers).decode())
     dashboard = json.loads((ROOT / "deploy/grafana/dashboards/fitnus.json").read_text())
@@ -99,16 +101,19 @@ def test_prometheus_scrapes_web_workers_and_the_scheduler() -> None:
 async def test_the_worker_measures_each_batch_from_enqueue_to_commit(
     client: TestClient[Any, Any], sign_up: Any, worker: dramatiq.Worker,
 ) -> None:
-    from actors.metrics import WorkerMetrics
+    import actors.metrics
     from fitnus import keyed_queue
 
     registry = CollectorRegistry()
-    metrics = WorkerMetrics(registry)
+    metrics = actors.metrics.WorkerMetrics(registry)
     metrics.install()
     try:
         await book(client, sign_up)
     finally:
         keyed_queue.batch_observers.remove(metrics.observe)
+        actors.metrics.installed = None
+    assert (registry.get_sample_value("fitnus_decisions_total", {
+        "command": "reserve_seat", "outcome": "succeeded"}) or 0) >= 1
     decided = registry.get_sample_value("fitnus_keyed_decision_latency_seconds_count",
                                         {"kind": "timeslot"})
     assert decided is not None
