@@ -9,12 +9,12 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from pydantic import BaseModel, Field
 
-from fitnus.accounts.models import Role
 from fitnus.accounts.tokens import Principal
 from fitnus.db import ping
-from fitnus.errors import Forbidden, Unavailable
+from fitnus.errors import Unavailable
 from fitnus.events.models import EventOutbox
 from fitnus.operations import KEYED_KINDS, keyed_queue, queues_now
+from web.auth import require_admin
 from web.keys import CLOCK, DATABASE, KEYS, MESSAGES, METRICS, REDIS, SERVICE_GAUGES, SETTINGS
 from web.routing import Api
 from web.schemas import json
@@ -117,17 +117,13 @@ class QueuesOut(BaseModel):
     pending_commands: int = Field(description="commands pending past the redrive delay")
 
 
-def _admin(principal: Principal) -> None:
-    if principal.role is not Role.ADMIN:
-        raise Forbidden("for admins only", code="admin_role_required")
-
 
 @api.route("GET", "/api/v1/admin/queues", tag="operations",
            summary="Every keyed queue with items or a lease, the workers' queues, and "
                    "commands pending past the redrive delay (admins)",
            auth=True, responses={200: QueuesOut}, errors=(401, 403))
 async def admin_queues(request: web.Request, *, principal: Principal) -> web.Response:
-    _admin(principal)
+    require_admin(principal)
     settings = request.app[SETTINGS]
     queues = await queues_now(
         request.app[REDIS], request.app[KEYS], namespace=settings.dramatiq_namespace,
@@ -157,7 +153,7 @@ class Redriven(BaseModel):
            path_params=QueuePath, auth=True, responses={202: Redriven}, errors=(401, 403, 404))
 async def redrive_queue(request: web.Request, *, path: QueuePath,
                         principal: Principal) -> web.Response:
-    _admin(principal)
+    require_admin(principal)
     depth = await keyed_queue(request.app[REDIS], request.app[KEYS], path.kind).length(path.key)
     await request.app[MESSAGES].drain(path.kind)(path.key)
     return json(Redriven(kind=path.kind, key=path.key, depth=depth), 202)

@@ -12,16 +12,15 @@ from typing import Annotated, Literal
 from aiohttp import web
 from pydantic import BaseModel, Field, StringConstraints
 
-from fitnus.accounts.models import Role
 from fitnus.accounts.tokens import Principal
 from fitnus.batches.models import BatchJob, BatchRun
 from fitnus.batches.runs import run_by_id
 from fitnus.booking.admin_refunds import refund_kept
-from fitnus.errors import Forbidden
 from fitnus.notifications.service import ring
 from fitnus.settlement import service
 from fitnus.settlement.models import Discrepancy, DiscrepancyStatus, Settlement, SettlementStatus
 from fitnus.settlement.rules import percent_to_bp
+from web.auth import require_admin
 from web.keys import CLOCK, KEYS, MESSAGES, REDIS, service_zone
 from web.routing import Api
 from web.schemas import RequestBody, json
@@ -34,10 +33,6 @@ CSV_TYPE = "text/csv"
 CSV_COLUMNS = ("id", "date", "reservation_id", "user_name", "program", "starts_at", "kind",
                "coupons", "amount_krw")
 
-
-def _admin(principal: Principal) -> None:
-    if principal.role is not Role.ADMIN:
-        raise Forbidden("for admins only", code="admin_role_required")
 
 
 class CenterPath(BaseModel):
@@ -167,7 +162,7 @@ class AdminSettlementQuery(BaseModel):
            auth=True, responses={200: SettlementList}, errors=(400, 401, 403))
 async def admin_settlements(request: web.Request, *, query: AdminSettlementQuery,
                             principal: Principal) -> web.Response:
-    _admin(principal)
+    require_admin(principal)
     return await _settlements_out(
         await service.settlements(month=query.month, status=query.status and SettlementStatus(
             query.status)), request)
@@ -184,7 +179,7 @@ class SettlementPath(BaseModel):
            errors=(401, 403, 404, 409))
 async def verify_settlement(request: web.Request, *, path: SettlementPath,
                             principal: Principal) -> web.Response:
-    _admin(principal)
+    require_admin(principal)
     settlement = await service.verify(path.settlement_id, principal=principal,
                                       zone=service_zone(request), clock=request.app[CLOCK])
     return json(_settlement_out(settlement, await service.open_discrepancies(settlement),
@@ -198,7 +193,7 @@ async def verify_settlement(request: web.Request, *, path: SettlementPath,
            errors=(401, 403, 404, 409))
 async def pay_settlement(request: web.Request, *, path: SettlementPath,
                          principal: Principal) -> web.Response:
-    _admin(principal)
+    require_admin(principal)
     settlement, owner_id = await service.pay(path.settlement_id, principal=principal,
                                              clock=request.app[CLOCK])
     await ring(request.app[REDIS], request.app[KEYS], [owner_id])
@@ -239,7 +234,7 @@ def _discrepancy_out(row: Discrepancy, request: web.Request) -> DiscrepancyOut:
            auth=True, responses={200: DiscrepancyList}, errors=(400, 401, 403))
 async def list_discrepancies(request: web.Request, *, query: DiscrepancyQuery,
                              principal: Principal) -> web.Response:
-    _admin(principal)
+    require_admin(principal)
     rows = await service.discrepancies(
         status=query.status and DiscrepancyStatus(query.status), month=query.month)
     return json(DiscrepancyList(items=[_discrepancy_out(row, request) for row in rows]))
@@ -260,7 +255,7 @@ class ResolveBody(RequestBody):
            errors=(400, 401, 403, 404))
 async def resolve_discrepancy(request: web.Request, *, path: DiscrepancyPath,
                               body: ResolveBody, principal: Principal) -> web.Response:
-    _admin(principal)
+    require_admin(principal)
     row = await service.resolve(path.discrepancy_id, principal=principal, note=body.note,
                                 clock=request.app[CLOCK])
     return json(_discrepancy_out(row, request))
@@ -285,7 +280,7 @@ class CommissionOut(BaseModel):
            responses={200: CommissionOut}, errors=(400, 401, 403, 404))
 async def set_commission(request: web.Request, *, path: CenterPath, body: CommissionBody,
                          principal: Principal) -> web.Response:
-    _admin(principal)
+    require_admin(principal)
     bp = None if body.percent is None else percent_to_bp(body.percent)
     await service.set_commission(path.center_id, bp)
     return json(CommissionOut(center_id=path.center_id, percent=body.percent))
@@ -315,7 +310,7 @@ class AdminRefundOut(BaseModel):
            auth=True, responses={200: AdminRefundOut}, errors=(400, 401, 403, 404, 409))
 async def refund_seat(request: web.Request, *, path: ReservationPath, body: AdminRefundBody,
                       headers: IdempotencyHeader, principal: Principal) -> web.Response:
-    _admin(principal)
+    require_admin(principal)
     refund = await refund_kept(reservation_id=path.reservation_id, coupons=body.coupons,
                                reason=body.reason, key=headers.idempotency_key or
                                uuid.uuid4().hex, clock=request.app[CLOCK])
@@ -367,7 +362,7 @@ def _run_out(run: BatchRun, request: web.Request, detail: str | None = None) -> 
            errors=(400, 401, 403, 409))
 async def request_run(request: web.Request, *, path: JobPath, body: RunBody,
                       principal: Principal) -> web.Response:
-    _admin(principal)
+    require_admin(principal)
     requested = await service.request_run(BatchJob(path.job), body.period, principal=principal,
                                           clock=request.app[CLOCK], zone=service_zone(request))
     if not requested.queued:
@@ -387,5 +382,5 @@ class RunPath(BaseModel):
            path_params=RunPath, auth=True, responses={200: RunOut},
            errors=(401, 403, 404))
 async def get_run(request: web.Request, *, path: RunPath, principal: Principal) -> web.Response:
-    _admin(principal)
+    require_admin(principal)
     return json(_run_out(await run_by_id(BatchJob(path.job), path.run_id), request))
