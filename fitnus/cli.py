@@ -132,7 +132,7 @@ async def _reindex_everything(settings: Settings) -> int:
     index = open_center_index(settings, redis)
     try:
         await index.ensure()
-        return await reindex_all(index=index)
+        return await reindex_all(index=index, now=datetime.now(UTC))
     finally:
         await index.close()
         await redis.aclose()

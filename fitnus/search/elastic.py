@@ -11,6 +11,7 @@ older version never replaces a newer one, deletions included.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -21,6 +22,7 @@ from fitnus.search.index import (
     CenterDocument,
     CenterHit,
     CenterQuery,
+    Fill,
     SearchPage,
     page_from_sorted,
     summary_json,
@@ -105,23 +107,61 @@ class ElasticsearchIndex:
         self._refresh: str | bool = "wait_for" if refresh else False
 
     async def ensure(self) -> None:
+        """The index name is an alias of a physical index (``<name>-<time>``),
+        so a rebuild can swap a new one in; one made by an older release
+        under the plain name is used as it is until the next rebuild."""
         if await self._client.indices.exists(index=self._index):
             return
+        physical = await self._new_physical()
+        await self._client.indices.update_aliases(actions=[
+            # Another process ensuring at the same moment: the last one wins.
+            {"remove": {"index": f"{self._index}-*", "alias": self._index}},
+            {"add": {"index": physical, "alias": self._index}},
+        ])
+
+    async def _new_physical(self) -> str:
+        physical = f"{self._index}-{time.time_ns()}"
         try:
-            await self._create(_NORI)
+            await self._create(physical, _NORI)
         except BadRequestError:
             log.info("no nori analyzer on this cluster; names use the cjk fallback")
-            await self._create(_FALLBACK)
+            await self._create(physical, _FALLBACK)
+        return physical
 
-    async def _create(self, korean: dict[str, Any]) -> None:
+    async def _create(self, name: str, korean: dict[str, Any]) -> None:
         try:
             await self._client.indices.create(
-                index=self._index, settings=_analysis(korean), mappings=_mappings()
+                index=name, settings=_analysis(korean), mappings=_mappings()
             )
         except BadRequestError as exc:
             if exc.error == "resource_already_exists_exception":
                 return
             raise
+
+    async def _physical(self) -> list[str]:
+        """The indices the name's alias points to; [] when it names a plain index or nothing."""
+        if not await self._client.indices.exists_alias(name=self._index):
+            return []
+        return list((await self._client.indices.get_alias(name=self._index)).body)
+
+    async def rebuild(self, fill: Fill) -> int:
+        """Into a new physical index while searches and writes go to the old
+        one; then the alias moves to it in one step and the old one goes."""
+        physical = await self._new_physical()
+        indexed = await fill(ElasticsearchIndex(client=self._client, index=physical,
+                                                refresh=False))
+        await self._client.indices.refresh(index=physical)
+        old = await self._physical()
+        plain = not old and await self._client.indices.exists(index=self._index)
+        swap: list[dict[str, Any]] = [{"remove": {"index": name, "alias": self._index}}
+                                      for name in old]
+        if plain:
+            swap.append({"remove_index": {"index": self._index}})
+        swap.append({"add": {"index": physical, "alias": self._index}})
+        await self._client.indices.update_aliases(actions=swap)
+        for name in old:
+            await self._client.indices.delete(index=name, ignore_unavailable=True)
+        return indexed
 
     async def put(self, document: CenterDocument) -> None:
         try:
@@ -193,7 +233,8 @@ class ElasticsearchIndex:
         await self._client.indices.refresh(index=self._index)
 
     async def clear(self) -> None:
-        await self._client.indices.delete(index=self._index, ignore_unavailable=True)
+        for name in await self._physical() or [self._index]:
+            await self._client.indices.delete(index=name, ignore_unavailable=True)
         await self.ensure()
 
     async def close(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
@@ -113,6 +113,10 @@ def page_from_sorted(hits: list[CenterHit], limit: int) -> SearchPage:
     return SearchPage(hits[:limit], SearchCursor(last.distance_m, last.center_id))
 
 
+# Puts every center into the index it is given; returns how many.
+Fill = Callable[["CenterIndex"], Awaitable[int]]
+
+
 class CenterIndex(Protocol):
     # The sphere the backend measures distances on; tests place centers on it.
     earth_radius_m: float
@@ -132,6 +136,11 @@ class CenterIndex(Protocol):
     async def search(self, query: CenterQuery) -> SearchPage: ...
 
     async def clear(self) -> None:
-        """Drop everything (reindexing starts from nothing)."""
+        """Drop everything."""
+
+    async def rebuild(self, fill: Fill) -> int:
+        """Index everything anew with ``fill`` (given where to put it; it
+        returns how many), then serve that. Where the backend allows, searches
+        answer from the old index until the new one is complete."""
 
     async def close(self) -> None: ...

@@ -26,6 +26,7 @@ from fitnus.search.index import (
     CenterDocument,
     CenterHit,
     CenterQuery,
+    Fill,
     SearchPage,
     name_matches,
     page_from_sorted,
@@ -190,6 +191,11 @@ class RedisGeoIndex:
     async def clear(self) -> None:
         keys = [key async for key in self._redis.scan_iter(match=f"{self._geo}*")]
         await self._redis.delete(self._versions, self._members, *keys)
+
+    async def rebuild(self, fill: Fill) -> int:
+        """In place: searches find fewer centers while it runs (the local backend)."""
+        await self.clear()
+        return await fill(self)
 
     async def close(self) -> None:
         """The Redis client belongs to the caller."""

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from fitnus.centers.models import Center, SearchOutbox
 from fitnus.centers.service import center_document
+from fitnus.clock import as_utc
 from fitnus.search.index import CenterIndex
 
 REINDEX_BATCH = 1000
@@ -32,16 +33,19 @@ async def unsynced_centers(*, now: datetime, older_than: timedelta, limit: int) 
     return [row.center_id for row in rows]
 
 
-async def reindex_all(*, index: CenterIndex) -> int:
-    """Rebuild the index from MySQL; returns the number of centers indexed."""
-    await index.clear()
-    indexed, after_id = 0, 0
-    while True:
-        batch = await Center.filter(id__gt=after_id, deleted_at=None).order_by("id").limit(
-            REINDEX_BATCH
-        )
-        if not batch:
-            return indexed
-        await index.put_many([center_document(center) for center in batch])
-        indexed += len(batch)
-        after_id = batch[-1].id
+async def reindex_all(*, index: CenterIndex, now: datetime) -> int:
+    """Rebuild the index from MySQL; returns the number of centers indexed.
+    Centers changed from ``now`` on (while it was built) are synced again after."""
+    async def fill(target: CenterIndex) -> int:
+        indexed, after_id = 0, 0
+        while batch := await Center.filter(id__gt=after_id, deleted_at=None).order_by(
+                "id").limit(REINDEX_BATCH):
+            await target.put_many([center_document(center) for center in batch])
+            indexed += len(batch)
+            after_id = batch[-1].id
+        return indexed
+
+    indexed = await index.rebuild(fill)
+    for center_id in await Center.filter(updated_at__gte=as_utc(now)).values_list("id", flat=True):
+        await sync_center(int(center_id), index=index)  # type: ignore[call-overload]
+    return indexed

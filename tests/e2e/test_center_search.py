@@ -10,8 +10,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from fitnus.centers.models import SearchOutbox
+from fitnus.clock import system_clock
 from fitnus.config import Settings
-from fitnus.search.service import sync_center
+from fitnus.search.service import reindex_all, sync_center
 from tests.conftest import eventually
 from tests.e2e.test_centers import center_body
 from web.centers import CenterPage
@@ -103,6 +104,10 @@ async def test_the_elasticsearch_backend_serves_the_same_endpoint(
         f"한라 피트니스 {tag}", f"한라 요가 {tag}"
     ]
     assert second["next_cursor"] is None
+    # `fitnus search reindex`: a new index built beside the old, then swapped in.
+    assert await reindex_all(index=es_client.app[CENTER_INDEX],
+                             now=system_clock.now()) >= len(ids)
+    assert await names(es_client, q=tag) == [f"한라 피트니스 {tag}", f"한라 요가 {tag}"]
 
 
 @pytest.mark.parametrize(

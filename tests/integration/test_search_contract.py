@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from fitnus.config import Settings
 from fitnus.errors import InvalidInput
+from fitnus.search.elastic import ElasticsearchIndex
 from fitnus.search.index import CenterDocument, CenterIndex, CenterQuery, SearchCursor
 from fitnus.search.redis_geo import MAX_GEO_LATITUDE, RedisGeoIndex
 from tests.geodesy import destination
@@ -186,3 +187,54 @@ async def test_points_at_the_limits_are_answered_or_refused_cleanly(
         assert refused.value.code == "latitude_out_of_range"
     else:
         assert (await index.search(query)).hits == []
+
+
+async def test_a_rebuild_serves_the_old_index_until_the_new_one_is_whole(
+    index: CenterIndex,
+) -> None:
+    kept, gone, added = (center(at=around(index, distance)) for distance in (500, 700, 900))
+    await index.put(kept)
+    await index.put(gone)
+    seen_while_building: list[list[int]] = []
+
+    async def fill(target: CenterIndex) -> int:
+        await target.put_many([kept, added])
+        seen_while_building.append(await found(index))
+        return 2
+
+    assert await index.rebuild(fill) == 2
+    assert await found(index) == [kept.id, added.id]
+    await index.put(replace(gone, version=2))  # writes go to the new one
+    assert await found(index) == [kept.id, gone.id, added.id]
+    if isinstance(index, ElasticsearchIndex):
+        # Elasticsearch answered from the old index all along, and keeps one index.
+        assert seen_while_building == [[kept.id, gone.id]]
+        await index.rebuild(fill)
+        assert len(await index._physical()) == 1
+        assert await found(index) == [kept.id, added.id]
+
+
+async def test_an_index_of_an_older_release_becomes_an_alias_at_its_first_rebuild(
+    settings: Settings, redis: Redis, osmem_url: str,
+) -> None:
+    name = f"centers-plain-{uuid.uuid4().hex[:8]}"
+    index = open_test_center_index(replace(
+        settings, search_backend="elasticsearch", elasticsearch_url=osmem_url,
+        elasticsearch_index=name), redis)
+    assert isinstance(index, ElasticsearchIndex)
+    try:
+        await index._client.indices.create(index=name)  # as releases before aliases made it
+        await index.ensure()
+        old = center(at=GANGNAM)
+        await index.put(old)
+
+        async def fill(target: CenterIndex) -> int:
+            await target.put_many([old])
+            return 1
+
+        await index.rebuild(fill)
+        assert len(await index._physical()) == 1
+        assert await found(index) == [old.id]
+    finally:
+        await index.clear()
+        await index.close()
