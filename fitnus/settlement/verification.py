@@ -48,11 +48,17 @@ SETTLED_ORDERS = (OrderStatus.APPROVED, OrderStatus.PARTIALLY_REFUNDED, OrderSta
 
 async def _found(month: str, kind: DiscrepancyKind, found: list[tuple[int | None, str, str]],
                  *, now: datetime) -> int:
-    """Store (center, subject, detail) differences; one row per subject ever."""
-    await Discrepancy.bulk_create(
-        [Discrepancy(month=month, center_id=center_id, kind=kind, subject=subject,
-                     detail=detail[:255], created_at=now)
-         for center_id, subject, detail in found], ignore_conflicts=True)
+    """Store (center, subject, detail) differences not stored before (found
+    again, or already resolved: the same row). The unique key settles a race
+    with another check."""
+    known = set(await Discrepancy.filter(
+        month=month, kind=kind, subject__in=[subject for _, subject, _ in found],
+    ).values_list("subject", "detail")) if found else set()
+    new = [Discrepancy(month=month, center_id=center_id, kind=kind, subject=subject,
+                       detail=detail[:255], created_at=now)
+           for center_id, subject, detail in found if (subject, detail[:255]) not in known]
+    if new:
+        await Discrepancy.bulk_create(new, ignore_conflicts=True)
     return len(found)
 
 
