@@ -1,8 +1,11 @@
 """The keyed queue: per-key FIFO in Redis, drained by one lease holder at a time.
 
 Reservations key it by timeslot; bids will key it by auction, club joins by
-meetup. Every key of one queue shares a hash tag, so the scripts run on a
-Redis Cluster too. The drain loop (``drain``) and the sweeper (``sweep``) are
+meetup. Every key of one queue shares a hash tag; the lease scripts stay in
+that slot, but the enqueue script also writes the pending record and the
+active set (other slots), which a Redis Cluster refuses in one script (as it
+refused the MULTI before it): to be split when the queues move to a cluster
+(issue "running past one machine"). The drain loop (``drain``) and the sweeper (``sweep``) are
 written once here; each kind brings only how it decides a batch and what it
 announces once that batch committed.
 
