@@ -59,11 +59,14 @@ ENDLESS_FOR_A_SIGNED_IN_CALLER = "/api/v1/events"
 ENDLESS_FOR_EVERYONE = "/api/v1/auctions/{auction_id}/stream"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+def listening_socket() -> socket.socket:
+    """A socket bound and listening before the server starts: its port is
+    known at once and no other socket can take it in between, as one probed
+    then closed could be (a port race failed CI once)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    return listener
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +75,11 @@ def live_server(
 ) -> Iterator[str]:
     """The service, with Kakao Pay and Kakao Login played by the local fakes
     so that purchases and Kakao sign-ins are fuzzed, not refused as unconfigured."""
-    port, pay_port, login_port = free_port(), free_port(), free_port()
+    sockets = [listening_socket() for _ in range(3)]
+    port, pay_port, login_port = (listener.getsockname()[1] for listener in sockets)
     loop = asyncio.new_event_loop()
     ready = threading.Event()
+    failures: list[BaseException] = []
     configured = replace(
         settings, kakaopay_base_url=f"http://127.0.0.1:{pay_port}",
         kakaopay_secret_key=kakaopay.SECRET_KEY,
@@ -83,25 +88,32 @@ def live_server(
         kakao_client_id=kakao_login.CLIENT_ID, kakao_client_secret=kakao_login.CLIENT_SECRET,
         kakao_redirect_uri=f"http://127.0.0.1:{port}/api/v1/auth/kakao/callback")
     runners = [
-        (web.AppRunner(create_app(configured, redis_url=REDIS_URL, messages=messages)), port),
-        (web.AppRunner(kakaopay.FakeKakaoPay().app()), pay_port),
-        (web.AppRunner(kakao_login.FakeKakaoLogin().app()), login_port),
+        web.AppRunner(create_app(configured, redis_url=REDIS_URL, messages=messages)),
+        web.AppRunner(kakaopay.FakeKakaoPay().app()),
+        web.AppRunner(kakao_login.FakeKakaoLogin().app()),
     ]
 
     def serve() -> None:
         asyncio.set_event_loop(loop)
-        for runner, runner_port in runners:
-            loop.run_until_complete(runner.setup())
-            loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", runner_port).start())
+        started: list[web.AppRunner] = []
+        try:
+            for runner, listener in zip(runners, sockets, strict=True):
+                loop.run_until_complete(runner.setup())
+                started.append(runner)
+                loop.run_until_complete(web.SockSite(runner, listener).start())
+        except Exception as failure:
+            failures.append(failure)
         ready.set()
-        loop.run_forever()
-        for runner, _ in runners:
+        if not failures:
+            loop.run_forever()
+        for runner in started:
             loop.run_until_complete(runner.cleanup())
         loop.close()
 
     thread = threading.Thread(target=serve, name="fuzz-server", daemon=True)
     thread.start()
-    assert ready.wait(SERVER_START_SECONDS)
+    assert ready.wait(SERVER_START_SECONDS), "the fuzzed service did not start in time"
+    assert not failures, f"the fuzzed service failed to start: {failures[0]!r}"
     yield f"http://127.0.0.1:{port}"
     loop.call_soon_threadsafe(loop.stop)
     thread.join(SERVER_START_SECONDS)
