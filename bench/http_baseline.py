@@ -96,10 +96,12 @@ def wait_until_up(url: str, deadline_seconds: float = 30) -> None:
 
 
 @contextmanager
-def process(command: list[str], env: dict[str, str] | None = None) -> Iterator[None]:
+def process(
+    command: list[str], env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     child = subprocess.Popen(command, env=env, cwd=ROOT)
     try:
-        yield
+        yield child
     finally:
         child.terminate()
         child.wait(timeout=30)
@@ -118,6 +120,21 @@ def wrk(
         raise RuntimeError(f"non-2xx answers from {url}:\n{output}")
     line = next(line for line in output.splitlines() if line.startswith("Requests/sec"))
     return float(line.split()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def wrk_with_cpu(
+    url: str, seconds: int, server: int, headers: dict[str, str] | None = None
+) -> tuple[float, float]:
+    """Requests/s, and the server process's CPU microseconds per request: the
+    steadier figure on a box where wrk and the server share two cores."""
+    before = cpu_seconds(server)
+    rate = wrk(url, seconds, headers)
+    return rate, (cpu_seconds(server) - before) / (rate * seconds) * 1e6
 
 
 def http_json(url: str, body: dict[str, str]) -> dict[str, str]:
@@ -176,8 +193,8 @@ def main() -> None:
     subprocess.run([*fitnus, "migrate"], env=env, cwd=ROOT, check=True, capture_output=True)
     try:
         with (
-            process([sys.executable, __file__, "--serve-empty", str(empty_port)]),
-            process([*fitnus, "web"], env=env),
+            process([sys.executable, __file__, "--serve-empty", str(empty_port)]) as empty,
+            process([*fitnus, "web"], env=env) as web,
         ):
             empty_url = f"http://127.0.0.1:{empty_port}/"
             base = f"http://127.0.0.1:{fitnus_port}"
@@ -190,25 +207,31 @@ def main() -> None:
                               {"email": email, "password": "bench-password"})["access_token"]
             bearer = {"Authorization": f"Bearer {token}"}
             targets = {
-                "empty aiohttp handler": (empty_url, None),
-                "GET /healthz": (f"{base}/healthz", None),
-                "GET /api/v1/me (JWT + MariaDB)": (f"{base}/api/v1/me", bearer),
+                "empty aiohttp handler": (empty_url, None, empty.pid),
+                "GET /healthz": (f"{base}/healthz", None, web.pid),
+                "GET /api/v1/me (JWT + MariaDB)": (f"{base}/api/v1/me", bearer, web.pid),
             }
             rates: dict[str, list[float]] = {name: [] for name in targets}
+            costs: dict[str, list[float]] = {name: [] for name in targets}
             for _ in range(args.runs):
-                for name, (url, headers) in targets.items():
-                    rates[name].append(wrk(url, args.seconds, headers))
+                for name, (url, headers, server) in targets.items():
+                    rate, cost = wrk_with_cpu(url, args.seconds, server, headers)
+                    rates[name].append(rate)
+                    costs[name].append(cost)
     finally:
         drop_database(database)
 
     reference = statistics.median(rates["empty aiohttp handler"])
+    reference_cost = statistics.median(costs["empty aiohttp handler"])
     print(f"\nwrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{args.seconds}s, "
-          f"median of {args.runs} runs, one process each, {os.cpu_count()} cores")
-    print(f"{'target':36} {'req/s':>10} {'runs':>30} {'ratio':>7}")
+          f"median of {args.runs} runs, one process each, {os.cpu_count()} cores; "
+          "CPU: the server process's, per request")
+    print(f"{'target':32} {'req/s':>8} {'runs':>24} {'ratio':>6} {'CPU µs':>7} {'ratio':>6}")
     for name, values in rates.items():
-        median = statistics.median(values)
+        median, cost = statistics.median(values), statistics.median(costs[name])
         runs = ", ".join(f"{value:.0f}" for value in values)
-        print(f"{name:36} {median:10.0f} {runs:>30} {median / reference:7.2f}")
+        print(f"{name:32} {median:8.0f} {runs:>24} {median / reference:6.2f} {cost:7.1f} "
+              f"{reference_cost / cost:6.2f}")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from contextvars import Token
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -112,11 +113,21 @@ def activated(context: TortoiseContext) -> Iterator[TortoiseContext]:
     object, which concurrent requests sharing one context overwrite; this
     keeps the token on the stack instead.
     """
-    token = _current_context.set(context)
+    token = activate(context)
     try:
         yield context
     finally:
-        _current_context.reset(token)
+        deactivate(token)
+
+
+def activate(context: TortoiseContext) -> Token[TortoiseContext | None]:
+    """``activated`` without a context manager, for the one hot path (each
+    request) where its generator costs more than the context variable."""
+    return _current_context.set(context)
+
+
+def deactivate(token: Token[TortoiseContext | None]) -> None:
+    _current_context.reset(token)
 
 
 @asynccontextmanager

@@ -68,7 +68,6 @@ from web import (
     waitlist,
     wallet,
 )
-from web.errors import problem_middleware
 from web.keys import (
     ACCESS_TOKENS,
     ACCOUNTS,
@@ -103,7 +102,7 @@ from web.keys import (
     WAITLIST_DESK,
 )
 from web.limits import MAX_BODY_BYTES, MAX_LINE_BYTES
-from web.middleware import HttpMetrics, database_middleware, request_id_middleware
+from web.middleware import HttpMetrics, around_each_request
 from web.openapi import openapi_document
 from web.routing import Api
 
@@ -128,12 +127,7 @@ def create_app(
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
         handler_args={"max_line_size": MAX_LINE_BYTES, "max_field_size": MAX_LINE_BYTES},
-        middlewares=[
-            request_id_middleware,
-            HttpMetrics(registry).middleware(),
-            problem_middleware,
-            database_middleware,
-        ],
+        middlewares=[around_each_request(HttpMetrics(registry))],
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock

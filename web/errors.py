@@ -98,23 +98,19 @@ def problem_for_http_error(error: web.HTTPException) -> web.Response:
     return problem(error.status, code=code, detail=error.reason, headers=headers, **extra)
 
 
-@web.middleware
-async def problem_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    try:
-        response: web.StreamResponse = await handler(request)
-        return response
-    except FitnusError as error:
+def answer_for_error(request: web.Request, error: Exception) -> web.Response:
+    """The problem+json answer for what a handler raised; a redirect raises on."""
+    if isinstance(error, FitnusError):
         return problem_for_domain_error(error)
-    except (RedisConnectionError, RedisTimeoutError):
+    if isinstance(error, RedisConnectionError | RedisTimeoutError):
         # Whatever fails closed on Redis (seats, cancellations, tickets)
         # stops before anything is half-done; the client retries.
         log.warning("a dependency is down on %s %s", request.method, request.path,
-                    exc_info=True)
+                    exc_info=error)
         return problem_for_domain_error(Unavailable("a service we depend on is down"))
-    except web.HTTPException as error:
+    if isinstance(error, web.HTTPException):
         if error.status < 400:
-            raise
+            raise error
         return problem_for_http_error(error)
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return problem(500, code="internal_error", detail="internal error")
+    log.error("unhandled error on %s %s", request.method, request.path, exc_info=error)
+    return problem(500, code="internal_error", detail="internal error")

@@ -78,6 +78,10 @@ class Api:
 
 
 def _bind(endpoint: Endpoint) -> Handler:
+    if not (endpoint.auth or endpoint.path_params or endpoint.query or endpoint.headers
+            or endpoint.body):
+        return endpoint.handler  # nothing to parse: no layer of ours in between
+
     async def handle(request: web.Request) -> web.StreamResponse:
         arguments: dict[str, Any] = {}
         if endpoint.auth:

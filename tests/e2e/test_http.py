@@ -86,6 +86,9 @@ async def test_request_id_is_echoed_when_sane_and_generated_otherwise(client: Cl
     assert generated.headers["X-Request-ID"] not in ("", "bad id\twith spaces")
     missing = await client.get("/nope")
     assert len(missing.headers["X-Request-ID"]) == 32
+    again = await client.get("/nope")
+    assert again.headers["X-Request-ID"] != missing.headers["X-Request-ID"]
+    assert re.fullmatch("[0-9a-f]{32}", again.headers["X-Request-ID"])
 
 
 async def test_every_log_line_is_json_with_the_request_id(
@@ -127,6 +130,45 @@ async def test_metrics_count_requests_by_route_and_status(client: Client) -> Non
     assert 'fitnus_http_requests_total{method="GET",route="/healthz",status="200"} 1.0' in text
     assert 'route="unmatched",status="404"' in text
     assert "fitnus_http_request_duration_seconds_bucket" in text
+
+
+def samples(text: str, name: str) -> dict[str, float]:
+    """The samples of one metric in the text format, by their label string."""
+    found = {}
+    for line in text.splitlines():
+        if line.startswith(name + "{"):
+            labels, _, value = line[len(name):].rpartition(" ")
+            found[labels] = float(value)
+    return found
+
+
+async def test_metric_series_stay_few_whatever_clients_send(client: Client) -> None:
+    """Every miss is one route label and every method we do not serve one
+    method label, however many paths and methods the clients send."""
+    for number in range(30):
+        await client.get(f"/api/v1/made-up-{number}")
+    for method in ("PROPFIND", "MKCOL", "LOCK", "REPORT", "PURGE", "SEARCH"):
+        await client.request(method, "/healthz")
+    text = await (await client.get("/metrics")).text()
+    counts = samples(text, "fitnus_http_requests_total")
+    assert counts['{method="GET",route="unmatched",status="404"}'] == 30
+    assert counts['{method="other",route="unmatched",status="405"}'] == 6
+    assert not any("made-up" in labels or "PROPFIND" in labels for labels in counts)
+
+
+async def test_latency_histogram_is_cumulative_and_counts_every_request(client: Client) -> None:
+    for _ in range(7):
+        await client.get("/healthz")
+    text = await (await client.get("/metrics")).text()
+    series = '{method="GET",route="/healthz",status="200"}'
+    assert samples(text, "fitnus_http_requests_total")[series] == 7
+    assert samples(text, "fitnus_http_request_duration_seconds_count")[series] == 7
+    in_buckets = samples(text, "fitnus_http_request_duration_seconds_bucket")
+    buckets = [value for labels, value in in_buckets.items()
+               if 'route="/healthz"' in labels and 'status="200"' in labels]
+    assert buckets == sorted(buckets)
+    assert buckets[-1] == 7
+    assert 0 < samples(text, "fitnus_http_request_duration_seconds_sum")[series] < 7 * 5
 
 
 async def test_openapi_is_3_1_and_describes_every_route(client: Client) -> None:
