@@ -33,6 +33,10 @@ MYSQL_URL = os.environ.get("BENCH_MYSQL_URL", "mysql://root:@127.0.0.1:3306")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 WRK_THREADS = 2
 WRK_CONNECTIONS = 64
+# The servers measured here get a core of their own and wrk the other: two
+# processes sharing two cores otherwise make each run's figure a draw.
+SERVER_CPUS = {1}
+LOAD_CPUS = {0}
 
 
 # Which process does what, by its command line; the rest is "other".
@@ -108,9 +112,15 @@ def process(
 
 
 def wrk(
-    url: str, seconds: int, headers: dict[str, str] | None = None, script: str | None = None
+    url: str,
+    seconds: int,
+    headers: dict[str, str] | None = None,
+    script: str | None = None,
+    cpus: set[int] | None = None,
 ) -> float:
     command = ["wrk", f"-t{WRK_THREADS}", f"-c{WRK_CONNECTIONS}", f"-d{seconds}s", "--latency"]
+    if cpus:
+        command = ["taskset", "-c", ",".join(map(str, sorted(cpus))), *command]
     if script:
         command += ["-s", script]
     for name, value in (headers or {}).items():
@@ -133,7 +143,7 @@ def wrk_with_cpu(
     """Requests/s, and the server process's CPU microseconds per request: the
     steadier figure on a box where wrk and the server share two cores."""
     before = cpu_seconds(server)
-    rate = wrk(url, seconds, headers)
+    rate = wrk(url, seconds, headers, cpus=LOAD_CPUS)
     return rate, (cpu_seconds(server) - before) / (rate * seconds) * 1e6
 
 
@@ -196,6 +206,8 @@ def main() -> None:
             process([sys.executable, __file__, "--serve-empty", str(empty_port)]) as empty,
             process([*fitnus, "web"], env=env) as web,
         ):
+            for server in (empty, web):
+                os.sched_setaffinity(server.pid, SERVER_CPUS)
             empty_url = f"http://127.0.0.1:{empty_port}/"
             base = f"http://127.0.0.1:{fitnus_port}"
             wait_until_up(empty_url)

@@ -83,5 +83,7 @@ class Problem(BaseModel):
 
 
 def json(model: BaseModel, status: int = 200, *, exclude_none: bool = False) -> web.Response:
-    body = model.model_dump_json(exclude_none=exclude_none).encode()
+    # The serializer's own bytes: model_dump_json would decode them to text
+    # for us to encode back.
+    body = model.__pydantic_serializer__.to_json(model, exclude_none=exclude_none)
     return web.Response(status=status, body=body, content_type="application/json")
