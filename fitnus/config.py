@@ -94,6 +94,9 @@ class Settings:
     elasticsearch_url: str | None = None
     elasticsearch_index: str = "fitnus-centers"
     search_outbox_sweep_after_seconds: int = 30
+    # How long a web process answers searches around a place from what it
+    # last read there (changes drop it at once); 0: every search asks Redis.
+    search_cache_seconds: int = 3
     time_zone: str = "Asia/Seoul"
     # Kakao Pay: the generation (open-api, or kapi for merchants still on
     # it), where it is (None: Kakao's own host for that generation), the key
@@ -188,6 +191,7 @@ _INT_FIELDS = {
     "COMMAND_REDRIVE_AFTER_SECONDS": "command_redrive_after_seconds",
     "SCHEDULER_LEASE_SECONDS": "scheduler_lease_seconds",
     "SEARCH_OUTBOX_SWEEP_AFTER_SECONDS": "search_outbox_sweep_after_seconds",
+    "SEARCH_CACHE_SECONDS": "search_cache_seconds",
     "REMINDER_LEAD_MINUTES": "reminder_lead_minutes",
     "WAITLIST_CLAIM_MINUTES_FAR": "waitlist_claim_minutes_far",
     "WAITLIST_CLAIM_MINUTES_WITHIN_DAY": "waitlist_claim_minutes_within_day",

@@ -15,7 +15,8 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
@@ -31,6 +32,27 @@ async def ring_many(redis: Redis, prefix: str, names: Iterable[str]) -> None:
     joined = " ".join(names)
     if joined:
         await redis.publish(prefix, joined)
+
+
+async def listen_forever(
+    redis: Redis, pattern: str, *, on_message: Callable[[dict[str, Any]], None],
+    on_subscribed: Callable[[], None],
+) -> None:
+    """Subscribe to ``pattern`` and hand each message on, resubscribing after
+    a lost connection; ``on_subscribed`` runs at each (re)subscription, when
+    messages may have been missed in between."""
+    while True:
+        pubsub: PubSub = redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.psubscribe(pattern)
+            on_subscribed()
+            async for message in pubsub.listen():
+                on_message(message)
+        except RedisError:
+            log.warning("subscription %s lost, reconnecting", pattern, exc_info=True)
+            await asyncio.sleep(RECONNECT_DELAY_SECONDS)
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
 
 
 class ChannelListener:
@@ -66,20 +88,10 @@ class ChannelListener:
                 del self._watchers[name]
 
     async def _listen(self) -> None:
-        while True:
-            pubsub: PubSub = self._redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.psubscribe(f"{self._prefix}*")
-                self._subscribed.set()
-                async for message in pubsub.listen():
-                    self._wake(message)
-            except RedisError:
-                log.warning("subscription %s* lost, reconnecting", self._prefix, exc_info=True)
-                await asyncio.sleep(RECONNECT_DELAY_SECONDS)
-            finally:
-                await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
+        await listen_forever(self._redis, f"{self._prefix}*", on_message=self._wake,
+                             on_subscribed=self._subscribed.set)
 
-    def _wake(self, message: dict[str, object]) -> None:
+    def _wake(self, message: dict[str, Any]) -> None:
         channel = message.get("channel")
         if isinstance(channel, bytes):
             channel = channel.decode()

@@ -255,7 +255,7 @@ async def _kakao(app: web.Application) -> AsyncIterator[None]:
 
 def _center_index(factory: CenterIndexFactory) -> Any:
     async def open_index(app: web.Application) -> AsyncIterator[None]:
-        index = factory(app[SETTINGS], app[REDIS])
+        index = factory(app[SETTINGS], app[REDIS], serving=True)
         await index.ensure()
         app[CENTER_INDEX] = index
         yield

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
@@ -11,16 +10,23 @@ from fitnus.config import Settings
 from fitnus.search.index import CenterIndex
 from fitnus.search.redis_geo import RedisGeoIndex
 
-CenterIndexFactory = Callable[[Settings, Redis], CenterIndex]
+
+class CenterIndexFactory(Protocol):
+    def __call__(self, settings: Settings, redis: Redis, *, serving: bool = False) -> CenterIndex:
+        ...
 
 
 def open_center_index(
-    settings: Settings, redis: Redis, *, elasticsearch_node_class: Any = None
+    settings: Settings, redis: Redis, *, serving: bool = False,
+    elasticsearch_node_class: Any = None,
 ) -> CenterIndex:
-    """``elasticsearch_node_class`` lets tests speak to a server that refuses the
+    """``serving``: for a web process, which answers searches (and may keep
+    them a moment, SEARCH_CACHE_SECONDS); workers and the CLI only write.
+    ``elasticsearch_node_class`` lets tests speak to a server that refuses the
     client's compatibility media types (see tests/search_servers.py)."""
     if settings.search_backend == "redis":
-        return RedisGeoIndex(redis=redis, prefix=settings.redis_key_prefix)
+        return RedisGeoIndex(redis=redis, prefix=settings.redis_key_prefix,
+                             cache_seconds=settings.search_cache_seconds if serving else 0)
     from elasticsearch import AsyncElasticsearch
 
     from fitnus.search.elastic import ElasticsearchIndex

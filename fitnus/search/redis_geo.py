@@ -15,14 +15,19 @@ are not indexed here, and queries from there are refused as invalid input.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from redis.asyncio import Redis
 
 from fitnus.errors import InvalidInput
+from fitnus.pubsub import SUBSCRIBE_TIMEOUT_SECONDS, listen_forever
 from fitnus.search.index import (
+    MAX_RADIUS_M,
     CenterDocument,
     CenterHit,
     CenterQuery,
@@ -32,10 +37,11 @@ from fitnus.search.index import (
     page_from_sorted,
     summary_json,
 )
+from fitnus.search.nearby import EARTH_RADIUS_M, FILL_COUNT, Candidate, NearbyCache
 
 log = logging.getLogger(__name__)
 
-REDIS_EARTH_RADIUS_M = 6372797.560856  # src/geohash_helper.c
+REDIS_EARTH_RADIUS_M = EARTH_RADIUS_M
 MAX_GEO_LATITUDE = 85.05112878
 FIRST_FETCH_FACTOR = 2
 # Where the widening search starts: ~40 centers in the densest districts.
@@ -84,13 +90,14 @@ return 1
 # circle and widens it only while it holds fewer than COUNT members: the COUNT
 # nearest inside a smaller circle are the COUNT nearest of the whole circle.
 # Dense districts are answered from a few hundred metres.
-# KEYS: geo set. ARGV: lng, lat, radius_m, count, first radius_m
+# KEYS: geo set. ARGV: lng, lat, radius_m, count, first radius_m, '1' for coordinates
 _NEAREST = """
 local radius, count = tonumber(ARGV[3]), tonumber(ARGV[4])
 local ring = math.min(tonumber(ARGV[5]), radius)
+local with = ARGV[6] == '1' and 'WITHCOORD' or 'WITHDIST'
 while true do
     local found = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', ARGV[1], ARGV[2],
-                             'BYRADIUS', ring, 'm', 'ASC', 'COUNT', count, 'WITHDIST')
+                             'BYRADIUS', ring, 'm', 'ASC', 'COUNT', count, 'WITHDIST', with)
     if #found >= count or ring >= radius then return found end
     -- Widen by the density seen so far, at least 1.5 and at most 4 times.
     local factor = 1.2 * math.sqrt(count / math.max(#found, 1))
@@ -99,29 +106,72 @@ end
 """
 
 
+# A change to centers, published by whoever made it: a JSON list of
+# [id, longitude, latitude] (null, null once removed), or "*" for all.
+EVERYTHING_CHANGED = b"*"
+
+
 class RedisGeoIndex:
     earth_radius_m = REDIS_EARTH_RADIUS_M
 
-    def __init__(self, *, redis: Redis, prefix: str) -> None:
+    def __init__(self, *, redis: Redis, prefix: str, cache_seconds: float = 0) -> None:
+        """``cache_seconds`` above 0 answers popular searches in this process
+        (fitnus.search.nearby) for that long, listening for changes."""
         self._redis = redis
         tag = f"{prefix}{{centers}}"
         self._versions = f"{tag}:versions"
         self._members = f"{tag}:members"
         self._geo = f"{tag}:geo"
+        self._changes = f"{tag}:changed"
         self._put = redis.register_script(_PUT)
         self._remove = redis.register_script(_REMOVE)
         self._nearest = redis.register_script(_NEAREST)
+        self._nearby = NearbyCache(ttl_seconds=cache_seconds) if cache_seconds > 0 else None
+        self._listener: asyncio.Task[None] | None = None
 
     def _geo_key(self, sport: str | None) -> str:
         return f"{self._geo}:{sport}" if sport else self._geo
 
     async def ensure(self) -> None:
-        """Nothing to create: Redis makes keys on first write."""
+        """Redis makes keys on first write; a cache starts listening for changes."""
+        if self._nearby is None or self._listener is not None:
+            return
+        subscribed = asyncio.Event()
+
+        def on_subscribed() -> None:
+            assert self._nearby is not None
+            self._nearby.clear()  # changes may have gone unheard meanwhile
+            subscribed.set()
+
+        self._listener = asyncio.create_task(listen_forever(
+            self._redis, self._changes, on_message=self._heard, on_subscribed=on_subscribed,
+        ), name=f"listener:{self._changes}")
+        await asyncio.wait_for(subscribed.wait(), timeout=SUBSCRIBE_TIMEOUT_SECONDS)
+
+    def _heard(self, message: dict[str, Any]) -> None:
+        assert self._nearby is not None
+        data = message.get("data")
+        if data == EVERYTHING_CHANGED or not isinstance(data, bytes):
+            self._nearby.clear()
+            return
+        self._nearby.forget(
+            (int(center_id), None if longitude is None else (longitude, latitude))
+            for center_id, longitude, latitude in json.loads(data)
+        )
+
+    async def _changed(self, changes: list[tuple[int, float | None, float | None]]) -> None:
+        """Tell every process's cache, this one's at once."""
+        if not changes:
+            return
+        if self._nearby is not None:
+            self._heard({"data": json.dumps(changes).encode()})
+        await self._redis.publish(self._changes, json.dumps(changes))
 
     async def put(self, document: CenterDocument) -> None:
         await self.put_many([document])
 
     async def put_many(self, documents: Sequence[CenterDocument]) -> None:
+        changes: list[tuple[int, float | None, float | None]] = []
         async with self._redis.pipeline(transaction=False) as pipe:
             for document in documents:
                 if abs(document.latitude) > MAX_GEO_LATITUDE:
@@ -129,6 +179,7 @@ class RedisGeoIndex:
                                 document.id)
                     await self._remove(keys=[self._versions, self._members, self._geo],
                                        args=[document.id, document.version], client=pipe)
+                    changes.append((document.id, None, None))
                     continue
                 await self._put(
                     keys=[self._versions, self._members, self._geo],
@@ -137,11 +188,15 @@ class RedisGeoIndex:
                           json.dumps(document.sports)],
                     client=pipe,
                 )
-            await pipe.execute()
+                changes.append((document.id, document.longitude, document.latitude))
+            applied = await pipe.execute()
+        await self._changed([change for change, done in zip(changes, applied, strict=True)
+                             if done])
 
     async def remove(self, center_id: int, *, version: int) -> None:
-        await self._remove(keys=[self._versions, self._members, self._geo],
-                           args=[center_id, version])
+        if await self._remove(keys=[self._versions, self._members, self._geo],
+                              args=[center_id, version]):
+            await self._changed([(center_id, None, None)])
 
     async def search(self, query: CenterQuery) -> SearchPage:
         if abs(query.latitude) > MAX_GEO_LATITUDE:
@@ -149,6 +204,10 @@ class RedisGeoIndex:
                 f"the redis search backend covers latitudes up to ±{MAX_GEO_LATITUDE}",
                 code="latitude_out_of_range",
             )
+        if self._nearby is not None:
+            page = await self._from_nearby(self._nearby, query)
+            if page is not None:
+                return page
         wanted = query.limit + 1
         # One more than wanted: the cut below drops the farthest distance.
         count = wanted + 1 if query.after is None and not query.terms else (
@@ -169,6 +228,27 @@ class RedisGeoIndex:
             if exhausted or len(hits) >= wanted:
                 return page_from_sorted(hits, query.limit)
             count *= 4
+
+    async def _from_nearby(self, nearby: NearbyCache, query: CenterQuery) -> SearchPage | None:
+        key, longitude, latitude = nearby.cell(query)
+        if abs(latitude) > MAX_GEO_LATITUDE or abs(longitude) > 180:
+            return None  # a cell at the edge of the map: Redis answers
+        entry = nearby.fresh(key)
+        if entry is None:
+            generation = nearby.generation
+            reply = await self._nearest(
+                keys=[self._geo_key(query.sport)],
+                args=[longitude, latitude, MAX_RADIUS_M, FILL_COUNT, FIRST_RING_M, 1],
+            )
+            candidates = []
+            for member, _, (member_longitude, member_latitude) in reply:
+                center_id, summary = member.split(b":", 1)
+                candidates.append(Candidate(int(center_id), float(member_longitude),
+                                            float(member_latitude), summary))
+            entry = nearby.keep(key, longitude=longitude, latitude=latitude,
+                                radius_m=MAX_RADIUS_M, candidates=candidates,
+                                generation=generation)
+        return nearby.answer(entry, query)
 
     @staticmethod
     def _eligible(reply: list[list[bytes]], query: CenterQuery) -> list[CenterHit]:
@@ -191,6 +271,9 @@ class RedisGeoIndex:
     async def clear(self) -> None:
         keys = [key async for key in self._redis.scan_iter(match=f"{self._geo}*")]
         await self._redis.delete(self._versions, self._members, *keys)
+        if self._nearby is not None:
+            self._nearby.clear()
+        await self._redis.publish(self._changes, EVERYTHING_CHANGED)
 
     async def rebuild(self, fill: Fill) -> int:
         """In place: searches find fewer centers while it runs (the local backend)."""
@@ -198,4 +281,9 @@ class RedisGeoIndex:
         return await fill(self)
 
     async def close(self) -> None:
-        """The Redis client belongs to the caller."""
+        """Stops listening; the Redis client belongs to the caller."""
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None

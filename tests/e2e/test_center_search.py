@@ -12,6 +12,8 @@ from aiohttp.test_utils import TestClient
 from fitnus.centers.models import SearchOutbox
 from fitnus.clock import system_clock
 from fitnus.config import Settings
+from fitnus.search.index import CenterQuery
+from fitnus.search.redis_geo import RedisGeoIndex
 from fitnus.search.service import reindex_all, sync_center
 from tests.conftest import eventually
 from tests.e2e.test_centers import center_body
@@ -176,3 +178,52 @@ async def test_a_change_whose_message_was_lost_is_swept_into_the_index(
         return await names(client, q=tag) == [f"유실 센터 {tag}"]
 
     await eventually(listed)
+
+
+
+async def test_a_moved_or_removed_center_leaves_every_web_process_within_a_second(
+    aiohttp_client: Any, make_app: Any, client: Client, sign_up: Any, redis: Any,
+    settings: Settings, worker: dramatiq.Worker,
+) -> None:
+    """Two web processes (two apps, two caches) hold a center in their cache
+    of places searched lately; a second after the worker has indexed its
+    move, and later its removal, neither shows it any more."""
+    webs = [await aiohttp_client(make_app()) for _ in range(2)]
+    owner = await sign_up("owner")
+    tag = owner.email[5:13]
+    here = {"latitude": JEJU[0] - 0.002, "longitude": JEJU[1]}
+    created = await client.post("/api/v1/centers", headers=owner.headers,
+                                json=center_body(name=f"캐시 센터 {tag}", **here))
+    center_url = f"/api/v1/centers/{(await created.json())['id']}"
+    direct = RedisGeoIndex(redis=redis, prefix=settings.redis_key_prefix)  # no cache
+
+    async def indexed() -> bool:
+        page = await direct.search(CenterQuery(latitude=JEJU[0], longitude=JEJU[1], text=tag))
+        return bool(page.hits)
+
+    async def cached_by_every_web() -> None:
+        await eventually(indexed)
+        for web in webs:
+            await eventually(lambda web=web: listed_by(web))
+
+    async def listed_by(web: Client) -> bool:
+        return await names(web, q=tag) == [f"캐시 센터 {tag}"]
+
+    async def gone_from_every_web_within_a_second() -> None:
+        await eventually(lambda: not_(indexed))
+        for web in webs:  # one second from the index's change, for both
+            await eventually(lambda web=web: not_(lambda: listed_by(web)), deadline_seconds=1)
+
+    await cached_by_every_web()
+    await client.patch(center_url, headers=owner.headers,
+                       json={"latitude": JEJU[0] + 0.5})  # 55 km north, out of reach
+    await gone_from_every_web_within_a_second()
+
+    await client.patch(center_url, headers=owner.headers, json=here)
+    await cached_by_every_web()
+    await client.delete(center_url, headers=owner.headers)
+    await gone_from_every_web_within_a_second()
+
+
+async def not_(check: Any) -> bool:
+    return not await check()

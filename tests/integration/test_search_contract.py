@@ -24,17 +24,21 @@ GANGNAM = (37.4979, 127.0276)
 _ids = itertools.count(1)
 
 
-@pytest.fixture(params=["redis", "elasticsearch"])
+# "redis, cached": as a web process serves it, answering from its cache of
+# places searched lately (fitnus.search.nearby) wherever that is exact.
+@pytest.fixture(params=["redis", "redis, cached", "elasticsearch"])
 async def index(
     request: pytest.FixtureRequest, settings: Settings, redis: Redis, osmem_url: str
 ) -> AsyncIterator[CenterIndex]:
     isolated = uuid.uuid4().hex[:10]
+    backend, _, cached = request.param.partition(", ")
     backend_settings = replace(
-        settings, search_backend=request.param, elasticsearch_url=osmem_url,
+        settings, search_backend=backend, elasticsearch_url=osmem_url,
         elasticsearch_index=f"centers-{isolated}",
         redis_key_prefix=f"{settings.redis_key_prefix}{isolated}:",
+        search_cache_seconds=60,
     )
-    index = open_test_center_index(backend_settings, redis)
+    index = open_test_center_index(backend_settings, redis, serving=bool(cached))
     await index.ensure()
     yield index
     await index.clear()
