@@ -13,9 +13,12 @@ points in Seoul (radius 1–5 km, half with a sport filter) through:
 
 and finally drives `GET /api/v1/centers` over HTTP with wrk next to an empty
 aiohttp handler and to the floor of the stack: an aiohttp handler that makes
-one bare GEOSEARCH round trip through redis-py and nothing else. Density: 40 %
-of the centers fall in a 28 × 28 km box over Seoul (~50 per km²), the rest
-anywhere over South Korea.
+one bare GEOSEARCH round trip through redis-py and nothing else; with the
+web process's cache of popular places on and off, on two query mixes
+(uniform over Seoul, and 80 % of queries in 5 % of its cells), printing
+each server's and Redis's CPU per request. Density: 40 % of the centers fall
+in a 28 × 28 km box over Seoul (~50 per km²), the rest anywhere over South
+Korea. ``--http-only`` skips the four approaches.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.http_baseline import (
     MYSQL_URL,
     REDIS_URL,
+    cpu_seconds,
     drop_database,
     free_port,
     process,
@@ -62,17 +66,44 @@ KOREA = (34.5, 38.3, 126.3, 129.4)
 SEOUL_SHARE = 0.4
 LIMIT = 20
 NAIVE_QUERIES = 8
+# A query point per request: uniform over Seoul, or (the realistic mix) 80 %
+# of them in 5 % of the cells of a geohash-6-sized grid (0.0055° × 0.011°,
+# about 0.6 × 1.0 km), the popular places; radius 1–5 km, half with a sport.
 WRK_SCRIPT = """
 math.randomseed(os.time())
+local hot = {%(hot)s}
 request = function()
-  local lat = 37.45 + math.random() * 0.25
-  local lng = 126.85 + math.random() * 0.32
+  local lat, lng
+  if #hot > 0 and math.random() < 0.8 then
+    local cell = hot[math.random(#hot)]
+    lat = cell[1] + math.random() * %(cell_lat)s
+    lng = cell[2] + math.random() * %(cell_lng)s
+  else
+    lat = 37.45 + math.random() * 0.25
+    lng = 126.85 + math.random() * 0.32
+  end
   local radius = 1000 + math.random(0, 4000)
-  local path = string.format("/api/v1/centers?lat=%.6f&lng=%.6f&radius_m=%d", lat, lng, radius)
+  local path = string.format("/api/v1/centers?lat=%%.6f&lng=%%.6f&radius_m=%%d", lat, lng, radius)
   if math.random() < 0.5 then path = path .. "&sport=gym" end
   return wrk.format("GET", path)
 end
 """
+HOT_CELL_DEGREES = (0.0055, 0.011)
+HOT_SHARE_OF_CELLS = 0.05
+
+
+def wrk_script(hot: bool, rng: random.Random) -> str:
+    cells: list[tuple[float, float]] = []
+    if hot:
+        rows = int((SEOUL[1] - SEOUL[0]) / HOT_CELL_DEGREES[0])
+        columns = int((SEOUL[3] - SEOUL[2]) / HOT_CELL_DEGREES[1])
+        every = [(SEOUL[0] + row * HOT_CELL_DEGREES[0], SEOUL[2] + column * HOT_CELL_DEGREES[1])
+                 for row in range(rows) for column in range(columns)]
+        cells = rng.sample(every, max(1, round(len(every) * HOT_SHARE_OF_CELLS)))
+    return WRK_SCRIPT % {
+        "hot": ",".join(f"{{{lat:.6f},{lng:.6f}}}" for lat, lng in cells),
+        "cell_lat": HOT_CELL_DEGREES[0], "cell_lng": HOT_CELL_DEGREES[1],
+    }
 
 
 def haversine_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
@@ -108,7 +139,7 @@ async def load_centers(count: int, rng: random.Random) -> None:
 
 async def index_all(index: Any) -> float:
     started = time.perf_counter()
-    await reindex_all(index=index)
+    await reindex_all(index=index, now=datetime.now(UTC))
     return time.perf_counter() - started
 
 
@@ -194,6 +225,9 @@ async def run_benchmarks(args: argparse.Namespace, database_url: str, prefix: st
                 radius=query.radius_m, unit="m", sort="ASC", count=LIMIT, withdist=True,
             )
 
+        if args.http_only:
+            await redis.aclose()
+            return results
         results["(a) naive: all rows from MySQL, Python distances"] = await timed(
             queries[:NAIVE_QUERIES], naive)
         results["(b) MySQL bounding box on (latitude, longitude)"] = await timed(
@@ -246,34 +280,76 @@ def serve_floor(port: int, prefix: str) -> None:
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 
-def http_rates(args: argparse.Namespace, database_url: str, prefix: str) -> dict[str, float]:
-    empty_port, web_port, floor_port = free_port(), free_port(), free_port()
+MIXES = {"uniform": False, "80 % in 5 % of cells": True}
+CACHE_SECONDS = 3  # the cached server's SEARCH_CACHE_SECONDS unless the environment sets it
+SERVERS = ("empty aiohttp handler", "GET /api/v1/centers, cache on",
+           "GET /api/v1/centers, cache off", "floor")
+
+
+def http_rates(
+    args: argparse.Namespace, database_url: str, prefix: str
+) -> dict[str, dict[str, tuple[float, float, float]]]:
+    """By mix and server, medians of ``--http-runs``: requests/s, and CPU
+    microseconds per request of the server process and of Redis."""
+    empty_port, cached_port, uncached_port, floor_port = (free_port() for _ in range(4))
     env = dict(os.environ)
-    env.update(DATABASE_URL=database_url, REDIS_URL=REDIS_URL, HTTP_PORT=str(web_port),
-               REDIS_KEY_PREFIX=prefix, JWT_SECRET=secrets.token_urlsafe(48), LOG_LEVEL="WARNING",
+    env.update(DATABASE_URL=database_url, REDIS_URL=REDIS_URL, REDIS_KEY_PREFIX=prefix,
+               JWT_SECRET=secrets.token_urlsafe(48), LOG_LEVEL="WARNING",
                FITNUS_VAR_DIR=str(ROOT / "var" / "bench"))
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(WRK_SCRIPT)
-    rates: dict[str, list[float]] = {"empty aiohttp handler": [], "GET /api/v1/centers": [],
-                                     "floor": []}
+    rng = random.Random(args.seed)
+    scripts = {}
+    for mix, hot in MIXES.items():
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+            script.write(wrk_script(hot, rng))
+        scripts[mix] = script.name
+    ports = dict(zip(SERVERS, (empty_port, cached_port, uncached_port, floor_port), strict=True))
+    rates: dict[str, dict[str, list[float]]] = {
+        mix: {server: [] for server in SERVERS} for mix in MIXES}
+    # CPU microseconds per request, of the server process and of Redis.
+    costs: dict[str, dict[str, list[tuple[float, float]]]] = {
+        mix: {server: [] for server in SERVERS} for mix in MIXES}
+    fitnus = [sys.executable, "-m", "fitnus", "web"]
+    redis_pid = next(int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()
+                     and (entry / "comm").exists()
+                     and (entry / "comm").read_text().strip() == "redis-server")
     with (
         process([sys.executable, str(ROOT / "bench" / "http_baseline.py"),
-                 "--serve-empty", str(empty_port)]),
-        process([sys.executable, "-m", "fitnus", "web"], env=env),
-        process([sys.executable, __file__, "--serve-floor", str(floor_port), "--prefix", prefix]),
+                 "--serve-empty", str(empty_port)]) as empty,
+        process(fitnus, env={**env, "HTTP_PORT": str(cached_port),
+                             "SEARCH_CACHE_SECONDS": os.environ.get(
+                                 "SEARCH_CACHE_SECONDS", str(CACHE_SECONDS))}) as cached,
+        process(fitnus, env={**env, "HTTP_PORT": str(uncached_port),
+                             "SEARCH_CACHE_SECONDS": "0"}) as uncached,
+        process([sys.executable, __file__, "--serve-floor", str(floor_port),
+                 "--prefix", prefix]) as floor,
     ):
+        pids = dict(zip(SERVERS, (empty.pid, cached.pid, uncached.pid, floor.pid), strict=True))
         wait_until_up(f"http://127.0.0.1:{empty_port}/")
-        wait_until_up(f"http://127.0.0.1:{web_port}/healthz")
+        wait_until_up(f"http://127.0.0.1:{cached_port}/healthz")
+        wait_until_up(f"http://127.0.0.1:{uncached_port}/healthz")
         wait_until_up(f"http://127.0.0.1:{floor_port}/api/v1/centers?lat=37.5&lng=127")
         for _ in range(args.http_runs):
-            rates["empty aiohttp handler"].append(
-                wrk(f"http://127.0.0.1:{empty_port}/", args.http_seconds))
-            rates["GET /api/v1/centers"].append(
-                wrk(f"http://127.0.0.1:{web_port}", args.http_seconds, script=script.name))
-            rates["floor"].append(
-                wrk(f"http://127.0.0.1:{floor_port}", args.http_seconds, script=script.name))
-    os.unlink(script.name)
-    return {name: statistics.median(values) for name, values in rates.items()}
+            for mix in MIXES:
+                for server, port in ports.items():
+                    script = None if server == "empty aiohttp handler" else scripts[mix]
+                    path = "/" if script is None else ""
+                    before = cpu_seconds(pids[server]), cpu_seconds(redis_pid)
+                    rate = wrk(f"http://127.0.0.1:{port}{path}", args.http_seconds, script=script)
+                    answered = rate * args.http_seconds / 1e6
+                    rates[mix][server].append(rate)
+                    costs[mix][server].append(
+                        ((cpu_seconds(pids[server]) - before[0]) / answered,
+                         (cpu_seconds(redis_pid) - before[1]) / answered))
+    for name in scripts.values():
+        os.unlink(name)
+    for mix, by_server in rates.items():
+        for server, values in by_server.items():
+            print(f"{mix:22} {server:34} runs: " + ", ".join(f"{v:.0f}" for v in values))
+    return {mix: {server: (statistics.median(values),
+                           statistics.median(cost[0] for cost in costs[mix][server]),
+                           statistics.median(cost[1] for cost in costs[mix][server]))
+                  for server, values in by_server.items()}
+            for mix, by_server in rates.items()}
 
 
 async def drop_redis_keys(prefix: str) -> None:
@@ -293,6 +369,8 @@ def main() -> None:
     parser.add_argument("--http-seconds", type=int, default=8)
     parser.add_argument("--http-runs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--http-only", action="store_true",
+                        help="load and index, then only the HTTP figures")
     parser.add_argument("--serve-floor", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--prefix", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -311,21 +389,23 @@ def main() -> None:
     finally:
         drop_database(name)
         asyncio.run(drop_redis_keys(prefix))
-    reference = results["bare GEOSEARCH ... COUNT 20 (reference)"]["p99_ms"]
-    print(f"\n{args.centers} centers; {args.queries} queries in Seoul, radius 1–5 km, "
-          f"half with sport=gym ((a) ran {NAIVE_QUERIES})")
-    print(f"{'approach':52} {'p50 ms':>8} {'p99 ms':>8} {'q/s':>8} {'p99 / bare':>10}")
-    for label, figures in results.items():
-        print(f"{label:52} {figures['p50_ms']:8.2f} {figures['p99_ms']:8.2f} "
-              f"{figures['qps']:8.0f} {figures['p99_ms'] / reference:10.2f}")
-    empty = rates["empty aiohttp handler"]
-    print(f"\nHTTP (wrk -t2 -c64 -d{args.http_seconds}s, median of {args.http_runs}): "
-          f"empty handler {empty:.0f} req/s, GET /api/v1/centers "
-          f"{rates['GET /api/v1/centers']:.0f} req/s = "
-          f"{rates['GET /api/v1/centers'] / empty:.0%} of the empty handler; the floor (one bare "
-          f"GEOSEARCH per request, nothing else) {rates['floor']:.0f} req/s = "
-          f"{rates['floor'] / empty:.0%}")
-
+    if results:
+        reference = results["bare GEOSEARCH ... COUNT 20 (reference)"]["p99_ms"]
+        print(f"\n{args.centers} centers; {args.queries} queries in Seoul, radius 1–5 km, "
+              f"half with sport=gym ((a) ran {NAIVE_QUERIES})")
+        print(f"{'approach':52} {'p50 ms':>8} {'p99 ms':>8} {'q/s':>8} {'p99 / bare':>10}")
+        for label, figures in results.items():
+            print(f"{label:52} {figures['p50_ms']:8.2f} {figures['p99_ms']:8.2f} "
+                  f"{figures['qps']:8.0f} {figures['p99_ms'] / reference:10.2f}")
+    print(f"\nHTTP (wrk -t2 -c64 -d{args.http_seconds}s, median of {args.http_runs} runs, "
+          f"{args.centers} centers)")
+    print(f"{'mix':22} {'server':34} {'req/s':>8} {'÷ empty':>8} {'÷ floor':>8} "
+          f"{'server µs':>9} {'Redis µs':>9}")
+    for mix, by_server in rates.items():
+        empty_rate, floor_rate = by_server["empty aiohttp handler"][0], by_server["floor"][0]
+        for server, (rate, server_cpu, redis_cpu) in by_server.items():
+            print(f"{mix:22} {server:34} {rate:8.0f} {rate / empty_rate:8.2f} "
+                  f"{rate / floor_rate:8.2f} {server_cpu:9.0f} {redis_cpu:9.0f}")
 
 if __name__ == "__main__":
     main()

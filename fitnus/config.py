@@ -94,9 +94,11 @@ class Settings:
     elasticsearch_url: str | None = None
     elasticsearch_index: str = "fitnus-centers"
     search_outbox_sweep_after_seconds: int = 30
-    # How long a web process answers searches around a place from what it
-    # last read there (changes drop it at once); 0: every search asks Redis.
-    search_cache_seconds: int = 3
+    # How long a web process answers searches around a popular place from
+    # what it last read there (changes drop it at once); 0, the default: every
+    # search asks Redis (on one box the cache costs more than it saves,
+    # bench/RESULTS.md, "Center search").
+    search_cache_seconds: int = 0
     time_zone: str = "Asia/Seoul"
     # Kakao Pay: the generation (open-api, or kapi for merchants still on
     # it), where it is (None: Kakao's own host for that generation), the key

@@ -23,6 +23,7 @@ is not kept (``generation``).
 from __future__ import annotations
 
 import math
+import operator
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -46,8 +47,12 @@ CELL_M = 300
 # cell at 50 centers per km², the densest part of Seoul.
 FILL_COUNT = 64
 MAX_ENTRIES = 4_000
+ASKED_KEPT = 4 * MAX_ENTRIES
+POPULAR_ASKS = 3
 # A batch of changes larger than this (a reindex) empties the cache.
 MAX_CHANGES_SORTED_OUT = 100
+# A step of WITHDIST's four decimals, in metres, with room for float error.
+ROUNDING_M = 0.0002
 # Floating-point slack on the triangle inequality, in metres.
 SLACK_M = 0.001
 # How far Redis may store a center from its given place: its 52-bit geohash
@@ -58,52 +63,85 @@ _METRES_PER_DEGREE = EARTH_RADIUS_M * DEGREES_TO_RADIANS
 CellKey = tuple[str | None, int, int]
 
 
-def redis_distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
-    """geohashGetDistance, operation for operation: the same doubles Redis gets."""
-    lon1r = lon1 * DEGREES_TO_RADIANS
-    lon2r = lon2 * DEGREES_TO_RADIANS
-    v = math.sin((lon2r - lon1r) / 2)
-    if v == 0.0:
-        return EARTH_RADIUS_M * abs(lat2 * DEGREES_TO_RADIANS - lat1 * DEGREES_TO_RADIANS)
-    lat1r = lat1 * DEGREES_TO_RADIANS
-    lat2r = lat2 * DEGREES_TO_RADIANS
-    u = math.sin((lat2r - lat1r) / 2)
-    a = u * u + math.cos(lat1r) * math.cos(lat2r) * v * v
-    return 2.0 * EARTH_RADIUS_M * math.asin(math.sqrt(a))
+class Place(NamedTuple):
+    """A point as geohashGetDistance takes it apart, computed once."""
+
+    longitude_rad: float
+    latitude_rad: float
+    cos_latitude: float
+
+
+def place(longitude: float, latitude: float) -> Place:
+    latitude_rad = latitude * DEGREES_TO_RADIANS
+    return Place(longitude * DEGREES_TO_RADIANS, latitude_rad, math.cos(latitude_rad))
+
+
+def redis_distances_m(origin: Place, others: Iterable[Place]) -> list[float]:
+    """geohashGetDistance (Redis 7, src/geohash_helper.c), operation for
+    operation, from the query's point to each member: the doubles Redis gets.
+    One loop rather than a call per member: a page computes dozens."""
+    longitude_rad, latitude_rad, cos_latitude = origin
+    sin, asin, sqrt = math.sin, math.asin, math.sqrt
+    distances = []
+    for other_longitude_rad, other_latitude_rad, other_cos_latitude in others:
+        v = sin((other_longitude_rad - longitude_rad) / 2)
+        if v == 0.0:
+            distances.append(EARTH_RADIUS_M * abs(other_latitude_rad - latitude_rad))
+            continue
+        u = sin((other_latitude_rad - latitude_rad) / 2)
+        a = u * u + cos_latitude * other_cos_latitude * v * v
+        distances.append(2.0 * EARTH_RADIUS_M * asin(sqrt(a)))
+    return distances
+
+
+def redis_distance_m(origin: Place, other: Place) -> float:
+    return redis_distances_m(origin, (other,))[0]
 
 
 def as_redis_replies(distance_m: float) -> float:
-    """WITHDIST's four decimals, read back as our parser reads them."""
-    return float(f"{distance_m:.4f}")
+    """WITHDIST's four decimals, read back as our parser reads them (round()
+    rounds the decimal value correctly, as printf does)."""
+    return round(distance_m, 4)
 
 
 class Candidate(NamedTuple):
     center_id: int
-    longitude: float  # as Redis stores it (its geohash cell's middle)
-    latitude: float
+    place: Place  # where Redis stores it (its geohash cell's middle)
     summary_json: bytes
 
 
 @dataclass(frozen=True)
 class Neighbourhood:
-    longitude: float
-    latitude: float
+    middle: Place
     complete_within_m: float
     candidates: list[Candidate]
+    places: list[Place]  # the candidates' own, in their order
     center_ids: frozenset[int]
     expires_at: float
     generation: int
 
 
+_EXACT = operator.itemgetter(0)
+
+
+def _as_redis_orders(pair: tuple[float, CenterHit]) -> tuple[float, int]:
+    """By distance as Redis replies it, then id (what the backend sorts by)."""
+    return pair[1].distance_m, pair[1].center_id
+
+
 class NearbyCache:
     def __init__(
-        self, *, ttl_seconds: float, max_entries: int = MAX_ENTRIES,
-        monotonic: Callable[[], float] = time.monotonic,
+        self, *, ttl_seconds: float, fill_at_first_ask: bool = False,
+        max_entries: int = MAX_ENTRIES, monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``fill_at_first_ask``: every cell is popular (tests of exactness)."""
         self._ttl = ttl_seconds
+        self._fill_at_first_ask = fill_at_first_ask
         self._max_entries = max_entries
         self._monotonic = monotonic
         self._entries: OrderedDict[CellKey, Neighbourhood] = OrderedDict()
+        # When each cell without an entry was asked for lately.
+        self._asked: OrderedDict[CellKey, tuple[float, ...]] = OrderedDict()
         # Counts the changes heard; a fill records it when it starts.
         self.generation = 0
 
@@ -126,20 +164,34 @@ class NearbyCache:
         self._entries.move_to_end(key)
         return entry
 
+    def popular(self, key: CellKey) -> bool:
+        """Whether a cell without an entry is worth one: asked for POPULAR_ASKS
+        times within the time an entry lives. A fill costs Redis about four
+        plain searches, so a place asked for now and then asks the plain way."""
+        if self._fill_at_first_ask:
+            return True
+        now = self._monotonic()
+        recent = [asked for asked in self._asked.pop(key, ()) if now - asked < self._ttl]
+        if len(recent) + 1 >= POPULAR_ASKS:
+            return True
+        self._asked[key] = (*recent, now)
+        if len(self._asked) > ASKED_KEPT:
+            self._asked.popitem(last=False)
+        return False
+
     def keep(
         self, key: CellKey, *, longitude: float, latitude: float, radius_m: float,
         candidates: list[Candidate], generation: int,
     ) -> Neighbourhood:
         """An entry from the FILL_COUNT nearest within ``radius_m`` of the
         point, nearest first. Kept only if no change was heard meanwhile."""
-        if len(candidates) < FILL_COUNT:
-            complete_within = radius_m
-        else:
-            # Centers as far as the last one may have been cut off by COUNT.
-            last = candidates[-1]
-            complete_within = redis_distance_m(longitude, latitude, last.longitude, last.latitude)
+        middle = place(longitude, latitude)
+        # Centers as far as the last one may have been cut off by COUNT.
+        complete_within = radius_m if len(candidates) < FILL_COUNT else redis_distance_m(
+            middle, candidates[-1].place)
         entry = Neighbourhood(
-            longitude, latitude, complete_within - SLACK_M, candidates,
+            middle, complete_within - SLACK_M, candidates,
+            [candidate.place for candidate in candidates],
             frozenset(candidate.center_id for candidate in candidates),
             self._monotonic() + self._ttl, generation)
         if generation == self.generation:
@@ -151,17 +203,24 @@ class NearbyCache:
 
     def answer(self, entry: Neighbourhood, query: CenterQuery) -> SearchPage | None:
         """The page, if the entry alone decides it; None sends the query to Redis."""
-        lon, lat = query.longitude, query.latitude
-        trusted = entry.complete_within_m - redis_distance_m(
-            entry.longitude, entry.latitude, lon, lat)
+        origin = place(query.longitude, query.latitude)
+        trusted = entry.complete_within_m - redis_distance_m(origin, entry.middle)
         if trusted <= 0:
             return None
-        terms, after, radius = query.terms, query.after, query.radius_m
+        radius = query.radius_m
+        within = [
+            (exact, candidate) for exact, candidate in zip(
+                redis_distances_m(origin, entry.places), entry.candidates, strict=True)
+            if exact <= radius
+        ]
+        within.sort(key=_EXACT)
+        # Walk out from the query's point; past the last hit wanted by more
+        # than Redis's rounding, nothing can enter the page.
+        terms, after, wanted = query.terms, query.after, query.limit + 1
         found: list[tuple[float, CenterHit]] = []
-        for candidate in entry.candidates:
-            exact = redis_distance_m(lon, lat, candidate.longitude, candidate.latitude)
-            if exact > radius:
-                continue
+        for exact, candidate in within:
+            if len(found) >= wanted and exact > found[wanted - 1][0] + ROUNDING_M:
+                break
             hit = CenterHit(candidate.center_id, as_redis_replies(exact), candidate.summary_json)
             if after is not None and (hit.distance_m, hit.center_id) <= (
                 after.distance_m, after.center_id
@@ -170,26 +229,26 @@ class NearbyCache:
             if terms and not name_matches(hit.summary()["name"], terms):
                 continue
             found.append((exact, hit))
-        found.sort(key=lambda pair: (pair[1].distance_m, pair[1].center_id))
-        wanted = query.limit + 1
+        found.sort(key=_as_redis_orders)
+        page = found[:wanted]
         decided = radius < trusted or (
-            len(found) >= wanted and all(exact < trusted for exact, _ in found[:wanted]))
+            len(page) == wanted and all(exact < trusted for exact, _ in page))
         if not decided:
             return None
-        return page_from_sorted([hit for _, hit in found[:wanted]], query.limit)
+        return page_from_sorted([hit for _, hit in page], query.limit)
 
-    def forget(self, changes: Iterable[tuple[int, tuple[float, float] | None]]) -> None:
+    def forget(self, changes: Iterable[tuple[int, Place | None]]) -> None:
         """Drop every entry a change touches: one that holds the center, or
-        whose complete disk its new place (longitude, latitude) lies in."""
+        whose complete disk its new place (None: removed) lies in."""
         self.generation += 1
         changes = list(changes)
         if len(changes) > MAX_CHANGES_SORTED_OUT:
             self._entries.clear()
             return
         for key, entry in list(self._entries.items()):
-            for center_id, place in changes:
-                if center_id in entry.center_ids or (place is not None and redis_distance_m(
-                    entry.longitude, entry.latitude, *place
+            for center_id, moved_to in changes:
+                if center_id in entry.center_ids or (moved_to is not None and redis_distance_m(
+                    entry.middle, moved_to
                 ) <= entry.complete_within_m + STORED_PLACE_SLACK_M):
                     del self._entries[key]
                     break

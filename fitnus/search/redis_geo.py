@@ -37,7 +37,7 @@ from fitnus.search.index import (
     page_from_sorted,
     summary_json,
 )
-from fitnus.search.nearby import EARTH_RADIUS_M, FILL_COUNT, Candidate, NearbyCache
+from fitnus.search.nearby import EARTH_RADIUS_M, FILL_COUNT, Candidate, NearbyCache, place
 
 log = logging.getLogger(__name__)
 
@@ -90,14 +90,16 @@ return 1
 # circle and widens it only while it holds fewer than COUNT members: the COUNT
 # nearest inside a smaller circle are the COUNT nearest of the whole circle.
 # Dense districts are answered from a few hundred metres.
-# KEYS: geo set. ARGV: lng, lat, radius_m, count, first radius_m, '1' for coordinates
+# KEYS: geo set. ARGV: lng, lat, radius_m, count, first radius_m, and '1' for the
+# members with their coordinates instead of their distances
 _NEAREST = """
 local radius, count = tonumber(ARGV[3]), tonumber(ARGV[4])
 local ring = math.min(tonumber(ARGV[5]), radius)
-local with = ARGV[6] == '1' and 'WITHCOORD' or 'WITHDIST'
+local coordinates = ARGV[6] == '1'
 while true do
     local found = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', ARGV[1], ARGV[2],
-                             'BYRADIUS', ring, 'm', 'ASC', 'COUNT', count, 'WITHDIST', with)
+                             'BYRADIUS', ring, 'm', 'ASC', 'COUNT', count,
+                             coordinates and 'WITHCOORD' or 'WITHDIST')
     if #found >= count or ring >= radius then return found end
     -- Widen by the density seen so far, at least 1.5 and at most 4 times.
     local factor = 1.2 * math.sqrt(count / math.max(#found, 1))
@@ -114,9 +116,13 @@ EVERYTHING_CHANGED = b"*"
 class RedisGeoIndex:
     earth_radius_m = REDIS_EARTH_RADIUS_M
 
-    def __init__(self, *, redis: Redis, prefix: str, cache_seconds: float = 0) -> None:
+    def __init__(
+        self, *, redis: Redis, prefix: str, cache_seconds: float = 0,
+        cache_at_first_ask: bool = False,
+    ) -> None:
         """``cache_seconds`` above 0 answers popular searches in this process
-        (fitnus.search.nearby) for that long, listening for changes."""
+        (fitnus.search.nearby) for that long, listening for changes;
+        ``cache_at_first_ask`` holds every place searched as popular."""
         self._redis = redis
         tag = f"{prefix}{{centers}}"
         self._versions = f"{tag}:versions"
@@ -126,7 +132,9 @@ class RedisGeoIndex:
         self._put = redis.register_script(_PUT)
         self._remove = redis.register_script(_REMOVE)
         self._nearest = redis.register_script(_NEAREST)
-        self._nearby = NearbyCache(ttl_seconds=cache_seconds) if cache_seconds > 0 else None
+        self._nearby = NearbyCache(
+            ttl_seconds=cache_seconds, fill_at_first_ask=cache_at_first_ask,
+        ) if cache_seconds > 0 else None
         self._listener: asyncio.Task[None] | None = None
 
     def _geo_key(self, sport: str | None) -> str:
@@ -155,7 +163,7 @@ class RedisGeoIndex:
             self._nearby.clear()
             return
         self._nearby.forget(
-            (int(center_id), None if longitude is None else (longitude, latitude))
+            (int(center_id), None if longitude is None else place(longitude, latitude))
             for center_id, longitude, latitude in json.loads(data)
         )
 
@@ -235,16 +243,19 @@ class RedisGeoIndex:
             return None  # a cell at the edge of the map: Redis answers
         entry = nearby.fresh(key)
         if entry is None:
+            if not nearby.popular(key):
+                return None
             generation = nearby.generation
             reply = await self._nearest(
                 keys=[self._geo_key(query.sport)],
                 args=[longitude, latitude, MAX_RADIUS_M, FILL_COUNT, FIRST_RING_M, 1],
             )
             candidates = []
-            for member, _, (member_longitude, member_latitude) in reply:
+            for member, (member_longitude, member_latitude) in reply:
                 center_id, summary = member.split(b":", 1)
-                candidates.append(Candidate(int(center_id), float(member_longitude),
-                                            float(member_latitude), summary))
+                candidates.append(Candidate(
+                    int(center_id), place(float(member_longitude), float(member_latitude)),
+                    summary))
             entry = nearby.keep(key, longitude=longitude, latitude=latitude,
                                 radius_m=MAX_RADIUS_M, candidates=candidates,
                                 generation=generation)

@@ -188,7 +188,7 @@ async def test_a_moved_or_removed_center_leaves_every_web_process_within_a_secon
     """Two web processes (two apps, two caches) hold a center in their cache
     of places searched lately; a second after the worker has indexed its
     move, and later its removal, neither shows it any more."""
-    webs = [await aiohttp_client(make_app()) for _ in range(2)]
+    webs = [await aiohttp_client(make_app(search_cache_seconds=3)) for _ in range(2)]
     owner = await sign_up("owner")
     tag = owner.email[5:13]
     here = {"latitude": JEJU[0] - 0.002, "longitude": JEJU[1]}

@@ -12,7 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from fitnus.search.index import CenterDocument, CenterQuery, SearchCursor, SearchPage
-from fitnus.search.nearby import FILL_COUNT, Candidate, NearbyCache
+from fitnus.search.nearby import FILL_COUNT, Candidate, NearbyCache, place
 from fitnus.search.redis_geo import RedisGeoIndex
 from tests.conftest import eventually
 
@@ -34,7 +34,8 @@ async def pair(redis: Redis) -> AsyncIterator[Pair]:
     """The same index twice: as workers use it, and as a web process serves it."""
     prefix = f"fitnus-test-cache-{uuid.uuid4().hex[:10]}:"
     plain = RedisGeoIndex(redis=redis, prefix=prefix)
-    cached = RedisGeoIndex(redis=redis, prefix=prefix, cache_seconds=60)
+    cached = RedisGeoIndex(redis=redis, prefix=prefix, cache_seconds=60,
+                           cache_at_first_ask=True)
     await cached.ensure()
     yield Pair(plain, cached, redis, prefix)
     await cached.close()
@@ -131,10 +132,10 @@ def test_a_fill_that_began_before_a_change_is_not_kept() -> None:
     cache = NearbyCache(ttl_seconds=60)
     query = CenterQuery(latitude=GANGNAM[0], longitude=GANGNAM[1])
     started = cache.generation
-    cache.forget([(1, (GANGNAM[1], GANGNAM[0]))])  # heard while the fill was in flight
-    neighbourhood_of(cache, [Candidate(1, GANGNAM[1], GANGNAM[0], b"{}")], started)
+    cache.forget([(1, place(GANGNAM[1], GANGNAM[0]))])  # heard while the fill was in flight
+    neighbourhood_of(cache, [Candidate(1, place(GANGNAM[1], GANGNAM[0]), b"{}")], started)
     assert cache.fresh(cache.cell(query)[0]) is None
-    neighbourhood_of(cache, [Candidate(1, GANGNAM[1], GANGNAM[0], b"{}")], cache.generation)
+    neighbourhood_of(cache, [Candidate(1, place(GANGNAM[1], GANGNAM[0]), b"{}")], cache.generation)
     assert cache.fresh(cache.cell(query)[0]) is not None
 
 
@@ -142,11 +143,11 @@ def test_entries_expire_and_changes_drop_the_ones_they_touch() -> None:
     now = [0.0]
     cache = NearbyCache(ttl_seconds=3, monotonic=lambda: now[0])
     key = cache.cell(CenterQuery(latitude=GANGNAM[0], longitude=GANGNAM[1]))[0]
-    near = Candidate(5, GANGNAM[1] + 0.001, GANGNAM[0], b"{}")
+    near = Candidate(5, place(GANGNAM[1] + 0.001, GANGNAM[0]), b"{}")
     neighbourhood_of(cache, [near], cache.generation)
-    cache.forget([(6, (GANGNAM[1], GANGNAM[0] + 1.0))])  # another center, 111 km off
+    cache.forget([(6, place(GANGNAM[1], GANGNAM[0] + 1.0))])  # another center, 111 km off
     assert cache.fresh(key) is not None
-    cache.forget([(7, (GANGNAM[1], GANGNAM[0] + 0.01))])  # a new one, inside its 5 km
+    cache.forget([(7, place(GANGNAM[1], GANGNAM[0] + 0.01))])  # a new one, inside its 5 km
     assert cache.fresh(key) is None
     neighbourhood_of(cache, [near], cache.generation)
     cache.forget([(5, None)])  # one it holds, removed
@@ -154,3 +155,18 @@ def test_entries_expire_and_changes_drop_the_ones_they_touch() -> None:
     neighbourhood_of(cache, [near] * FILL_COUNT, cache.generation)
     now[0] = 3.0
     assert cache.fresh(key) is None
+
+
+def test_a_place_is_cached_once_asked_for_thrice_while_an_entry_would_live() -> None:
+    now = [0.0]
+    cache = NearbyCache(ttl_seconds=3, monotonic=lambda: now[0])
+    key = cache.cell(CenterQuery(latitude=GANGNAM[0], longitude=GANGNAM[1]))[0]
+    assert not cache.popular(key)
+    now[0] = 2.0
+    assert not cache.popular(key)
+    now[0] = 2.9
+    assert cache.popular(key)
+    now[0] = 6.0  # the asks at 2.0 and 2.9 are too old by 5.5
+    assert not cache.popular(key)
+    assert not cache.popular(key)
+    assert cache.popular(key)

@@ -25,7 +25,8 @@ _ids = itertools.count(1)
 
 
 # "redis, cached": as a web process serves it, answering from its cache of
-# places searched lately (fitnus.search.nearby) wherever that is exact.
+# places searched lately (fitnus.search.nearby) wherever that is exact, each
+# place cached from its first search.
 @pytest.fixture(params=["redis", "redis, cached", "elasticsearch"])
 async def index(
     request: pytest.FixtureRequest, settings: Settings, redis: Redis, osmem_url: str
@@ -36,9 +37,10 @@ async def index(
         settings, search_backend=backend, elasticsearch_url=osmem_url,
         elasticsearch_index=f"centers-{isolated}",
         redis_key_prefix=f"{settings.redis_key_prefix}{isolated}:",
-        search_cache_seconds=60,
     )
-    index = open_test_center_index(backend_settings, redis, serving=bool(cached))
+    index = RedisGeoIndex(redis=redis, prefix=backend_settings.redis_key_prefix,
+                          cache_seconds=60, cache_at_first_ask=True,
+                          ) if cached else open_test_center_index(backend_settings, redis)
     await index.ensure()
     yield index
     await index.clear()
