@@ -47,7 +47,11 @@ async def listen_forever(
             await pubsub.psubscribe(pattern)
             on_subscribed()
             async for message in pubsub.listen():
-                on_message(message)
+                try:
+                    on_message(message)
+                except Exception:
+                    # One message we cannot handle must not end the listening.
+                    log.exception("a message on %s could not be handled", pattern)
         except RedisError:
             log.warning("subscription %s lost, reconnecting", pattern, exc_info=True)
             await asyncio.sleep(RECONNECT_DELAY_SECONDS)

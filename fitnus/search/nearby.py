@@ -49,8 +49,9 @@ FILL_COUNT = 64
 MAX_ENTRIES = 4_000
 ASKED_KEPT = 4 * MAX_ENTRIES
 POPULAR_ASKS = 3
-# A batch of changes larger than this (a reindex) empties the cache.
-MAX_CHANGES_SORTED_OUT = 100
+# A batch of changes larger than this (a reindex) empties the cache: sorting
+# them out costs a distance per entry and change.
+MAX_CHANGES_SORTED_OUT = 20
 # A step of WITHDIST's four decimals, in metres, with room for float error.
 ROUNDING_M = 0.0002
 # Floating-point slack on the triangle inequality, in metres.
@@ -100,7 +101,9 @@ def redis_distance_m(origin: Place, other: Place) -> float:
 
 def as_redis_replies(distance_m: float) -> float:
     """WITHDIST's four decimals, read back as our parser reads them (round()
-    rounds the decimal value correctly, as printf does)."""
+    rounds the decimal value correctly, as Redis 7.0's printf does; 7.2
+    rounds distance × 10⁴ to an integer instead, which differs only when that
+    product lies within an ulp of a half)."""
     return round(distance_m, 4)
 
 

@@ -154,18 +154,27 @@ class RedisGeoIndex:
         self._listener = asyncio.create_task(listen_forever(
             self._redis, self._changes, on_message=self._heard, on_subscribed=on_subscribed,
         ), name=f"listener:{self._changes}")
-        await asyncio.wait_for(subscribed.wait(), timeout=SUBSCRIBE_TIMEOUT_SECONDS)
+        try:
+            await asyncio.wait_for(subscribed.wait(), timeout=SUBSCRIBE_TIMEOUT_SECONDS)
+        except TimeoutError:
+            await self.close()
+            raise
 
     def _heard(self, message: dict[str, Any]) -> None:
         assert self._nearby is not None
         data = message.get("data")
-        if data == EVERYTHING_CHANGED or not isinstance(data, bytes):
+        try:
+            changes = [] if data == EVERYTHING_CHANGED else [
+                (int(center_id), None if longitude is None else place(longitude, latitude))
+                for center_id, longitude, latitude in json.loads(data)  # type: ignore[arg-type]
+            ]
+        except (TypeError, ValueError):
+            log.warning("a change message we cannot read: %r; forgetting everything", data)
+            changes = []
+        if changes:
+            self._nearby.forget(changes)
+        else:
             self._nearby.clear()
-            return
-        self._nearby.forget(
-            (int(center_id), None if longitude is None else place(longitude, latitude))
-            for center_id, longitude, latitude in json.loads(data)
-        )
 
     async def _changed(self, changes: list[tuple[int, float | None, float | None]]) -> None:
         """Tell every process's cache, this one's at once."""
@@ -197,14 +206,15 @@ class RedisGeoIndex:
                     client=pipe,
                 )
                 changes.append((document.id, document.longitude, document.latitude))
-            applied = await pipe.execute()
-        await self._changed([change for change, done in zip(changes, applied, strict=True)
-                             if done])
+            await pipe.execute()
+        # Every change tried, applied now or before: a retry after a lost
+        # reply finds its version already there, and must still be heard.
+        await self._changed(changes)
 
     async def remove(self, center_id: int, *, version: int) -> None:
-        if await self._remove(keys=[self._versions, self._members, self._geo],
-                              args=[center_id, version]):
-            await self._changed([(center_id, None, None)])
+        await self._remove(keys=[self._versions, self._members, self._geo],
+                           args=[center_id, version])
+        await self._changed([(center_id, None, None)])
 
     async def search(self, query: CenterQuery) -> SearchPage:
         if abs(query.latitude) > MAX_GEO_LATITUDE:

@@ -170,3 +170,28 @@ def test_a_place_is_cached_once_asked_for_thrice_while_an_entry_would_live() -> 
     assert not cache.popular(key)
     assert not cache.popular(key)
     assert cache.popular(key)
+
+
+async def test_a_message_it_cannot_read_empties_the_cache_and_it_goes_on_listening(
+    pair: Pair,
+) -> None:
+    nearby = pair.cached._nearby
+    assert nearby is not None
+    documents = crowd(random.Random(3), 50)
+    await pair.plain.put_many(documents)
+    query = CenterQuery(latitude=GANGNAM[0], longitude=GANGNAM[1], radius_m=1_000)
+
+    async def cached() -> bool:
+        await pair.cached.search(query)
+        return nearby.fresh(nearby.cell(query)[0]) is not None
+
+    await eventually(cached, deadline_seconds=1)
+    await pair.redis.publish(pair.cached._changes, b"not a change")
+
+    async def emptied() -> bool:
+        return nearby.fresh(nearby.cell(query)[0]) is None
+
+    await eventually(emptied, deadline_seconds=1)
+    await eventually(cached, deadline_seconds=1)
+    await pair.plain.put(CenterDocument(**{**documents[0].__dict__, "version": 2}))
+    await eventually(emptied, deadline_seconds=1)  # still listening
