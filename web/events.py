@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -21,9 +20,12 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from fitnus.accounts.tokens import Principal
 from fitnus.errors import InvalidInput
-from fitnus.notifications.models import Notification
 from fitnus.notifications.reads import CoalescedReads, Row
-from fitnus.notifications.service import mark_read, notifications_after
+from fitnus.notifications.service import (
+    StoredNotification,
+    mark_read,
+    notifications_after,
+)
 from fitnus.pubsub import ChannelListener
 from web.auth import authenticate
 from web.keys import (
@@ -183,8 +185,12 @@ def last_event_id(request: web.Request, in_query: int | None) -> int:
     return int(header)
 
 
-def _event(row: Notification) -> str:
-    data = json.dumps({"id": row.id, **row.payload}, ensure_ascii=False)
+def _event(row: StoredNotification) -> str:
+    """The payload's stored JSON object with the id first, spliced rather than
+    decoded and encoded again (a key of the payload's own comes later and wins,
+    as it did when the event was built from a dict)."""
+    inner = row.payload_json.strip()[1:-1].strip()
+    data = f'{{"id": {row.id}, {inner}}}' if inner else f'{{"id": {row.id}}}'
     return f"id: {row.id}\nevent: {row.type}\ndata: {data}\n\n"
 
 

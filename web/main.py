@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from aiohttp import web
 
 from actors.setup import install_broker
@@ -11,10 +13,17 @@ from fitnus.redis_client import resolve_redis_url
 from web.app import create_app
 
 SHUTDOWN_TIMEOUT_SECONDS = 10.0
+# A web process holds thousands of long-lived streams, and a full garbage
+# collection walks every object they keep: 0.4 s at 10,000 streams, during
+# which no stream is written (bench/RESULTS.md, "SSE fan-out"). Full
+# collections wait for a thousand younger ones instead of ten; the younger
+# generations, where short-lived cycles die, keep Python's defaults.
+GC_THRESHOLDS = (700, 10, 1_000)
 
 
 def run(settings: Settings) -> None:
     configure_logging(settings.log_level)
+    gc.set_threshold(*GC_THRESHOLDS)
     redis_url = resolve_redis_url(settings)
     install_broker(settings, redis_url=redis_url)
     from actors.dispatch import MESSAGES

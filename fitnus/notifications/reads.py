@@ -15,11 +15,20 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from tortoise.models import Model
 
-Row = TypeVar("Row", bound=Model)
+
+class Keyed(Protocol):
+    """A row a stream sends: its id is the event id and the cursor."""
+
+    @property
+    def pk(self) -> Any: ...
+
+
+Row = TypeVar("Row", bound=Keyed)
+M = TypeVar("M", bound=Model)
 # Reads rows of several owners after each one's cursor, in id order, at most ``limit``.
 ReadMany = Callable[[dict[int, int], int], Awaitable[list[Row]]]
 
@@ -28,23 +37,28 @@ PEOPLE_PER_QUERY = 500
 QUERIES_AT_ONCE = 4
 
 
-async def rows_after_each(model: type[Row], owner_column: str, cursors: dict[int, int],
-                          limit: int) -> list[Row]:
-    """Rows of several owners, each after their own cursor, in id order: one query.
+def after_each_sql(table: str, columns: str, owner_column: str, cursors: dict[int, int],
+                   limit: int) -> str:
+    """SELECT rows of several owners, each after their own cursor, in id order.
 
     Written as SQL: the query builder spends ~20 ms composing 500 OR terms.
     Every value is an int, formatted as one; the names are ours.
     """
-    if not cursors:
-        return []
     after_each = " OR ".join(
         f"({owner_column} = {int(owner)} AND id > {int(after_id)})"
         for owner, after_id in cursors.items()
     )
-    table = model._meta.db_table
-    return await model.raw(
-        f"SELECT * FROM {table} WHERE {after_each} ORDER BY id LIMIT {int(limit)}"  # noqa: S608
-    )
+    return (f"SELECT {columns} FROM {table} WHERE {after_each} "  # noqa: S608
+            f"ORDER BY id LIMIT {int(limit)}")
+
+
+async def rows_after_each(model: type[M], owner_column: str, cursors: dict[int, int],
+                          limit: int) -> list[M]:
+    """Rows of several owners, each after their own cursor, in id order: one query."""
+    if not cursors:
+        return []
+    return await model.raw(after_each_sql(model._meta.db_table, "*", owner_column, cursors,
+                                          limit))
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from redis.asyncio import Redis
 from tortoise.exceptions import IntegrityError
@@ -17,7 +17,7 @@ from fitnus.commands.service import decide_command
 from fitnus.errors import NotFound
 from fitnus.keys import Keys
 from fitnus.notifications.models import Notification
-from fitnus.notifications.reads import rows_after_each
+from fitnus.notifications.reads import after_each_sql
 from fitnus.pubsub import ring_many
 
 WELCOME = "account.welcome"
@@ -78,14 +78,35 @@ async def notifications_after(user_id: int, *, after_id: int, limit: int) -> lis
     )
 
 
-async def notifications_after_each(cursors: dict[int, int], limit: int) -> list[Notification]:
+class StoredNotification(NamedTuple):
+    """A notification as its event stream sends it: read without building a
+    model (10,000 of them cost the fan-out half a second), its payload the
+    JSON text as stored."""
+
+    id: int
+    user_id: int
+    type: str
+    payload_json: str
+
+    @property
+    def pk(self) -> int:
+        return self.id
+
+
+async def notifications_after_each(
+    cursors: dict[int, int], limit: int
+) -> list[StoredNotification]:
     """Rows of several people, each after their own cursor, in id order: one query."""
-    return await rows_after_each(Notification, "user_id", cursors, limit)
+    if not cursors:
+        return []
+    rows = await Notification._meta.db.execute_query_dict(after_each_sql(
+        Notification._meta.db_table, "id, user_id, type, payload", "user_id", cursors, limit))
+    return [StoredNotification(row["id"], row["user_id"], row["type"], row["payload"])
+            for row in rows]
 
 
-def notification_owner(row: Notification) -> int:
-    owner: int = row.user_id  # type: ignore[attr-defined]
-    return owner
+def notification_owner(row: StoredNotification) -> int:
+    return row.user_id
 
 
 async def mark_read(*, user_id: int, notification_id: int, now: datetime) -> None:

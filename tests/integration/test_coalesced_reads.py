@@ -4,6 +4,7 @@ repeating a row, on the real database."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from typing import Any
 
@@ -12,7 +13,12 @@ import pytest
 from fitnus.clock import system_clock
 from fitnus.notifications.models import Notification
 from fitnus.notifications.reads import CoalescedReads
-from fitnus.notifications.service import notification_owner, notifications_after_each
+from fitnus.notifications.service import (
+    StoredNotification,
+    notification_owner,
+    notifications_after_each,
+)
+from web.events import _event
 
 TYPE = "test.coalesced"
 
@@ -26,7 +32,7 @@ async def rows_for(user_id: int, count: int) -> list[int]:
             await Notification.filter(user_id=user_id, type=TYPE).order_by("id")]
 
 
-def ours(rows: list[Notification]) -> list[int]:
+def ours(rows: list[StoredNotification]) -> list[int]:
     """The rows a test wrote (the worker may add a person's welcome at any time)."""
     return [row.id for row in rows if row.type == TYPE]
 
@@ -35,7 +41,9 @@ class CountedReads:
     def __init__(self) -> None:
         self.queries = 0
 
-    async def __call__(self, cursors: dict[int, int], limit: int) -> list[Notification]:
+    async def __call__(
+        self, cursors: dict[int, int], limit: int
+    ) -> list[StoredNotification]:
         self.queries += 1
         return await notifications_after_each(cursors, limit)
 
@@ -123,3 +131,24 @@ async def test_asks_made_while_the_database_is_busy_wait_for_one_query(sign_up: 
     answers = await asyncio.gather(first, *later)
     assert counted.queries == 2
     assert [ours(answer.rows) for answer in answers] == [ids[person.id] for person in people]
+
+
+@pytest.mark.portable
+@pytest.mark.parametrize("payload", [
+    {}, {"n": 1}, {"center": "강남 요가", "seats": [1, 2], "at": {"day": "2026-12-04"}},
+    {"id": "a payload's own id wins, as a dict's would"},
+])
+async def test_an_event_is_its_stored_payload_with_the_id(
+    sign_up: Any, payload: dict[str, Any],
+) -> None:
+    """The stream splices the stored JSON rather than decoding it: the data
+    line must read back as the payload with the row's id, as before."""
+    person = await sign_up()
+    row = await Notification.create(user_id=person.id, type=TYPE, payload=payload,
+                                    dedupe_key=f"spliced:{uuid.uuid4().hex}",
+                                    created_at=system_clock.now())
+    [stored] = [one for one in await notifications_after_each({person.id: row.id - 1}, 10)
+                if one.id == row.id]
+    lines = _event(stored).splitlines()
+    assert lines[:2] == [f"id: {row.id}", f"event: {TYPE}"]
+    assert json.loads(lines[2].removeprefix("data: ")) == {"id": row.id, **payload}
