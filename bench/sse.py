@@ -96,6 +96,9 @@ def serve_floor(port: int, channel: str) -> None:
         await request.app["closing"].wait()
         return response
 
+    async def healthz(request: web.Request) -> web.Response:
+        return web.Response()
+
     async def listen(app: web.Application) -> Any:
         app["rung"], app["closing"] = asyncio.Event(), asyncio.Event()
         redis = Redis.from_url(REDIS_URL)
@@ -115,7 +118,7 @@ def serve_floor(port: int, channel: str) -> None:
     app = web.Application()
     app.cleanup_ctx.append(listen)
     app.router.add_get("/api/v1/events", stream)
-    app.router.add_get("/healthz", lambda request: asyncio.sleep(0, web.Response()))
+    app.router.add_get("/healthz", healthz)
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None,
                 shutdown_timeout=1)
 

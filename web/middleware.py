@@ -67,40 +67,36 @@ class HttpMetrics(Collector):
     and shapes are those of a Counter and a Histogram."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        # By the router's resource (None for every miss), method and status:
-        # a bounded set, whose labels are resolved once per series.
-        self._series: dict[tuple[AbstractResource | None, str, int], _Series] = {}
+        # Labels by the router's resource (None for every miss), method and
+        # status, resolved once; the series by their labels (a bounded set).
         self._labels: dict[tuple[AbstractResource | None, str, int], tuple[str, str, str]] = {}
+        self._series: dict[tuple[str, str, str], _Series] = {}
         registry.register(self)
 
     def observe(self, route: AbstractRoute, method: str, status: int, seconds: float) -> None:
         if method not in KNOWN_METHODS:
             method = "other"
         key = (route.resource, method, status)
-        series = self._series.get(key)
+        labels = self._labels.get(key)
+        if labels is None:
+            labels = self._labels[key] = (method, route_label(route), str(status))
+        series = self._series.get(labels)
         if series is None:
-            series = self._series[key] = _Series()
-            self._labels[key] = (method, route_label(route), str(status))
+            series = self._series[labels] = _Series()
         series.count += 1
         series.seconds += seconds
         series.in_bucket[bisect_left(LATENCY_BUCKETS, seconds)] += 1
 
     def collect(self) -> Iterator[Metric]:
-        labels = ["method", "route", "status"]
+        names = ["method", "route", "status"]
         requests = CounterMetricFamily(
-            "fitnus_http_requests", "HTTP requests answered", labels=labels)
+            "fitnus_http_requests", "HTTP requests answered", labels=names)
         latency = HistogramMetricFamily(
             "fitnus_http_request_duration_seconds", "Time to answer an HTTP request",
-            labels=labels)
+            labels=names)
         bounds = [*(str(float(bound)) for bound in LATENCY_BUCKETS), "+Inf"]
-        merged: dict[tuple[str, str, str], _Series] = {}
-        for key, series in list(self._series.items()):
-            into = merged.setdefault(self._labels[key], _Series())
-            into.count += series.count
-            into.seconds += series.seconds
-            into.in_bucket = [a + b for a, b in zip(into.in_bucket, series.in_bucket, strict=True)]
-        for labelled, series in merged.items():
-            values = list(labelled)
+        for labels, series in list(self._series.items()):
+            values = list(labels)
             requests.add_metric(values, series.count)
             cumulative = list(itertools.accumulate(series.in_bucket))
             latency.add_metric(values, list(zip(bounds, cumulative, strict=True)), series.seconds)

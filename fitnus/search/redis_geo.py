@@ -180,9 +180,10 @@ class RedisGeoIndex:
         """Tell every process's cache, this one's at once."""
         if not changes:
             return
+        message = json.dumps(changes).encode()
         if self._nearby is not None:
-            self._heard({"data": json.dumps(changes).encode()})
-        await self._redis.publish(self._changes, json.dumps(changes))
+            self._heard({"data": message})
+        await self._redis.publish(self._changes, message)
 
     async def put(self, document: CenterDocument) -> None:
         await self.put_many([document])
