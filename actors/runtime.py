@@ -8,7 +8,6 @@ from typing import Any
 
 import dramatiq
 from dramatiq.asyncio import get_event_loop_thread
-from redis.asyncio import Redis
 from tortoise.context import TortoiseContext, _current_context
 
 from fitnus.clock import Clock
@@ -16,7 +15,7 @@ from fitnus.config import Settings
 from fitnus.db import open_database
 from fitnus.keys import Keys
 from fitnus.logs import command_id_var
-from fitnus.redis_client import open_redis
+from fitnus.redis_client import RedisClient, open_redis
 from fitnus.search.backends import CenterIndexFactory
 from fitnus.search.index import CenterIndex
 
@@ -25,7 +24,7 @@ from fitnus.search.index import CenterIndex
 class Runtime:
     settings: Settings
     keys: Keys
-    redis: Redis
+    redis: RedisClient
     clock: Clock
     center_index: CenterIndex
 

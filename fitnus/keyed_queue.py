@@ -1,13 +1,13 @@
 """The keyed queue: per-key FIFO in Redis, drained by one lease holder at a time.
 
-Reservations key it by timeslot; bids will key it by auction, club joins by
-meetup. Every key of one queue shares a hash tag; the lease scripts stay in
-that slot, but the enqueue script also writes the pending record and the
-active set (other slots), which a Redis Cluster refuses in one script (as it
-refused the MULTI before it): to be split when the queues move to a cluster
-(issue "running past one machine"). The drain loop (``drain``) and the sweeper (``sweep``) are
-written once here; each kind brings only how it decides a batch and what it
-announces once that batch committed.
+Reservations key it by timeslot, bids by auction, club joins by meetup.
+Every key of one queue shares a hash tag (``{timeslot:42}``), so each script
+stays in one slot and a Redis Cluster spreads the queues over its masters.
+What lives elsewhere (the sweeper's set of active keys, the pending record
+written with a request) is written in its own step, in an order that leaves
+nothing visible half-done (``enqueue``). The drain loop (``drain``) and the
+sweeper (``sweep``) are written once here; each kind brings only how it
+decides a batch and what it announces once that batch committed.
 
 Order and throughput come from here; correctness does not. The lease carries a
 fencing token that the database write checks (a holder whose lease expired
@@ -27,27 +27,21 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from redis.asyncio import Redis
+from fitnus.redis_client import RedisClient
 
 log = logging.getLogger(__name__)
 
-# KEYS: queue, position, scheduled flag, active set[, a record to write with it].
-# ARGV: payload json, scheduled ttl ms, the queue's key[, the record's ttl s,
-# then its fields and values]. Stamps the payload with its place in line and
-# Redis's clock (how long it waits, for operators). Returns {position, 1 if
-# the caller must send a drain message}.
+# KEYS: queue, position, scheduled flag. ARGV: payload json, scheduled ttl ms.
+# Stamps the payload with its place in line and Redis's clock (how long it
+# waits, for operators). Returns {position, 1 if the caller must send a drain
+# message}.
 _ENQUEUE = """
 local position = redis.call('INCR', KEYS[2])
 local payload = cjson.decode(ARGV[1])
 payload['position'] = position
 local now = redis.call('TIME')
 payload['enqueued_at'] = tonumber(now[1]) + tonumber(now[2]) / 1000000
-if KEYS[5] then
-    redis.call('HSET', KEYS[5], unpack(ARGV, 5))
-    redis.call('EXPIRE', KEYS[5], ARGV[4])
-end
 redis.call('RPUSH', KEYS[1], cjson.encode(payload))
-redis.call('SADD', KEYS[4], ARGV[3])
 local first = redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[2])
 if first then return {position, 1} end
 return {position, 0}
@@ -122,7 +116,7 @@ class Enqueued:
 class KeyedQueue:
     """The queues of one kind (e.g. "timeslot"), one per key (e.g. a timeslot id)."""
 
-    def __init__(self, *, redis: Redis, prefix: str, kind: str) -> None:
+    def __init__(self, *, redis: RedisClient, prefix: str, kind: str) -> None:
         self._redis = redis
         self._prefix = prefix
         self.kind = kind
@@ -142,20 +136,31 @@ class KeyedQueue:
     async def enqueue(
         self, key: int | str, payload: dict[str, Any], *, record: Record | None = None,
     ) -> Enqueued:
-        """Append in one round trip, one script: ``record`` (e.g. the pending
-        command) is written in the same atomic step, so Redis failing leaves
-        neither the record without its request nor the request without its
-        record. One command rather than a MULTI of five: a flash crowd's web
-        processes spend most of their time on this call."""
-        keys = [self._key(key, "queue"), self._key(key, "position"),
-                self._key(key, "scheduled"), self.active_set()]
-        args: list[str | int] = [json.dumps(payload), SCHEDULED_TTL_MS, str(key)]
-        if record is not None:
-            keys.append(record.key)
-            args.append(record.ttl_seconds)
-            for field, value in record.fields.items():
-                args += [field, value]
-        position, schedule = await self._enqueue(keys=keys, args=args)
+        """Append, with ``record`` (e.g. the pending command) written first.
+
+        The item goes in last, in one script (a flash crowd's web processes
+        spend most of their time on this call): whatever fails before it
+        leaves nothing queued, only a record no one was told of (the caller
+        got an error, not its id) until it expires, or a key the sweeper
+        finds empty and forgets. The key goes into the sweeper's set before
+        the item and, when this item starts a new drain, again after it: a
+        sweeper that read the queue empty and forgot the key in between
+        (``forget_if_empty``) cannot hide a queue whose drain message is then
+        lost. An item that joins a drain already due rides on that drain.
+        """
+        async with self._redis.pipeline(transaction=False) as pipe:
+            if record is not None:
+                pipe.hset(record.key,
+                          items=[part for pair in record.fields.items() for part in pair])
+                pipe.expire(record.key, record.ttl_seconds)
+            pipe.sadd(self.active_set(), str(key))
+            await pipe.execute()
+        position, schedule = await self._enqueue(
+            keys=[self._key(key, "queue"), self._key(key, "position"),
+                  self._key(key, "scheduled")],
+            args=[json.dumps(payload), SCHEDULED_TTL_MS])
+        if schedule:
+            await self._redis.sadd(self.active_set(), str(key))
         return Enqueued(position=int(position), must_schedule_drain=bool(schedule))
 
     async def clear_scheduled(self, key: int | str) -> None:
@@ -228,9 +233,10 @@ class KeyedQueue:
 
         Not one script: the set spans every key, so on a Redis Cluster it lives
         in another slot than the queue. Instead the length is read again after
-        the removal and the key put back if an enqueue slipped in between: an
-        enqueue adds the key after pushing its item, so either that read sees
-        the item or the enqueue's own add comes after our removal.
+        the removal and the key put back if an enqueue slipped in between; an
+        enqueue that starts a drain adds the key again after pushing its item
+        (``enqueue``), so either that read sees the item or the add comes
+        after our removal.
         """
         if await self.length(key) > 0:
             return

@@ -10,8 +10,9 @@ import logging
 import time
 import uuid
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
+
+from fitnus.redis_client import RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ SAFETY_MARGIN_FRACTION = 0.2
 
 
 class LeaderLease:
-    def __init__(self, *, redis: Redis, key: str, ttl_seconds: float) -> None:
+    def __init__(self, *, redis: RedisClient, key: str, ttl_seconds: float) -> None:
         self._redis = redis
         self._key = key
         self._ttl_ms = int(ttl_seconds * 1000)

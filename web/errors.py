@@ -8,6 +8,7 @@ from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
+from redis.exceptions import ClusterError, SlotNotCoveredError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -102,9 +103,11 @@ def answer_for_error(request: web.Request, error: Exception) -> web.Response:
     """The problem+json answer for what a handler raised; a redirect raises on."""
     if isinstance(error, FitnusError):
         return problem_for_domain_error(error)
-    if isinstance(error, RedisConnectionError | RedisTimeoutError):
+    if isinstance(error, RedisConnectionError | RedisTimeoutError | ClusterError
+                  | SlotNotCoveredError | TryAgainError):
         # Whatever fails closed on Redis (seats, cancellations, tickets)
-        # stops before anything is half-done; the client retries.
+        # stops before anything is half-done; the client retries. A cluster
+        # with a master down, or slots moving, answers the same way.
         log.warning("a dependency is down on %s %s", request.method, request.path,
                     exc_info=error)
         return problem_for_domain_error(Unavailable("a service we depend on is down"))

@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
-from redis.asyncio import Redis
 from tortoise.context import TortoiseContext
 
 from fitnus.accounts.kakao import KakaoLogin
@@ -28,6 +27,7 @@ from fitnus.notifications.reads import CoalescedReads
 from fitnus.notifications.tickets import EventTickets
 from fitnus.payments.kakaopay import KakaoPay
 from fitnus.pubsub import ChannelListener
+from fitnus.redis_client import RedisClient
 from fitnus.remembered import Remembered
 from fitnus.search.index import CenterIndex
 from fitnus.waitlist.service import WaitlistDesk
@@ -36,7 +36,7 @@ SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
 KEYS = web.AppKey("keys", Keys)
 DATABASE = web.AppKey("database", TortoiseContext)
-REDIS = web.AppKey("redis", Redis)
+REDIS: web.AppKey[RedisClient] = web.AppKey("redis")
 ACCESS_TOKENS = web.AppKey("access_tokens", AccessTokens)
 ACCOUNTS = web.AppKey("accounts", Accounts)
 OUTCOMES = web.AppKey("outcomes", OutcomeListener)

@@ -15,7 +15,6 @@ from enum import StrEnum
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from redis.asyncio import Redis
 from tortoise.transactions import in_transaction
 
 from fitnus.accounts.models import Role
@@ -42,6 +41,7 @@ from fitnus.keyed_queue import KeyedQueue, QueuedItem, drain
 from fitnus.keys import Keys
 from fitnus.notifications.models import Notification
 from fitnus.notifications.reads import rows_after_each
+from fitnus.redis_client import RedisClient
 from fitnus.remembered import Remembered
 from fitnus.wallet.lots import live_part
 from fitnus.wallet.models import LedgerKind
@@ -133,7 +133,7 @@ def held_for(auction_id: int) -> str:
     return f"auction:{auction_id}"
 
 
-def auction_queue(redis: Redis, keys: Keys) -> KeyedQueue:
+def auction_queue(redis: RedisClient, keys: Keys) -> KeyedQueue:
     return KeyedQueue(redis=redis, prefix=keys.prefix, kind=QUEUE_KIND)
 
 
@@ -293,7 +293,7 @@ async def request_due_closes(queue: KeyedQueue, *, schedule_drain: ScheduleDrain
 # --- Deciding, in the worker ----------------------------------------------------------
 
 
-async def drain_auction(auction_id: int, *, redis: Redis, keys: Keys, clock: Clock,
+async def drain_auction(auction_id: int, *, redis: RedisClient, keys: Keys, clock: Clock,
                         zone: ZoneInfo, published: Callable[[Decisions], Awaitable[None]]) -> int:
     async def decide(items: Sequence[QueuedItem], token: int) -> DecidedBatch:
         return await decide_auction_batch(auction_id, items, token=token, clock=clock,

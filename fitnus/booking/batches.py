@@ -13,7 +13,6 @@ from datetime import datetime
 from itertools import groupby
 from zoneinfo import ZoneInfo
 
-from redis.asyncio import Redis
 from tortoise.exceptions import OperationalError
 from tortoise.transactions import in_transaction
 
@@ -40,6 +39,7 @@ from fitnus.commands.queued import ScheduleDrain, send_to_each
 from fitnus.db import is_deadlock
 from fitnus.keyed_queue import QueuedItem, drain, sweep
 from fitnus.keys import Keys
+from fitnus.redis_client import RedisClient
 from fitnus.waitlist.offers import SWEEP_WAITLIST, WAITLIST_KINDS, Waitlist
 from fitnus.waitlist.rules import DEFAULT_WINDOWS, ClaimWindows
 from fitnus.wallet.models import Wallet
@@ -57,7 +57,7 @@ LEASE_TTL_MS = 3_000
 
 
 async def drain_timeslot(
-    timeslot_id: int, *, redis: Redis, keys: Keys, clock: Clock, zone: ZoneInfo,
+    timeslot_id: int, *, redis: RedisClient, keys: Keys, clock: Clock, zone: ZoneInfo,
     published: Callable[[Decisions], Awaitable[None]], schedule_drain: ScheduleDrain,
     windows: ClaimWindows = DEFAULT_WINDOWS, batch_size: int = BATCH_SIZE,
 ) -> int:
@@ -92,7 +92,7 @@ async def drain_timeslot(
 
 
 async def sweep_timeslot_queues(
-    *, redis: Redis, keys: Keys, schedule_drain: ScheduleDrain
+    *, redis: RedisClient, keys: Keys, schedule_drain: ScheduleDrain
 ) -> int:
     """Re-drive every timeslot queue that has items and no live lease; returns
     how many were sent."""

@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from redis.asyncio import Redis
-
 from fitnus.accounts.models import Role
 from fitnus.accounts.tokens import Principal
 from fitnus.booking import rules
@@ -45,6 +43,7 @@ from fitnus.commands.queued import CommandQueue, Queued, ScheduleDrain, send_to_
 from fitnus.errors import Conflict, NotFound
 from fitnus.keyed_queue import KeyedQueue
 from fitnus.keys import Keys
+from fitnus.redis_client import RedisClient
 from fitnus.wallet.models import LedgerEntry
 
 QUEUE_KIND = "timeslot"
@@ -63,7 +62,7 @@ SeatRequested = Queued
 class BookingDesk:
     """What the web tier needs to accept requests into timeslot queues."""
 
-    redis: Redis
+    redis: RedisClient
     keys: Keys
     pending: PendingCommands
     clock: Clock
@@ -109,7 +108,7 @@ class BookingDesk:
         return await self.commands.first_answer(principal, idempotency_key, accept)
 
 
-def timeslot_queue(redis: Redis, keys: Keys) -> KeyedQueue:
+def timeslot_queue(redis: RedisClient, keys: Keys) -> KeyedQueue:
     return KeyedQueue(redis=redis, prefix=keys.prefix, kind=QUEUE_KIND)
 
 
@@ -194,7 +193,7 @@ async def request_move(
 
 
 async def request_withdrawals(
-    timeslot_ids: Iterable[int], *, redis: Redis, keys: Keys, schedule_drain: ScheduleDrain,
+    timeslot_ids: Iterable[int], *, redis: RedisClient, keys: Keys, schedule_drain: ScheduleDrain,
 ) -> None:
     """After the commit that withdrew them: each timeslot's queue cancels its
     reservations, in line with whatever it holds already."""

@@ -17,9 +17,8 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
-from redis.asyncio import Redis
-
 from fitnus.keyed_queue import KeyedQueue
+from fitnus.redis_client import RedisClient
 
 Watch = Callable[[str], asyncio.Event]
 Unwatch = Callable[[str, asyncio.Event], None]
@@ -76,7 +75,7 @@ class SoldOutMemory:
 
 
 async def flag_fullness(
-    redis: Redis, queue: KeyedQueue, key: int, *, full: bool,
+    redis: RedisClient, queue: KeyedQueue, key: int, *, full: bool,
     reopened_channel: Callable[[str], str], freed: Iterable[int] = (),
 ) -> None:
     """After a batch committed: the shared flag follows the committed count both

@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 from itertools import groupby
 from typing import Any
 
-from redis.asyncio import Redis
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
@@ -38,6 +37,7 @@ from fitnus.errors import Conflict, InvalidInput, NotFound
 from fitnus.keyed_queue import KeyedQueue, QueuedItem, drain
 from fitnus.keys import Keys
 from fitnus.notifications.models import Notification
+from fitnus.redis_client import RedisClient
 from fitnus.waitlist.offers import WAITLIST_KINDS, Waitlist, keep_offered
 from fitnus.waitlist.rules import DEFAULT_WINDOWS, ClaimWindows
 from fitnus.wallet.models import LedgerKind
@@ -82,7 +82,7 @@ class MeetupDraft:
     longitude: float | None = None
 
 
-def meetup_queue(redis: Redis, keys: Keys) -> KeyedQueue:
+def meetup_queue(redis: RedisClient, keys: Keys) -> KeyedQueue:
     return KeyedQueue(redis=redis, prefix=keys.prefix, kind=QUEUE_KIND)
 
 
@@ -151,7 +151,7 @@ async def request_leave(commands: CommandQueue, *, principal: Principal,
 
 
 async def drain_meetup(
-    meetup_id: int, *, redis: Redis, keys: Keys, clock: Clock,
+    meetup_id: int, *, redis: RedisClient, keys: Keys, clock: Clock,
     published: Callable[[Decisions], Awaitable[None]], windows: ClaimWindows = DEFAULT_WINDOWS,
 ) -> int:
     queue = meetup_queue(redis, keys)

@@ -17,11 +17,11 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from fitnus.errors import Conflict
 from fitnus.keys import Keys
+from fitnus.redis_client import RedisClient
 
 ANSWER_TTL_SECONDS = 24 * 3600
 CLAIM_TTL_SECONDS = 30
@@ -38,7 +38,7 @@ class KeyInUse(Conflict):
 
 
 class IdempotencyKeys:
-    def __init__(self, *, redis: Redis, keys: Keys) -> None:
+    def __init__(self, *, redis: RedisClient, keys: Keys) -> None:
         self._redis = redis
         self._keys = keys
 

@@ -8,16 +8,15 @@ import asyncio
 import contextlib
 import uuid
 
-from redis.asyncio import Redis
-
 from fitnus.commands.models import Command, CommandStatus
 from fitnus.commands.pending import PendingCommands
 from fitnus.commands.service import command_of
 from fitnus.keys import Keys
 from fitnus.pubsub import ChannelListener, ring_many
+from fitnus.redis_client import RedisClient
 
 
-async def publish_outcomes(redis: Redis, keys: Keys, commands: list[Command]) -> None:
+async def publish_outcomes(redis: RedisClient, keys: Keys, commands: list[Command]) -> None:
     """Tell waiting web processes to look, one message for a batch; safe to repeat."""
     await ring_many(redis, keys.command_channel(""), (str(command.id) for command in commands))
 
@@ -30,7 +29,7 @@ class OutcomeListener:
     while the extra messages are tiny.
     """
 
-    def __init__(self, *, redis: Redis, keys: Keys, pending: PendingCommands) -> None:
+    def __init__(self, *, redis: RedisClient, keys: Keys, pending: PendingCommands) -> None:
         self._listener = ChannelListener(redis=redis, prefix=keys.command_channel(""))
         self._pending = pending
 

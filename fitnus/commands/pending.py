@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import uuid
 
-from redis.asyncio import Redis
-
 from fitnus.commands.models import Command, CommandStatus
 from fitnus.keyed_queue import Record
 from fitnus.keys import Keys
+from fitnus.redis_client import RedisClient
 
 # Long enough for any queue to drain; the decided row is the record after that.
 PENDING_TTL_SECONDS = 7 * 24 * 3600
 
 
 class PendingCommands:
-    def __init__(self, *, redis: Redis, keys: Keys) -> None:
+    def __init__(self, *, redis: RedisClient, keys: Keys) -> None:
         self._redis = redis
         self._keys = keys
 

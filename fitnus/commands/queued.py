@@ -1,7 +1,8 @@
 """People's commands into one kind of keyed queue (timeslots, meetups, …):
-the pending record and the request queued in one MULTI/EXEC, a drain message
-when the queue needs one, and every copy of an Idempotency-Key answered with
-the first. Written once; each kind brings its own checks and decision."""
+the pending record written and the request queued (``KeyedQueue.enqueue``),
+a drain message when the queue needs one, and every copy of an
+Idempotency-Key answered with the first. Written once; each kind brings its
+own checks and decision."""
 
 from __future__ import annotations
 
@@ -10,14 +11,13 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-
 from fitnus.accounts.tokens import Principal
 from fitnus.clock import Clock
 from fitnus.commands.idempotency import IdempotencyKeys
 from fitnus.commands.pending import PendingCommands
 from fitnus.keyed_queue import KeyedQueue
 from fitnus.keys import Keys
+from fitnus.redis_client import RedisClient
 
 # Sends one drain message for a key (a dramatiq message in production).
 ScheduleDrain = Callable[[int], Awaitable[None]]
@@ -31,7 +31,7 @@ class Queued:
 
 @dataclass(frozen=True, kw_only=True)
 class CommandQueue:
-    redis: Redis
+    redis: RedisClient
     keys: Keys
     queue: KeyedQueue
     pending: PendingCommands
@@ -69,7 +69,7 @@ class CommandQueue:
         return Queued(uuid.UUID(first["command_id"]), first["position"])
 
 
-def keyed_commands(kind: str, *, redis: Redis, keys: Keys, pending: PendingCommands,
+def keyed_commands(kind: str, *, redis: RedisClient, keys: Keys, pending: PendingCommands,
                    clock: Clock, schedule_drain: ScheduleDrain) -> CommandQueue:
     """People's commands into the keyed queues of one kind (a meetup's, an auction's)."""
     return CommandQueue(redis=redis, keys=keys,

@@ -7,7 +7,6 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from redis.asyncio import Redis
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
@@ -19,6 +18,7 @@ from fitnus.keys import Keys
 from fitnus.notifications.models import Notification
 from fitnus.notifications.reads import after_each_sql
 from fitnus.pubsub import ring_many
+from fitnus.redis_client import RedisClient
 
 WELCOME = "account.welcome"
 
@@ -116,6 +116,6 @@ async def mark_read(*, user_id: int, notification_id: int, now: datetime) -> Non
     await Notification.filter(id=notification_id, read_at=None).update(read_at=now)
 
 
-async def ring(redis: Redis, keys: Keys, user_ids: Iterable[int]) -> None:
+async def ring(redis: RedisClient, keys: Keys, user_ids: Iterable[int]) -> None:
     """After a commit: tell each person's open streams to read their new rows."""
     await ring_many(redis, keys.user_channel(""), {str(user_id) for user_id in user_ids})

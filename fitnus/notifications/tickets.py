@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import secrets
 
-from redis.asyncio import Redis
-
 from fitnus.errors import NotAuthenticated
 from fitnus.keys import Keys
+from fitnus.redis_client import RedisClient
 
 TICKET_TTL_SECONDS = 30
 TICKET_BYTES = 24
 
 
 class EventTickets:
-    def __init__(self, *, redis: Redis, keys: Keys, ttl_seconds: int = TICKET_TTL_SECONDS) -> None:
+    def __init__(
+        self, *, redis: RedisClient, keys: Keys, ttl_seconds: int = TICKET_TTL_SECONDS,
+    ) -> None:
         self._redis = redis
         self._keys = keys
         self.ttl_seconds = ttl_seconds

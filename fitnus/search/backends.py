@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from redis.asyncio import Redis
-
 from fitnus.config import Settings
+from fitnus.redis_client import RedisClient
 from fitnus.search.index import CenterIndex
 from fitnus.search.redis_geo import RedisGeoIndex
 
 
 class CenterIndexFactory(Protocol):
-    def __call__(self, settings: Settings, redis: Redis, *, serving: bool = False) -> CenterIndex:
+    def __call__(
+        self, settings: Settings, redis: RedisClient, *, serving: bool = False,
+    ) -> CenterIndex:
         ...
 
 
 def open_center_index(
-    settings: Settings, redis: Redis, *, serving: bool = False,
+    settings: Settings, redis: RedisClient, *, serving: bool = False,
     elasticsearch_node_class: Any = None,
 ) -> CenterIndex:
     """``serving``: for a web process, which answers searches (and may keep

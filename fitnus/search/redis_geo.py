@@ -22,10 +22,9 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import Redis
-
 from fitnus.errors import InvalidInput
 from fitnus.pubsub import SUBSCRIBE_TIMEOUT_SECONDS, listen_forever
+from fitnus.redis_client import RedisClient
 from fitnus.search.index import (
     MAX_RADIUS_M,
     CenterDocument,
@@ -117,7 +116,7 @@ class RedisGeoIndex:
     earth_radius_m = REDIS_EARTH_RADIUS_M
 
     def __init__(
-        self, *, redis: Redis, prefix: str, cache_seconds: float = 0,
+        self, *, redis: RedisClient, prefix: str, cache_seconds: float = 0,
         cache_at_first_ask: bool = False,
     ) -> None:
         """``cache_seconds`` above 0 answers popular searches in this process
@@ -190,22 +189,24 @@ class RedisGeoIndex:
 
     async def put_many(self, documents: Sequence[CenterDocument]) -> None:
         changes: list[tuple[int, float | None, float | None]] = []
+        # Loaded first, then called by their digests: a cluster's pipeline
+        # does not load the scripts it runs, as a single server's does.
+        for script in (_PUT, _REMOVE):
+            await self._redis.script_load(script)
+        keys = [self._versions, self._members, self._geo]
         async with self._redis.pipeline(transaction=False) as pipe:
             for document in documents:
                 if abs(document.latitude) > MAX_GEO_LATITUDE:
                     log.warning("center %s lies beyond Redis GEO's latitudes; not indexed",
                                 document.id)
-                    await self._remove(keys=[self._versions, self._members, self._geo],
-                                       args=[document.id, document.version], client=pipe)
+                    pipe.evalsha(self._remove.sha, len(keys), *keys, document.id,
+                                 document.version)
                     changes.append((document.id, None, None))
                     continue
-                await self._put(
-                    keys=[self._versions, self._members, self._geo],
-                    args=[document.id, document.version, document.longitude, document.latitude,
-                          f"{document.id}:{summary_json(document)}",
-                          json.dumps(document.sports)],
-                    client=pipe,
-                )
+                pipe.evalsha(self._put.sha, len(keys), *keys, document.id, document.version,
+                             document.longitude, document.latitude,
+                             f"{document.id}:{summary_json(document)}",
+                             json.dumps(document.sports))
                 changes.append((document.id, document.longitude, document.latitude))
             await pipe.execute()
         # Every change tried, applied now or before: a retry after a lost
@@ -251,7 +252,7 @@ class RedisGeoIndex:
     async def _from_nearby(self, nearby: NearbyCache, query: CenterQuery) -> SearchPage | None:
         key, longitude, latitude = nearby.cell(query)
         if abs(latitude) > MAX_GEO_LATITUDE or abs(longitude) > 180:
-            return None  # a cell at the edge of the map: Redis answers
+            return None  # a cell at the edge of the map: RedisClient answers
         entry = nearby.fresh(key)
         if entry is None:
             if not nearby.popular(key):

@@ -10,7 +10,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from redis.asyncio import Redis
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
@@ -26,6 +25,7 @@ from fitnus.clubs.models import Meetup, MeetupAttendee
 from fitnus.commands.queued import CommandQueue, Queued, ScheduleDrain, send_to_each
 from fitnus.errors import Conflict, NotFound
 from fitnus.keys import Keys
+from fitnus.redis_client import RedisClient
 from fitnus.waitlist.models import WaitlistEntry, WaitlistStatus
 from fitnus.waitlist.offers import (
     CLAIM_OFFER,
@@ -179,7 +179,7 @@ class WaitlistDesk:
 
 
 async def sweep_waitlists(
-    *, redis: Redis, keys: Keys, clock: Clock, windows: ClaimWindows,
+    *, redis: RedisClient, keys: Keys, clock: Clock, windows: ClaimWindows,
     schedule_timeslot_drain: ScheduleDrain, schedule_meetup_drain: ScheduleDrain,
 ) -> None:
     """Each session whose line needs it gets a sweep in its own queue, in line

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shlex
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from tortoise.context import TortoiseContext
 
 from fitnus.config import Settings
 from tests.conftest import REDIS_URL, TEST_PASSWORD, unique_email
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_DEADLINE_SECONDS = 30.0
@@ -33,13 +33,6 @@ def procfile_commands() -> dict[str, list[str]]:
         assert words[0] == "fitnus"
         entries[name.strip()] = [sys.executable, "-m", "fitnus", *words[1:]]
     return entries
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def environment(settings: Settings, **extra: str) -> dict[str, str]:

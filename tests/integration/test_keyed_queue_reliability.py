@@ -195,6 +195,7 @@ async def test_the_next_drainer_announces_what_a_dead_one_committed(
 
 # Keys raced at once: within the test Redis client's connection pool.
 RACE_CHUNK = 25
+RACE_STAGGER = 12
 
 
 async def forget_while_enqueueing(redis: Redis, keys: Keys, rounds: int = 300) -> list[str]:
@@ -205,10 +206,17 @@ async def forget_while_enqueueing(redis: Redis, keys: Keys, rounds: int = 300) -
     async def enqueue(key: int) -> None:
         await queue.enqueue(key, {"command_id": str(uuid.uuid4()), "user_id": 1})
 
+    async def forget_later(key: int) -> None:
+        # Each key starts its forgetting a few loop turns later than the last,
+        # so the race meets each step of the enqueue.
+        for _ in range(key % RACE_STAGGER):
+            await asyncio.sleep(0)
+        await queue.forget_if_empty(key)
+
     for first in range(0, rounds, RACE_CHUNK):
         await asyncio.gather(*(
             call for key in range(first, min(first + RACE_CHUNK, rounds))
-            for call in (queue.forget_if_empty(key), enqueue(key))
+            for call in (forget_later(key), enqueue(key))
         ))
     active = set(await queue.active_keys())
     return [str(key) for key in range(rounds)
