@@ -5,11 +5,12 @@ BIN := $(VENV)/bin
 # A fresh MariaDB database per test run, dropped afterwards (see tests/conftest.py).
 TEST_MYSQL_URL ?= mysql://root:@127.0.0.1:3306
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+TEST_RABBITMQ_URL ?= amqp://guest:guest@127.0.0.1:5672
 # The /docs test drives Debian's Chromium through playwright: playwright's own
 # browser download is not reachable from CI.
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test services lint typecheck pytest pytest-sqlite install install-test clean
+.PHONY: run test services lint typecheck pytest pytest-sqlite pytest-cluster install install-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,11 +30,11 @@ install-test: $(VENV)/.installed-test
 run: install
 	$(BIN)/fitnus up
 
-test: services install-test lint typecheck pytest pytest-sqlite
+test: services install-test lint typecheck pytest pytest-sqlite pytest-cluster
 
-# At once, before installing anything: MariaDB and Redis answer, or say how to start them.
+# At once, before installing anything: the services answer, or say how to start them.
 services:
-	$(PYTHON) tests/preflight.py $(TEST_MYSQL_URL) $(TEST_REDIS_URL)
+	$(PYTHON) tests/preflight.py $(TEST_MYSQL_URL) $(TEST_REDIS_URL) $(TEST_RABBITMQ_URL)
 
 lint: install-test
 	$(BIN)/ruff check .
@@ -53,6 +54,13 @@ pytest: install-test $(CHROMIUM)
 pytest-sqlite: install-test
 	FITNUS_TEST_DATABASE=sqlite FITNUS_TEST_REDIS_URL=$(TEST_REDIS_URL) \
 	$(BIN)/pytest -q -m portable
+
+# Past one machine: the `cluster` tests again, on a Redis Cluster of three
+# masters started from the machine's redis-server, with the workers on RabbitMQ.
+pytest-cluster: install-test
+	FITNUS_TEST_DATABASE=mysql FITNUS_TEST_MYSQL_URL=$(TEST_MYSQL_URL) \
+	FITNUS_TEST_RABBITMQ_URL=$(TEST_RABBITMQ_URL) \
+	$(BIN)/python -m tests.services_at_scale $(BIN)/pytest -q -m cluster
 
 clean:
 	rm -rf $(VENV) var

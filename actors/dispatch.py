@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import dramatiq
 
 from actors.accounts import welcome_new_user
 from actors.auctions import auction_drain_later
 from actors.booking import drain_later
 from actors.clubs import meetup_drain_later
+from actors.operations import worker_queues as read_worker_queues
 from actors.search import index_center
 from actors.settlement import run_batch
 from fitnus.accounts.service import WELCOME_COMMAND
 from fitnus.commands.models import Command
-from fitnus.messages import Messages
+from fitnus.messages import Messages, WorkerQueue
 
 ACTOR_FOR_KIND: dict[str, dramatiq.Actor] = {  # type: ignore[type-arg]
     WELCOME_COMMAND: welcome_new_user,
@@ -23,10 +26,16 @@ async def index_center_later(center_id: int) -> None:
     index_center.send(center_id=center_id)
 
 
-def worker_queues() -> list[str]:
+def declared_queues() -> list[str]:
     """The queues the actors were declared on (not their delayed twins)."""
     return sorted(name for name in dramatiq.get_broker().get_declared_queues()
                   if not name.endswith((".DQ", ".XQ")))
+
+
+async def worker_queues(now: float) -> list[WorkerQueue]:
+    # The brokers' clients block: on a thread, off the event loop.
+    return await asyncio.to_thread(read_worker_queues, dramatiq.get_broker(), declared_queues(),
+                                   now=now)
 
 
 async def run_batch_later(run_id: int) -> None:

@@ -6,12 +6,15 @@ import importlib
 import sys
 
 import dramatiq
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware.asyncio import AsyncIO
 
 from actors.runtime import WorkerRuntime
 from fitnus.clock import Clock, system_clock
 from fitnus.config import Settings
+from fitnus.errors import ConfigurationError
+from fitnus.redis_client import is_cluster_url
 from fitnus.search.backends import CenterIndexFactory, open_center_index
 
 ACTOR_MODULES = ("actors.accounts", "actors.auctions", "actors.booking", "actors.clubs",
@@ -19,7 +22,29 @@ ACTOR_MODULES = ("actors.accounts", "actors.auctions", "actors.booking", "actors
                  "actors.settlement",
                  "actors.waitlist", "actors.wallet")
 
-_installed: RedisBroker | None = None
+AMQP_SCHEMES = ("amqp://", "amqps://")
+
+_installed: dramatiq.Broker | None = None
+
+
+def broker_url(settings: Settings, *, redis_url: str) -> str:
+    """BROKER_URL, or else the app's own Redis when it is a single server."""
+    url = settings.broker_url or redis_url
+    if is_cluster_url(url):
+        raise ConfigurationError(
+            "dramatiq's Redis broker cannot run on a Redis Cluster (its scripts name keys "
+            "they were not given): set BROKER_URL to amqp://… (RabbitMQ) or a single Redis")
+    return url
+
+
+def open_broker(settings: Settings, *, redis_url: str) -> dramatiq.Broker:
+    url = broker_url(settings, redis_url=redis_url)
+    if url.startswith(AMQP_SCHEMES):
+        # Each send waits for RabbitMQ's confirm: a message the web tier was
+        # told is sent survives a broker restart (dramatiq declares durable
+        # queues and persistent messages).
+        return RabbitmqBroker(url=url, confirm_delivery=True)
+    return RedisBroker(url=url, namespace=settings.dramatiq_namespace)  # type: ignore[no-untyped-call]
 
 
 def install_broker(
@@ -29,7 +54,7 @@ def install_broker(
     expose_metrics: bool = False,
     clock: Clock = system_clock,
     center_index_factory: CenterIndexFactory = open_center_index,
-) -> RedisBroker:
+) -> dramatiq.Broker:
     """Create the broker, make it current, and declare the actors on it.
 
     Once per process: actors bind to the broker current when their module is
@@ -41,9 +66,7 @@ def install_broker(
     early = [module for module in ACTOR_MODULES if module in sys.modules]
     if early:
         raise RuntimeError(f"{early} imported before the broker was installed: no actors")
-    broker = RedisBroker(  # type: ignore[no-untyped-call]
-        url=redis_url, namespace=settings.dramatiq_namespace
-    )
+    broker = open_broker(settings, redis_url=redis_url)
     broker.add_middleware(AsyncIO())
     broker.add_middleware(
         WorkerRuntime(settings=settings, redis_url=redis_url, clock=clock,

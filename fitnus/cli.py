@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from fitnus.accounts.models import Role
 from fitnus.accounts.passwords import Passwords
@@ -161,8 +161,7 @@ def _queues(settings: Settings, args: argparse.Namespace) -> None:
         try:
             async with database(settings.database_url):
                 queues = await queues_now(
-                    redis, Keys(settings.redis_key_prefix), namespace=settings.dramatiq_namespace,
-                    worker_queue_names=messages.worker_queues(),
+                    redis, Keys(settings.redis_key_prefix), worker_queues=messages.worker_queues,
                     redrive_after=timedelta(seconds=settings.command_redrive_after_seconds),
                     now=datetime.now(UTC))
         finally:
@@ -202,21 +201,20 @@ def _redrive(settings: Settings, args: argparse.Namespace) -> None:
 
 def _dead_letters(settings: Settings, args: argparse.Namespace) -> None:
     import dramatiq
-    from dramatiq.brokers.redis import RedisBroker
 
-    from actors.operations import dead_letters, requeue
+    from actors.dispatch import declared_queues
+    from actors.operations import dead_letters, requeue_dead_letters
 
-    messages = _messages(settings)
-    broker = cast(RedisBroker, dramatiq.get_broker())
-    letters = dead_letters(broker, messages.worker_queues())
+    _messages(settings)
+    broker = dramatiq.get_broker()
+    letters = dead_letters(broker, declared_queues())
     print(_table(["queue", "message", "actor", "died at"],
                  [[d.queue, d.message_id, d.actor,
                    datetime.fromtimestamp(d.died_at_ms / 1000, UTC).isoformat()]
                   for d in letters]) or "no dead letters")
     if args.requeue:
-        for letter in letters:
-            requeue(broker, letter)
-        print(f"{len(letters)} sent back to their queues")
+        sent = requeue_dead_letters(broker, declared_queues())
+        print(f"{sent} sent back to their queues")
 
 
 def _web(settings: Settings, args: argparse.Namespace) -> None:

@@ -36,6 +36,10 @@ class Settings:
     # None means "the embedded Redis server under var_dir" (see fitnus.embedded_redis).
     redis_url: str | None = None
     redis_key_prefix: str = "fitnus:"
+    # Where dramatiq's messages go: amqp://… for RabbitMQ, redis://… for a
+    # Redis of their own; None: the Redis of REDIS_URL, unless that is a
+    # cluster, which dramatiq's Redis broker cannot use.
+    broker_url: str | None = None
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     # Where clients reach us (scheme, host, optional path; no trailing "/"),
@@ -210,6 +214,7 @@ _STR_FIELDS = {
     "DATABASE_URL": "database_url",
     "REDIS_URL": "redis_url",
     "REDIS_KEY_PREFIX": "redis_key_prefix",
+    "BROKER_URL": "broker_url",
     "HTTP_HOST": "http_host",
     "JWT_SECRET": "jwt_secret",
     "JWT_PREVIOUS_SECRET": "jwt_previous_secret",

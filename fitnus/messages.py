@@ -17,6 +17,21 @@ from fitnus.commands.queued import ScheduleDrain
 from fitnus.commands.service import Dispatch
 
 
+@dataclass(frozen=True)
+class WorkerQueue:
+    """One of the workers' queues: ready, delayed (retries, ETAs) and dead-lettered."""
+
+    queue: str
+    ready: int
+    delayed: int
+    dead: int
+    oldest_age_s: float | None
+
+
+async def no_worker_queues(now: float) -> list[WorkerQueue]:
+    return []
+
+
 @dataclass(frozen=True, kw_only=True)
 class Messages:
     dispatch: Dispatch
@@ -26,8 +41,9 @@ class Messages:
     schedule_auction_drain: ScheduleDrain
     # Work on a batch run (fitnus.batches) now.
     run_batch: Callable[[int], Awaitable[None]]
-    # The workers' queues (dramatiq's) by name, as declared: what operators look at.
-    worker_queues: Callable[[], list[str]] = list
+    # The workers' queues as they stand at ``now`` (POSIX seconds, for the
+    # oldest message's age): what operators look at.
+    worker_queues: Callable[[float], Awaitable[list[WorkerQueue]]] = no_worker_queues
 
     def drain(self, kind: str) -> ScheduleDrain:
         """The drain message of a kind of keyed queue (fitnus.operations.KEYED_KINDS)."""

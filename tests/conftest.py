@@ -3,7 +3,10 @@ prefix per run, real dramatiq workers in-process, real HTTP via aiohttp's
 test server.
 
 FITNUS_TEST_DATABASE=mysql|sqlite picks the database (make test runs both);
-FITNUS_TEST_MYSQL_URL and FITNUS_TEST_REDIS_URL point at the servers.
+FITNUS_TEST_MYSQL_URL and FITNUS_TEST_REDIS_URL point at the servers (the
+latter may be a ``redis+cluster://`` URL), FITNUS_TEST_BROKER_URL at the
+workers' broker when it is not that Redis (make test's cluster pass: a Redis
+Cluster and RabbitMQ, tests/services_at_scale.py).
 """
 
 from __future__ import annotations
@@ -23,14 +26,13 @@ import dramatiq
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from dramatiq.brokers.redis import RedisBroker
-from redis.asyncio import Redis
 from tortoise.context import TortoiseContext
 
 from actors.setup import install_broker
 from fitnus.clock import Clock, system_clock
 from fitnus.config import Settings, load_settings
 from fitnus.db import migrate, tortoise_config
+from fitnus.redis_client import RedisClient, is_cluster_url, open_redis
 from tests.search_servers import open_test_center_index
 from web.app import create_app
 
@@ -38,6 +40,7 @@ RUN_ID = secrets.token_hex(4)
 TEST_BACKEND = os.environ.get("FITNUS_TEST_DATABASE", "mysql")
 MYSQL_URL = os.environ.get("FITNUS_TEST_MYSQL_URL", "mysql://root:@127.0.0.1:3306")
 REDIS_URL = os.environ.get("FITNUS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+BROKER_URL = os.environ.get("FITNUS_TEST_BROKER_URL", "")
 TEST_PASSWORD = "correct horse battery"
 WORKER_DEADLINE_SECONDS = 10.0
 
@@ -84,6 +87,7 @@ def settings(var_dir: Path, database_url: str) -> Settings:
             "FITNUS_VAR_DIR": str(var_dir),
             "DATABASE_URL": database_url,
             "REDIS_URL": REDIS_URL,
+            "BROKER_URL": BROKER_URL,
             "REDIS_KEY_PREFIX": f"fitnus-test-{RUN_ID}:",
             "JWT_SECRET": secrets.token_urlsafe(48),
             # Argon2id at test strength: the parameters are the ones production
@@ -115,8 +119,8 @@ async def database(settings: Settings) -> AsyncIterator[TortoiseContext]:
 
 
 @pytest.fixture(scope="session")
-async def redis(settings: Settings) -> AsyncIterator[Redis]:
-    client = Redis.from_url(REDIS_URL)
+async def redis(settings: Settings) -> AsyncIterator[RedisClient]:
+    client = open_redis(REDIS_URL)
     yield client
     keys = [key async for key in client.scan_iter(match=f"{settings.redis_key_prefix}*")]
     if keys:
@@ -125,14 +129,27 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
 
 
 @pytest.fixture(scope="session")
-def broker(settings: Settings) -> RedisBroker:
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The suite's own Redis when it is a cluster (the cluster pass), or
+    else a cluster of three masters started for the session."""
+    if is_cluster_url(REDIS_URL):
+        yield REDIS_URL
+        return
+    from tests.redis_cluster import redis_cluster
+
+    with redis_cluster(tmp_path_factory.mktemp("redis-cluster")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def broker(settings: Settings) -> dramatiq.Broker:
     broker = install_broker(settings, redis_url=REDIS_URL)
     broker.flush_all()
     return broker
 
 
 @pytest.fixture(scope="session")
-def worker(broker: RedisBroker, database: TortoiseContext) -> Iterator[dramatiq.Worker]:
+def worker(broker: dramatiq.Broker, database: TortoiseContext) -> Iterator[dramatiq.Worker]:
     """A real dramatiq worker in this process, on its own threads and loop."""
     worker = dramatiq.Worker(broker, worker_threads=4, worker_timeout=100)
     worker.start()
@@ -141,7 +158,7 @@ def worker(broker: RedisBroker, database: TortoiseContext) -> Iterator[dramatiq.
 
 
 @pytest.fixture(scope="session")
-def messages(broker: RedisBroker) -> Any:
+def messages(broker: dramatiq.Broker) -> Any:
     from actors.dispatch import MESSAGES
 
     return MESSAGES
@@ -186,7 +203,7 @@ def kafka_servers() -> Iterator[str]:
 
 @pytest.fixture
 def make_app(
-    settings: Settings, database: TortoiseContext, redis: Redis, messages: Any,
+    settings: Settings, database: TortoiseContext, redis: RedisClient, messages: Any,
 ) -> Callable[..., web.Application]:
     def make(*, clock: Clock = system_clock, **overrides: Any) -> web.Application:
         from dataclasses import replace

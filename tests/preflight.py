@@ -1,16 +1,21 @@
-"""Before `make test`: are MariaDB and Redis there? If not, say which is
+"""Before `make test`: are MariaDB, Redis and RabbitMQ there, and the
+redis-server and rabbitmqctl the cluster pass runs? If not, say which is
 missing and how to start them, rather than fail later with a stack trace.
 
-    python3 tests/preflight.py mysql://root:@127.0.0.1:3306 redis://127.0.0.1:6379/0
+    python3 tests/preflight.py mysql://root:@127.0.0.1:3306 redis://127.0.0.1:6379/0 \
+        amqp://guest:guest@127.0.0.1:5672
 """
 
 from __future__ import annotations
 
+import shutil
 import socket
 import sys
 from urllib.parse import urlsplit
 
-START_THEM = "docker compose up -d mariadb redis"
+START_THEM = "docker compose up -d mariadb redis rabbitmq"
+PROGRAMS = {"redis-server": "redis-server", "redis-cli": "redis-tools",
+            "rabbitmqctl": "rabbitmq-server"}
 CONNECT_TIMEOUT_SECONDS = 2
 
 
@@ -29,14 +34,18 @@ def missing(urls: dict[str, str]) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    mysql_url, redis_url = argv
-    absent = missing({"MariaDB": mysql_url, "Redis": redis_url})
-    if not absent:
-        return 0
-    print(f"make test needs {' and '.join(absent)}, and nothing answers there.\n"
-          f"Start them with:  {START_THEM}\n"
-          "(or point TEST_MYSQL_URL / TEST_REDIS_URL at your own)", file=sys.stderr)
-    return 1
+    mysql_url, redis_url, rabbitmq_url = argv
+    absent = missing({"MariaDB": mysql_url, "Redis": redis_url, "RabbitMQ": rabbitmq_url})
+    programs = [f"{program} (apt-get install {package})" for program, package in PROGRAMS.items()
+                if shutil.which(program) is None]
+    if absent:
+        print(f"make test needs {' and '.join(absent)}, and nothing answers there.\n"
+              f"Start them with:  {START_THEM}\n"
+              "(or point TEST_MYSQL_URL / TEST_REDIS_URL / TEST_RABBITMQ_URL at your own)",
+              file=sys.stderr)
+    if programs:
+        print(f"make test's cluster pass needs {', '.join(programs)}", file=sys.stderr)
+    return 1 if absent or programs else 0
 
 
 if __name__ == "__main__":

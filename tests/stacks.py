@@ -18,30 +18,40 @@ from fitnus.clock import system_clock
 from fitnus.config import Settings
 from tests.e2e.test_booking import users_with_tokens
 from tests.e2e.test_centers import center_body, in_days, program_body
-from tests.e2e.test_processes import ROOT, environment, free_port, procfile_commands
+from tests.e2e.test_processes import ROOT, environment, procfile_commands
+from tests.ports import free_port
 
 STOP_SECONDS = 30
 
 
 @dataclass
 class Stack:
-    url: str
+    urls: list[str]
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return self.urls[0]
 
 
 @contextmanager
 def running_stack(
-    settings: Settings, *, workers: int = 2, worker_env: dict[str, str] | None = None,
+    settings: Settings, *, webs: int = 1, workers: int = 2,
+    worker_env: dict[str, str] | None = None,
 ) -> Iterator[Stack]:
-    """One web process, ``workers`` worker processes and the scheduler, on a
-    key prefix (and so a dramatiq namespace) of their own; ``worker_env``
-    changes the workers' environment only."""
+    """``webs`` web processes (each on a port of its own), ``workers`` worker
+    processes and the scheduler, on a key prefix (and so a dramatiq
+    namespace) of their own; ``worker_env`` changes the workers' environment
+    only."""
     commands = procfile_commands()
-    port = free_port()
-    env = environment(settings, HTTP_PORT=str(port),
+    env = environment(settings,
                       REDIS_KEY_PREFIX=f"{settings.redis_key_prefix}stack-{uuid.uuid4().hex[:6]}:")
-    stack = Stack(url=f"http://127.0.0.1:{port}")
-    stack.processes["web"] = subprocess.Popen(commands["web"], env=env, cwd=ROOT)
+    stack = Stack(urls=[])
+    for n in range(1, webs + 1):
+        port = free_port()
+        stack.urls.append(f"http://127.0.0.1:{port}")
+        stack.processes[f"web.{n}"] = subprocess.Popen(
+            commands["web"], env={**env, "HTTP_PORT": str(port)}, cwd=ROOT)
     for n in range(1, workers + 1):
         stack.processes[f"worker.{n}"] = subprocess.Popen(
             commands["worker"],

@@ -13,6 +13,7 @@ from fitnus.accounts.tokens import Principal
 from fitnus.db import ping
 from fitnus.errors import Unavailable
 from fitnus.events.models import EventOutbox
+from fitnus.messages import no_worker_queues
 from fitnus.operations import KEYED_KINDS, keyed_queue, queues_now
 from web.auth import require_admin
 from web.keys import CLOCK, DATABASE, KEYS, MESSAGES, METRICS, REDIS, SERVICE_GAUGES, SETTINGS
@@ -68,7 +69,7 @@ class ServiceGauges:
     async def refresh(self, app: web.Application) -> None:
         settings = app[SETTINGS]
         queues = await queues_now(
-            app[REDIS], app[KEYS], namespace=settings.dramatiq_namespace, worker_queue_names=[],
+            app[REDIS], app[KEYS], worker_queues=no_worker_queues,
             redrive_after=timedelta(seconds=settings.command_redrive_after_seconds),
             now=app[CLOCK].now())
         for kind in KEYED_KINDS:
@@ -126,8 +127,7 @@ async def admin_queues(request: web.Request, *, principal: Principal) -> web.Res
     require_admin(principal)
     settings = request.app[SETTINGS]
     queues = await queues_now(
-        request.app[REDIS], request.app[KEYS], namespace=settings.dramatiq_namespace,
-        worker_queue_names=request.app[MESSAGES].worker_queues(),
+        request.app[REDIS], request.app[KEYS], worker_queues=request.app[MESSAGES].worker_queues,
         redrive_after=timedelta(seconds=settings.command_redrive_after_seconds),
         now=request.app[CLOCK].now())
     return json(QueuesOut(

@@ -34,6 +34,8 @@ from tests.e2e.test_booking_races import ledgers_agree
 from tests.e2e.test_processes import wait_until_healthy
 from tests.stacks import Stack, owner_headers, running_stack
 
+pytestmark = pytest.mark.cluster
+
 PEOPLE, BIDS = 500, 5_000
 AUCTION_SECONDS = 45
 RECOVERY_SECONDS = 15.0

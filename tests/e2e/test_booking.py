@@ -27,6 +27,8 @@ from fitnus.wallet.service import open_wallet, post_entry
 from tests.conftest import eventually
 from tests.e2e.test_centers import in_days, new_center, new_program
 
+pytestmark = pytest.mark.cluster
+
 Client = TestClient[Any, Any]
 PRICE = 10
 

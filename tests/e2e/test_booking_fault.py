@@ -1,5 +1,5 @@
-"""The flash crowd against the Procfile's processes (web, two workers, the
-scheduler): once as is, once with a worker killed by SIGKILL in the middle,
+"""The flash crowd against the Procfile's processes (two web, two workers,
+the scheduler): once as is, once with a worker killed by SIGKILL in the middle,
 after which the survivor decides every remaining command within 10 s (the
 sweeper re-drives the dead drainer's queue), and every invariant holds."""
 
@@ -26,30 +26,32 @@ from tests.e2e.test_booking import PRICE, users_with_tokens
 from tests.e2e.test_processes import wait_until_healthy
 from tests.stacks import Stack, open_timeslot, owner_headers, running_stack
 
+pytestmark = pytest.mark.cluster
+
 SEATS, PEOPLE, REQUESTS = 50, 500, 2000
 RECOVERY_SECONDS = 10.0
 
 
 @pytest.fixture
 def stack(settings: Settings, database: TortoiseContext) -> Iterator[Stack]:
-    with running_stack(settings, workers=2) as running:
+    with running_stack(settings, webs=2, workers=2) as running:
         yield running
 
 
 @pytest.mark.parametrize("kill_a_worker", [False, True], ids=["two-workers", "one-killed"])
-async def test_two_worker_processes_seat_fifty_first_come_first_served(
+async def test_two_web_and_two_worker_processes_seat_fifty_first_come_first_served(
     stack: Stack, settings: Settings, kill_a_worker: bool
 ) -> None:
-    url = stack.url
     people = await users_with_tokens(settings, PEOPLE, coupons=PRICE * 2)
     owner = await owner_headers(settings)
     connector = aiohttp.TCPConnector(limit=100)
     async with aiohttp.ClientSession(connector=connector) as session:
-        await wait_until_healthy(session, url)
-        timeslot_id = await open_timeslot(session, url, owner, capacity=SEATS, price=PRICE)
+        for url in stack.urls:
+            await wait_until_healthy(session, url)
+        timeslot_id = await open_timeslot(session, stack.url, owner, capacity=SEATS, price=PRICE)
         accepted: list[tuple[int, dict[str, Any]]] = []
 
-        async def ask(person: Any) -> None:
+        async def ask(person: Any, url: str) -> None:
             async with session.post(f"{url}/api/v1/reservations",
                                     json={"timeslot_id": timeslot_id},
                                     headers=person[1]) as response:
@@ -60,7 +62,8 @@ async def test_two_worker_processes_seat_fifty_first_come_first_served(
         async def storm() -> None:
             tasks = []
             for n in range(REQUESTS):
-                tasks.append(asyncio.create_task(ask(people[n % PEOPLE])))
+                tasks.append(asyncio.create_task(
+                    ask(people[n % PEOPLE], stack.urls[n % len(stack.urls)])))
                 if n % 100 == 99:
                     await asyncio.sleep(0.05)  # spread the crowd over about a second
             await asyncio.gather(*tasks)

@@ -40,6 +40,33 @@ def test_the_compose_file_starts_the_whole_stack_in_order() -> None:
         assert "healthcheck" in services[name], name
 
 
+def test_the_cluster_profile_runs_our_processes_on_a_redis_cluster_and_rabbitmq() -> None:
+    services: dict[str, Any] = COMPOSE["services"]
+    profiled = {name for name, service in services.items() if "cluster" in
+                service.get("profiles", [])}
+    nodes = {f"redis-node-{n}" for n in (1, 2, 3)}
+    assert profiled == {*nodes, "redis-cluster", "rabbitmq", "web-cluster", "worker-cluster",
+                        "scheduler-cluster"}
+    # `docker compose up` without the profile needs nothing from it.
+    for name, service in services.items():
+        if name not in profiled:
+            assert not set(service.get("depends_on", {})) & profiled, name
+    create = " ".join(services["redis-cluster"]["command"])
+    assert all(f"{node}:6379" in create for node in nodes)
+    assert "--cluster-replicas 0" in create
+    for name in ("web-cluster", "worker-cluster", "scheduler-cluster"):
+        environment = services[name]["environment"]
+        redis_url = environment["REDIS_URL"]
+        assert redis_url.startswith("redis+cluster://")
+        assert {address.split(":")[0] for address in
+                redis_url.removeprefix("redis+cluster://").split(",")} == nodes
+        assert environment["BROKER_URL"].startswith("amqp://")
+        assert "@rabbitmq:5672/" in environment["BROKER_URL"]
+        assert services[name]["depends_on"]["redis-cluster"] == {
+            "condition": "service_completed_successfully"}
+        assert environment["SEARCH_BACKEND"] == "elasticsearch"
+
+
 def test_host_ports_are_unique() -> None:
     taken: list[int] = []
     for service in COMPOSE["services"].values():

@@ -16,6 +16,8 @@ from fitnus.config import Settings
 from fitnus.keys import Keys
 from fitnus.notifications.service import notify, ring
 
+pytestmark = pytest.mark.cluster
+
 Client = TestClient[Any, Any]
 READ_DEADLINE_SECONDS = 30  # a deadline for failures only: reads end as soon as events arrive
 

@@ -23,6 +23,8 @@ from fitnus.errors import RateLimited
 from fitnus.keys import Keys
 from tests.conftest import TEST_PASSWORD, unique_email
 
+pytestmark = pytest.mark.cluster
+
 
 async def login(client: Any, email: str, password: str) -> Any:
     return await client.post("/api/v1/auth/login", json={"email": email, "password": password})

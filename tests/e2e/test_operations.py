@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any, get_args
 
 import dramatiq
+import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
+from actors.operations import dead_letters, requeue_dead_letters
 from fitnus.booking.models import Reservation
 from fitnus.booking.outcomes import RESERVE_SEAT
 from fitnus.booking.service import timeslot_queue
@@ -22,6 +25,8 @@ from tests.conftest import eventually
 from tests.e2e.test_booking import PRICE, fund, open_session
 from tests.e2e.test_centers import admin_headers
 from web.operations import QueuePath
+
+pytestmark = pytest.mark.cluster
 
 Client = TestClient[Any, Any]
 
@@ -79,3 +84,32 @@ async def test_a_queue_its_worker_left_shows_its_age_and_a_redrive_empties_it(
 
 def test_the_api_names_every_kind_of_keyed_queue() -> None:
     assert get_args(QueuePath.model_fields["kind"].annotation) == KEYED_KINDS
+
+
+async def test_a_dead_letter_is_listed_and_sent_back_to_its_queue(
+    broker: dramatiq.Broker, worker: dramatiq.Worker,
+) -> None:
+    """On either broker (Redis here, RabbitMQ in the cluster pass): a message
+    the worker gives up on (no actor of that name) shows as a dead letter, and
+    a requeue puts that same message back through its queue, so the worker
+    dead-letters it again, once."""
+    queue = f"dead-letter-test-{uuid.uuid4().hex[:6]}"
+    broker.declare_queue(queue)
+    sent = broker.enqueue(dramatiq.Message(queue_name=queue, actor_name="gone",
+                                           args=(), kwargs={}, options={}))
+    letters: list[Any] = []
+
+    async def dead_since(moment_ms: int) -> bool:
+        letters[:] = await asyncio.to_thread(dead_letters, broker, [queue])
+        return any(letter.died_at_ms > moment_ms for letter in letters)
+
+    await eventually(lambda: dead_since(0))
+    [letter] = letters
+    assert (letter.queue, letter.message_id, letter.actor) == (queue, sent.message_id, "gone")
+    # Looking takes nothing away, and RabbitMQ stamps its deaths to the second.
+    await asyncio.sleep(1.1)
+    assert await asyncio.to_thread(dead_letters, broker, [queue]) == [letter]
+    assert await asyncio.to_thread(requeue_dead_letters, broker, [queue]) == 1
+    await eventually(lambda: dead_since(letter.died_at_ms))
+    [again] = letters
+    assert again.message_id == sent.message_id

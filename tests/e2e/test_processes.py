@@ -18,8 +18,10 @@ import pytest
 from tortoise.context import TortoiseContext
 
 from fitnus.config import Settings
-from tests.conftest import REDIS_URL, TEST_PASSWORD, unique_email
+from tests.conftest import BROKER_URL, REDIS_URL, TEST_PASSWORD, unique_email
 from tests.ports import free_port
+
+pytestmark = pytest.mark.cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_DEADLINE_SECONDS = 30.0
@@ -40,7 +42,7 @@ def environment(settings: Settings, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         FITNUS_ENV="test", FITNUS_VAR_DIR=str(settings.var_dir),
-        DATABASE_URL=values["database_url"], REDIS_URL=REDIS_URL,
+        DATABASE_URL=values["database_url"], REDIS_URL=REDIS_URL, BROKER_URL=BROKER_URL,
         # A prefix (and so a dramatiq namespace) of their own: only the worker
         # subprocess can decide the commands these web processes send.
         REDIS_KEY_PREFIX=f"{settings.redis_key_prefix}procfile:", JWT_SECRET=settings.jwt_secret,

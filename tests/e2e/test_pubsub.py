@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 
 from fitnus.pubsub import ChannelListener, ring_many
 
-pytestmark = pytest.mark.portable
+pytestmark = [pytest.mark.portable, pytest.mark.cluster]
 
 
 async def test_a_batch_wakes_each_named_watcher_and_no_other(redis: Redis) -> None:

@@ -23,7 +23,7 @@ from fitnus.clock import system_clock
 from fitnus.commands.models import Command
 from fitnus.config import Settings
 from tests.e2e.test_booking import PRICE, fund, open_session
-from tests.e2e.test_processes import free_port
+from tests.ports import free_port
 from tests.search_servers import open_test_center_index
 from web.app import create_app
 

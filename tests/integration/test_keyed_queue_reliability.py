@@ -24,6 +24,8 @@ from fitnus.keys import Keys
 from fitnus.wallet.models import LedgerEntry, Wallet
 from tests.e2e.test_booking import PRICE, fund, open_session
 
+pytestmark = pytest.mark.cluster
+
 SEOUL = ZoneInfo("Asia/Seoul")
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from fitnus.leader import LeaderLease
 from tests.conftest import eventually
+
+pytestmark = pytest.mark.cluster
 
 TTL_SECONDS = 0.5
 

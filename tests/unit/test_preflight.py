@@ -1,4 +1,4 @@
-"""`make test` without MariaDB or Redis stops at once and says what to start."""
+"""`make test` without MariaDB, Redis or RabbitMQ stops at once and says what to start."""
 
 from __future__ import annotations
 
@@ -19,28 +19,32 @@ def unused_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def preflight(mysql_url: str, redis_url: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(PREFLIGHT), mysql_url, redis_url],
+def preflight(mysql_url: str, redis_url: str,
+              rabbitmq_url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(PREFLIGHT), mysql_url, redis_url, rabbitmq_url],
                           capture_output=True, text=True, timeout=30, check=False)
 
 
 def test_missing_services_are_named_with_the_command_that_starts_them() -> None:
-    mysql_port, redis_port = unused_port(), unused_port()
+    mysql_port, redis_port, rabbitmq_port = unused_port(), unused_port(), unused_port()
     answer = preflight(f"mysql://root:@127.0.0.1:{mysql_port}",
-                       f"redis://127.0.0.1:{redis_port}/0")
+                       f"redis://127.0.0.1:{redis_port}/0",
+                       f"amqp://guest:guest@127.0.0.1:{rabbitmq_port}")
     assert answer.returncode == 1
     assert f"MariaDB at 127.0.0.1:{mysql_port}" in answer.stderr
     assert f"Redis at 127.0.0.1:{redis_port}" in answer.stderr
-    assert "docker compose up -d mariadb redis" in answer.stderr
+    assert f"RabbitMQ at 127.0.0.1:{rabbitmq_port}" in answer.stderr
+    assert "docker compose up -d mariadb redis rabbitmq" in answer.stderr
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
-    assert {"mariadb", "redis"} <= set(services)
+    assert {"mariadb", "redis", "rabbitmq"} <= set(services)
 
 
 def test_services_that_answer_pass() -> None:
-    with socket.socket() as mysql, socket.socket() as redis:
-        for server in (mysql, redis):
+    with socket.socket() as mysql, socket.socket() as redis, socket.socket() as rabbitmq:
+        for server in (mysql, redis, rabbitmq):
             server.bind(("127.0.0.1", 0))
             server.listen()
         answer = preflight(f"mysql://root:@127.0.0.1:{mysql.getsockname()[1]}",
-                           f"redis://127.0.0.1:{redis.getsockname()[1]}/0")
+                           f"redis://127.0.0.1:{redis.getsockname()[1]}/0",
+                           f"amqp://guest:guest@127.0.0.1:{rabbitmq.getsockname()[1]}")
     assert (answer.returncode, answer.stderr) == (0, "")
