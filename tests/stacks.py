@@ -18,10 +18,13 @@ from fitnus.clock import system_clock
 from fitnus.config import Settings
 from tests.e2e.test_booking import users_with_tokens
 from tests.e2e.test_centers import center_body, in_days, program_body
-from tests.e2e.test_processes import ROOT, environment, procfile_commands
+from tests.e2e.test_processes import ROOT, environment, procfile_commands, wait_until_healthy
 from tests.ports import free_port
 
 STOP_SECONDS = 30
+WARM_UP_PRICE = 1
+# Each try waits up to 10 s (Prefer: wait) for a worker to decide.
+WARM_UP_TRIES = 3
 
 
 @dataclass
@@ -94,3 +97,23 @@ async def open_timeslot(
         json={"starts_at": starts_at or in_days(8), "capacity": capacity}, headers=headers,
     )).json()
     return int(timeslot["id"])
+
+
+async def until_deciding(session: aiohttp.ClientSession, stack: Stack, settings: Settings,
+                         owner: dict[str, str]) -> None:
+    """Every web process answers, and a booking through the first is decided:
+    the workers consume their broker, so a crowd sent now meets a stack at
+    work rather than one still starting."""
+    for url in stack.urls:
+        await wait_until_healthy(session, url)
+    [(_, headers)] = await users_with_tokens(settings, 1, coupons=WARM_UP_PRICE)
+    timeslot_id = await open_timeslot(session, stack.url, owner, capacity=1,
+                                      price=WARM_UP_PRICE)
+    for _ in range(WARM_UP_TRIES):
+        async with session.post(f"{stack.url}/api/v1/reservations",
+                                json={"timeslot_id": timeslot_id},
+                                headers={**headers, "Prefer": "wait=10"}) as response:
+            if response.status == 201:
+                return
+            assert response.status == 202, await response.text()
+    raise AssertionError("no worker decided a booking")

@@ -23,8 +23,7 @@ from fitnus.config import Settings
 from fitnus.wallet.models import LedgerEntry, LedgerKind, Wallet
 from tests.conftest import eventually
 from tests.e2e.test_booking import PRICE, users_with_tokens
-from tests.e2e.test_processes import wait_until_healthy
-from tests.stacks import Stack, open_timeslot, owner_headers, running_stack
+from tests.stacks import Stack, open_timeslot, owner_headers, running_stack, until_deciding
 
 pytestmark = pytest.mark.cluster
 
@@ -46,8 +45,7 @@ async def test_two_web_and_two_worker_processes_seat_fifty_first_come_first_serv
     owner = await owner_headers(settings)
     connector = aiohttp.TCPConnector(limit=100)
     async with aiohttp.ClientSession(connector=connector) as session:
-        for url in stack.urls:
-            await wait_until_healthy(session, url)
+        await until_deciding(session, stack, settings, owner)
         timeslot_id = await open_timeslot(session, stack.url, owner, capacity=SEATS, price=PRICE)
         accepted: list[tuple[int, dict[str, Any]]] = []
 
