@@ -26,6 +26,11 @@ from tortoise.expressions import F
 from fitnus.clock import as_utc
 from fitnus.wallet.models import CouponDraw, CouponLot, LedgerEntry, LedgerKind, Wallet
 
+# Tortoise's name for CouponLot's ("user_id", "expires_at") index: some
+# people's lots are found through it, not through the lone expires_at index,
+# which walks everybody's lots in expiry order.
+LOT_USER_INDEX = "idx_coupon_lot_user_id_88343b"
+
 
 @dataclass(frozen=True)
 class Spend:
@@ -54,9 +59,7 @@ async def draw(spends: Sequence[Spend], *, now: datetime, lot_id: int | None = N
     users = {spend.user_id for spend in spends}
     lots: dict[int, list[CouponLot]] = defaultdict(list)
     only = {} if lot_id is None else {"id": lot_id}
-    for lot in await CouponLot.select_for_update().filter(
-            user_id__in=list(users), expires_at__gt=as_utc(now), remaining__gt=0, **only,
-    ).order_by("user_id", "expires_at", "id"):
+    for lot in await _lock_lots(users, expires_at__gt=as_utc(now), remaining__gt=0, **only):
         lots[lot.user_id].append(lot)  # type: ignore[attr-defined]
     changed: dict[int, CouponLot] = {}
     draws: list[CouponDraw] = []
@@ -78,6 +81,25 @@ async def draw(spends: Sequence[Spend], *, now: datetime, lot_id: int | None = N
     if changed:
         await CouponLot.bulk_update(list(changed.values()), fields=["remaining"])
         await CouponDraw.bulk_create(draws)
+
+
+async def _lock_lots(user_ids: Iterable[int], **conditions: object) -> list[CouponLot]:
+    """These people's lots that meet ``conditions``, locked, in spending order.
+
+    Found first by a plain read, then locked by id. A locking read by person
+    would lock, beyond each person's last lot, the next person's first one
+    (InnoDB reads one entry past a range to see it ended), and so wait for
+    any transaction spending that neighbour's coupons: two batches of
+    different timeslots, whose people differ, queued behind each other
+    (bench/RESULTS.md, "Workers"). The plain read is current: a person's
+    lots change only under their wallet's lock, which the caller holds.
+    """
+    found = await CouponLot.filter(user_id__in=list(user_ids), **conditions).force_index(
+        LOT_USER_INDEX).values_list("id", flat=True)
+    if not found:
+        return []
+    return await CouponLot.select_for_update().filter(id__in=list(found), **conditions).order_by(
+        "user_id", "expires_at", "id")
 
 
 async def give_back(*, coupons: int, paid_for: str) -> None:
@@ -134,8 +156,7 @@ async def pass_draws(*, paid_for: str, to: str) -> None:
 async def expire(wallets: Mapping[int, Wallet], *, now: datetime) -> None:
     """Let go of what is left in these people's lots that have expired: one
     ``expiry`` ledger entry per lot, and each wallet object brought up to date."""
-    expired = await CouponLot.select_for_update().filter(
-        user_id__in=list(wallets), expires_at__lte=as_utc(now), remaining__gt=0).order_by("id")
+    expired = await _lock_lots(wallets, expires_at__lte=as_utc(now), remaining__gt=0)
     entries: list[LedgerEntry] = []
     for lot in expired:
         wallet = wallets[lot.user_id]  # type: ignore[attr-defined]

@@ -117,7 +117,7 @@ async def test_a_refund_to_a_lot_that_has_expired_expires_at_once(sign_up: Any) 
     later = start + timedelta(days=2)
     async with in_transaction():
         await post_entry(user_id=person.id, kind=LedgerKind.BOOKING_REFUND, amount=10,
-                         reference=f"refund:{person.id}", now=later,
+                         reference=f"seat-refund:{person.id}", now=later,
                          paid_for=f"seat:{person.id}")
     entries = await LedgerEntry.filter(user_id=person.id).order_by("id")
     assert [(entry.kind, entry.amount, entry.balance_after) for entry in entries][-2:] == [
