@@ -166,6 +166,28 @@ def fitnus_env(port: int, database: str) -> dict[str, str]:
     return env
 
 
+async def forget_keys(prefix: str) -> int:
+    """Delete a bench's Redis keys (pending-command records live a week): a
+    Redis that grew by every run makes the next SCAN slower, the test
+    suite's included. The number deleted."""
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(REDIS_URL)
+    deleted = 0
+    try:
+        batch: list[bytes] = []
+        async for key in redis.scan_iter(match=f"{prefix}*", count=1000):
+            batch.append(key)
+            if len(batch) == 1000:
+                deleted += await redis.delete(*batch)
+                batch.clear()
+        if batch:
+            deleted += await redis.delete(*batch)
+    finally:
+        await redis.aclose()
+    return deleted
+
+
 def drop_database(database: str) -> None:
     from urllib.parse import urlsplit
 

@@ -51,6 +51,7 @@ from bench.http_baseline import (
     cpu_seconds_by_role,
     cpu_spent,
     drop_database,
+    forget_keys,
     free_port,
     process,
     wait_until_up,
@@ -356,6 +357,7 @@ async def main_async(args: argparse.Namespace) -> None:
                 await redis.aclose()
     finally:
         await asyncio.to_thread(drop_database, name)
+        await forget_keys(prefix)
     print(f"\n{args.requests} reservations over {args.timeslots} timeslots of "
           f"{args.capacity} seats, queued before t0; medians of {args.runs} runs")
     print(f"{'deciding':24} {'s':>7} {'decided/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'seats':>6}")
