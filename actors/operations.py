@@ -10,6 +10,7 @@ from typing import Any, cast
 import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
+from pika.exceptions import AMQPError
 
 from fitnus.messages import WorkerQueue
 
@@ -33,7 +34,7 @@ def worker_queues(broker: dramatiq.Broker, names: list[str], *, now: float) -> l
     can tell without taking it (Redis: yes, RabbitMQ: no). Blocking calls:
     run it on a thread."""
     if isinstance(broker, RabbitmqBroker):
-        return [WorkerQueue(name, *broker.get_queue_message_counts(name), oldest_age_s=None)
+        return [WorkerQueue(name, *_rabbitmq_counts(broker, name), oldest_age_s=None)
                 for name in sorted(names)]
     redis_broker = cast(RedisBroker, broker)
     found = []
@@ -52,6 +53,16 @@ def worker_queues(broker: dramatiq.Broker, names: list[str], *, now: float) -> l
                 age = round(now - json.loads(cast(bytes, message))["message_timestamp"] / 1000, 3)
         found.append(WorkerQueue(name, int(ready), int(delayed), int(dead), age))
     return found
+
+
+def _rabbitmq_counts(broker: RabbitmqBroker, queue: str) -> tuple[int, int, int]:
+    """Ready, delayed, dead, on this thread's connection; a connection
+    RabbitMQ dropped while idle is opened again, once."""
+    try:
+        return broker.get_queue_message_counts(queue)
+    except AMQPError:
+        del broker.connection  # closes this thread's connection; the next use opens one
+        return broker.get_queue_message_counts(queue)
 
 
 def dead_letters(broker: dramatiq.Broker, queues: list[str]) -> list[DeadLetter]:

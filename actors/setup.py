@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
@@ -23,6 +24,11 @@ ACTOR_MODULES = ("actors.accounts", "actors.auctions", "actors.booking", "actors
                  "actors.waitlist", "actors.wallet")
 
 AMQP_SCHEMES = ("amqp://", "amqps://")
+# A send blocks its caller (the web's event loop too) until RabbitMQ
+# confirms it, about a millisecond; a connection RabbitMQ blocks (a memory or
+# disk alarm) gives up after this long rather than never. The URL may say
+# otherwise.
+AMQP_DEFAULTS = {"blocked_connection_timeout": "5", "socket_timeout": "5"}
 
 _installed: dramatiq.Broker | None = None
 
@@ -37,13 +43,19 @@ def broker_url(settings: Settings, *, redis_url: str) -> str:
     return url
 
 
+def with_amqp_defaults(url: str) -> str:
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    return urlunsplit(parts._replace(query=urlencode({**AMQP_DEFAULTS, **query})))
+
+
 def open_broker(settings: Settings, *, redis_url: str) -> dramatiq.Broker:
     url = broker_url(settings, redis_url=redis_url)
     if url.startswith(AMQP_SCHEMES):
         # Each send waits for RabbitMQ's confirm: a message the web tier was
         # told is sent survives a broker restart (dramatiq declares durable
         # queues and persistent messages).
-        return RabbitmqBroker(url=url, confirm_delivery=True)
+        return RabbitmqBroker(url=with_amqp_defaults(url), confirm_delivery=True)
     return RedisBroker(url=url, namespace=settings.dramatiq_namespace)  # type: ignore[no-untyped-call]
 
 

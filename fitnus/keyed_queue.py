@@ -27,6 +27,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from redis.exceptions import RedisError
+
 from fitnus.redis_client import RedisClient
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,20 @@ redis.call('RPUSH', KEYS[1], cjson.encode(payload))
 local first = redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[2])
 if first then return {position, 1} end
 return {position, 0}
+"""
+
+# KEYS: the record. ARGV: its ttl in seconds, then fields and values. One
+# step, so no record outlives its TTL.
+_WRITE_RECORD = """
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+return redis.call('EXPIRE', KEYS[1], ARGV[1])
+"""
+
+# KEYS: queue, scheduled flag. Whether the key still needs the sweeper: it
+# holds items, or a drain message is due (whose items may be on their way).
+_BUSY = """
+if redis.call('LLEN', KEYS[1]) > 0 then return 1 end
+return redis.call('EXISTS', KEYS[2])
 """
 
 # KEYS: lease, fence. ARGV: ttl ms. Returns the new fencing token, or 0.
@@ -94,7 +110,7 @@ class QueueState:
 
 @dataclass(frozen=True)
 class Record:
-    """A hash written in the same step as a request is queued (its pending command)."""
+    """A hash written just before a request is queued (its pending command)."""
 
     key: str
     fields: dict[str, str | int]
@@ -125,6 +141,7 @@ class KeyedQueue:
         self._renew = redis.register_script(_RENEW)
         self._ack = redis.register_script(_ACK)
         self._release = redis.register_script(_RELEASE)
+        self._busy = redis.register_script(_BUSY)
 
     def _key(self, key: int | str, part: str) -> str:
         return f"{self._prefix}{{{self.kind}:{key}}}:{part}"
@@ -150,9 +167,10 @@ class KeyedQueue:
         """
         async with self._redis.pipeline(transaction=False) as pipe:
             if record is not None:
-                pipe.hset(record.key,
-                          items=[part for pair in record.fields.items() for part in pair])
-                pipe.expire(record.key, record.ttl_seconds)
+                # The script's text, not its digest: a cluster's pipeline
+                # does not load the scripts it runs.
+                pipe.eval(_WRITE_RECORD, 1, record.key, record.ttl_seconds,
+                          *(part for pair in record.fields.items() for part in pair))
             pipe.sadd(self.active_set(), str(key))
             await pipe.execute()
         position, schedule = await self._enqueue(
@@ -160,7 +178,13 @@ class KeyedQueue:
                   self._key(key, "scheduled")],
             args=[json.dumps(payload), SCHEDULED_TTL_MS])
         if schedule:
-            await self._redis.sadd(self.active_set(), str(key))
+            try:
+                await self._redis.sadd(self.active_set(), str(key))
+            except RedisError:
+                # Queued all the same: say so, rather than an error that would
+                # send a retry into the queue a second time.
+                log.warning("%s %s: queued, not re-added to the sweeper's set", self.kind, key,
+                            exc_info=True)
         return Enqueued(position=int(position), must_schedule_drain=bool(schedule))
 
     async def clear_scheduled(self, key: int | str) -> None:
@@ -232,16 +256,17 @@ class KeyedQueue:
         """Drop the key from the sweeper's set unless it holds items.
 
         Not one script: the set spans every key, so on a Redis Cluster it lives
-        in another slot than the queue. Instead the length is read again after
-        the removal and the key put back if an enqueue slipped in between; an
-        enqueue that starts a drain adds the key again after pushing its item
-        (``enqueue``), so either that read sees the item or the add comes
-        after our removal.
+        in another slot than the queue. Instead, after the removal, the key is
+        put back if it holds items or a drain message is due (its scheduled
+        flag): an enqueue adds the key before pushing its item and, when it
+        starts a drain, again after (``enqueue``). An item that joined a
+        drain already due pushed behind a flag this look sees, so the key
+        stays swept until that drain ran or its flag lapsed.
         """
         if await self.length(key) > 0:
             return
         await self._redis.srem(self.active_set(), str(key))
-        if await self.length(key) > 0:
+        if await self._busy(keys=[self._key(key, "queue"), self._key(key, "scheduled")]):
             await self._redis.sadd(self.active_set(), str(key))
 
     def flag(self, key: int | str, name: str) -> str:

@@ -7,7 +7,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
 
 if TYPE_CHECKING:
     from fitnus.config import Settings
@@ -77,3 +77,25 @@ class BoundedRedisCluster(RedisCluster):
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         async with self._in_flight:
             return await super().execute_command(*args, **kwargs)
+
+    def pipeline(self, transaction: Any | None = None,
+                 shard_hint: Any | None = None) -> ClusterPipeline:
+        if shard_hint:
+            return super().pipeline(transaction, shard_hint)  # refused there
+        # As redis-py makes its own (mypy reads an attribute it sets as abstract).
+        return _BoundedPipeline(  # type: ignore[abstract]
+            self, transaction, in_flight=self._in_flight)
+
+
+class _BoundedPipeline(ClusterPipeline):
+    """A pipeline that counts as one command in flight while it runs."""
+
+    def __init__(self, client: RedisCluster, transaction: bool | None, *,
+                 in_flight: asyncio.Semaphore) -> None:
+        super().__init__(client, transaction)
+        self._in_flight = in_flight
+
+    async def execute(self, raise_on_error: bool = True,
+                      allow_redirections: bool = True) -> list[Any]:
+        async with self._in_flight:
+            return await super().execute(raise_on_error, allow_redirections)

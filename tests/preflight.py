@@ -13,7 +13,11 @@ import socket
 import sys
 from urllib.parse import urlsplit
 
-START_THEM = "docker compose up -d mariadb redis rabbitmq"
+START_THEM = "docker compose up -d mariadb redis"
+# The cluster pass makes a virtual host with rabbitmqctl, so its RabbitMQ is
+# the machine's own, as are the redis-server and redis-cli it starts a Redis
+# Cluster with.
+INSTALL_THEM = "apt-get install -y rabbitmq-server redis-server redis-tools"
 PROGRAMS = {"redis-server": "redis-server", "redis-cli": "redis-tools",
             "rabbitmqctl": "rabbitmq-server"}
 CONNECT_TIMEOUT_SECONDS = 2
@@ -40,11 +44,13 @@ def main(argv: list[str]) -> int:
                 if shutil.which(program) is None]
     if absent:
         print(f"make test needs {' and '.join(absent)}, and nothing answers there.\n"
-              f"Start them with:  {START_THEM}\n"
+              f"Start MariaDB and Redis with:  {START_THEM}\n"
+              f"RabbitMQ (and the cluster pass's programs) with:  {INSTALL_THEM}\n"
               "(or point TEST_MYSQL_URL / TEST_REDIS_URL / TEST_RABBITMQ_URL at your own)",
               file=sys.stderr)
     if programs:
-        print(f"make test's cluster pass needs {', '.join(programs)}", file=sys.stderr)
+        print(f"make test's cluster pass needs {', '.join(programs)}:  {INSTALL_THEM}",
+              file=sys.stderr)
     return 1 if absent or programs else 0
 
 

@@ -32,12 +32,28 @@ def _rabbitmqctl(*args: str) -> None:
 def rabbitmq_vhost() -> Iterator[str]:
     """An AMQP URL on a fresh virtual host: its queues are this run's alone."""
     vhost = f"fitnus-test-{secrets.token_hex(4)}"
+    base = RABBITMQ_URL.rstrip("/")
+    if base.count("/") > 2:  # a URL naming a virtual host already: the server's root
+        base = base.rsplit("/", 1)[0]
     _rabbitmqctl("add_vhost", vhost)
     try:
         _rabbitmqctl("set_permissions", "-p", vhost, RABBITMQ_USER, ".*", ".*", ".*")
-        yield f"{RABBITMQ_URL.rstrip('/')}/{vhost}"
+        yield f"{base}/{vhost}"
     finally:
         _rabbitmqctl("delete_vhost", vhost)
+
+
+@contextmanager
+def own_broker(broker_url: str) -> Iterator[str]:
+    """The broker URL for processes that must not share their messages with
+    this test session's own worker: dramatiq's Redis broker keeps them apart
+    by key prefix (the URL stays), RabbitMQ only by virtual host (a fresh one,
+    for as long as they run)."""
+    if not broker_url.startswith("amqp"):
+        yield broker_url
+        return
+    with rabbitmq_vhost() as url:
+        yield url
 
 
 def main(command: list[str]) -> int:

@@ -16,10 +16,12 @@ from fitnus.accounts.models import Role, User
 from fitnus.accounts.tokens import AccessTokens
 from fitnus.clock import system_clock
 from fitnus.config import Settings
+from tests.conftest import BROKER_URL
 from tests.e2e.test_booking import users_with_tokens
 from tests.e2e.test_centers import center_body, in_days, program_body
 from tests.e2e.test_processes import ROOT, environment, procfile_commands, wait_until_healthy
 from tests.ports import free_port
+from tests.services_at_scale import own_broker
 
 STOP_SECONDS = 30
 WARM_UP_PRICE = 1
@@ -43,11 +45,21 @@ def running_stack(
     worker_env: dict[str, str] | None = None,
 ) -> Iterator[Stack]:
     """``webs`` web processes (each on a port of its own), ``workers`` worker
-    processes and the scheduler, on a key prefix (and so a dramatiq
-    namespace) of their own; ``worker_env`` changes the workers' environment
-    only."""
+    processes and the scheduler, on a key prefix and a broker namespace of
+    their own; ``worker_env`` changes the workers' environment only."""
+    with own_broker(BROKER_URL) as broker_url, _processes(
+            settings, webs=webs, workers=workers, worker_env=worker_env,
+            broker_url=broker_url) as stack:
+        yield stack
+
+
+@contextmanager
+def _processes(
+    settings: Settings, *, webs: int, workers: int, worker_env: dict[str, str] | None,
+    broker_url: str,
+) -> Iterator[Stack]:
     commands = procfile_commands()
-    env = environment(settings,
+    env = environment(settings, BROKER_URL=broker_url,
                       REDIS_KEY_PREFIX=f"{settings.redis_key_prefix}stack-{uuid.uuid4().hex[:6]}:")
     stack = Stack(urls=[])
     for n in range(1, webs + 1):

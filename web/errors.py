@@ -8,6 +8,7 @@ from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
+from dramatiq.errors import BrokerConnectionError
 from redis.exceptions import ClusterError, SlotNotCoveredError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -104,10 +105,11 @@ def answer_for_error(request: web.Request, error: Exception) -> web.Response:
     if isinstance(error, FitnusError):
         return problem_for_domain_error(error)
     if isinstance(error, RedisConnectionError | RedisTimeoutError | ClusterError
-                  | SlotNotCoveredError | TryAgainError):
+                  | SlotNotCoveredError | TryAgainError | BrokerConnectionError):
         # Whatever fails closed on Redis (seats, cancellations, tickets)
         # stops before anything is half-done; the client retries. A cluster
-        # with a master down, or slots moving, answers the same way.
+        # with a master down, or slots moving, answers the same way, and so
+        # does a broker that cannot take a message.
         log.warning("a dependency is down on %s %s", request.method, request.path,
                     exc_info=error)
         return problem_for_domain_error(Unavailable("a service we depend on is down"))

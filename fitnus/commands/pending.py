@@ -25,8 +25,8 @@ class PendingCommands:
         self._keys = keys
 
     def record(self, *, command_id: uuid.UUID, user_id: int, kind: str) -> Record:
-        """The record, written by the keyed queue in the step that queues the
-        request itself: one round trip for both."""
+        """The record, written by the keyed queue just before it queues the
+        request (``KeyedQueue.enqueue``)."""
         return Record(key=self._keys.pending_command(str(command_id)),
                       fields={"user_id": user_id, "kind": kind},
                       ttl_seconds=PENDING_TTL_SECONDS)

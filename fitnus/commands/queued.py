@@ -6,6 +6,7 @@ own checks and decision."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from fitnus.commands.pending import PendingCommands
 from fitnus.keyed_queue import KeyedQueue
 from fitnus.keys import Keys
 from fitnus.redis_client import RedisClient
+
+log = logging.getLogger(__name__)
 
 # Sends one drain message for a key (a dramatiq message in production).
 ScheduleDrain = Callable[[int], Awaitable[None]]
@@ -50,7 +53,12 @@ class CommandQueue:
             key, payload,
             record=self.pending.record(command_id=command_id, user_id=user_id, kind=kind))
         if enqueued.must_schedule_drain:
-            await self.schedule_drain(key)
+            try:
+                await self.schedule_drain(key)
+            except Exception:
+                # The request is queued: answer so. The sweeper re-drives a
+                # queue whose drain message did not go, once the broker is back.
+                log.warning("%s: queued, its drain message not sent", key, exc_info=True)
         return Queued(command_id, enqueued.position)
 
     async def first_answer(

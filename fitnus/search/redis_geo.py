@@ -252,7 +252,7 @@ class RedisGeoIndex:
     async def _from_nearby(self, nearby: NearbyCache, query: CenterQuery) -> SearchPage | None:
         key, longitude, latitude = nearby.cell(query)
         if abs(latitude) > MAX_GEO_LATITUDE or abs(longitude) > 180:
-            return None  # a cell at the edge of the map: RedisClient answers
+            return None  # a cell at the edge of the map: Redis answers
         entry = nearby.fresh(key)
         if entry is None:
             if not nearby.popular(key):

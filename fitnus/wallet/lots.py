@@ -98,8 +98,9 @@ async def _lock_lots(user_ids: Iterable[int], **conditions: object) -> list[Coup
         LOT_USER_INDEX).values_list("id", flat=True)
     if not found:
         return []
-    return await CouponLot.select_for_update().filter(id__in=list(found), **conditions).order_by(
-        "user_id", "expires_at", "id")
+    # By id only: through any other index the lock could reach other people's lots.
+    return await CouponLot.select_for_update().filter(id__in=list(found), **conditions).force_index(
+        "PRIMARY").order_by("user_id", "expires_at", "id")
 
 
 async def give_back(*, coupons: int, paid_for: str) -> None:

@@ -20,6 +20,7 @@ from tortoise.context import TortoiseContext
 from fitnus.config import Settings
 from tests.conftest import BROKER_URL, REDIS_URL, TEST_PASSWORD, unique_email
 from tests.ports import free_port
+from tests.services_at_scale import own_broker
 
 pytestmark = pytest.mark.cluster
 
@@ -57,18 +58,21 @@ def environment(settings: Settings, **extra: str) -> dict[str, str]:
 def procfile_stack(settings: Settings, database: TortoiseContext) -> Iterator[list[str]]:
     commands = procfile_commands()
     ports = [free_port(), free_port()]
-    processes = [
-        subprocess.Popen(commands["web"], env=environment(settings, HTTP_PORT=str(port)), cwd=ROOT)
-        for port in ports
-    ]
-    processes.append(subprocess.Popen(commands["worker"], env=environment(settings), cwd=ROOT))
-    try:
-        yield [f"http://127.0.0.1:{port}" for port in ports]
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            assert process.wait(timeout=30) == 0
+    with own_broker(BROKER_URL) as broker_url:
+        processes = [
+            subprocess.Popen(commands["web"], env=environment(
+                settings, HTTP_PORT=str(port), BROKER_URL=broker_url), cwd=ROOT)
+            for port in ports
+        ]
+        processes.append(subprocess.Popen(
+            commands["worker"], env=environment(settings, BROKER_URL=broker_url), cwd=ROOT))
+        try:
+            yield [f"http://127.0.0.1:{port}" for port in ports]
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                assert process.wait(timeout=30) == 0
 
 
 async def wait_until_healthy(session: aiohttp.ClientSession, base: str) -> None:

@@ -200,10 +200,26 @@ RACE_CHUNK = 25
 RACE_STAGGER = 12
 
 
-async def forget_while_enqueueing(redis: Redis, keys: Keys, rounds: int = 300) -> list[str]:
+async def forget_while_enqueueing(redis: Redis, keys: Keys, rounds: int = 300, *,
+                                  drain_due: bool = False) -> list[str]:
     """Enqueues racing the emptiness check; the keys that hold items but
-    dropped out of the sweeper's set (which would then never re-drive them)."""
+    dropped out of the sweeper's set (which would then never re-drive them).
+    ``drain_due``: each key's drain message is already due (sent, not yet
+    taken) while its queue is empty, so the enqueues join that drain."""
     queue = KeyedQueue(redis=redis, prefix=keys.prefix, kind=f"race-{uuid.uuid4().hex[:6]}")
+    if drain_due:
+        for key in range(rounds):
+            await redis.set(queue.flag(key, "scheduled"), "1", px=60_000)
+        push = queue._enqueue
+
+        async def late_push(**arguments: Any) -> Any:
+            # A push that lands late (a busy web process): the forgetting
+            # can then look twice between the enqueue's two steps.
+            for _ in range(RACE_STAGGER):
+                await asyncio.sleep(0)
+            return await push(**arguments)
+
+        queue._enqueue = late_push  # type: ignore[method-assign, assignment]
 
     async def enqueue(key: int) -> None:
         await queue.enqueue(key, {"command_id": str(uuid.uuid4()), "user_id": 1})
@@ -225,10 +241,28 @@ async def forget_while_enqueueing(redis: Redis, keys: Keys, rounds: int = 300) -
             if await queue.length(key) > 0 and str(key) not in active]
 
 
+@pytest.mark.parametrize("drain_due", [False, True], ids=["starting-a-drain", "drain-due"])
 async def test_an_enqueue_during_forget_if_empty_keeps_its_key_swept(
-    redis: Redis, settings: Settings
+    redis: Redis, settings: Settings, drain_due: bool,
 ) -> None:
-    assert await forget_while_enqueueing(redis, Keys(settings.redis_key_prefix)) == []
+    assert await forget_while_enqueueing(redis, Keys(settings.redis_key_prefix),
+                                         drain_due=drain_due) == []
+
+
+@pytest.mark.control
+async def test_control_a_second_look_at_the_length_alone_loses_keys_whose_drain_is_due(
+    redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def length_alone(self: KeyedQueue, key: int | str) -> None:
+        if await self.length(key) > 0:
+            return
+        await self._redis.srem(self.active_set(), str(key))
+        if await self.length(key) > 0:
+            await self._redis.sadd(self.active_set(), str(key))
+
+    monkeypatch.setattr(KeyedQueue, "forget_if_empty", length_alone)
+    assert await forget_while_enqueueing(redis, Keys(settings.redis_key_prefix),
+                                         drain_due=True) != []
 
 
 @pytest.mark.control
