@@ -47,6 +47,7 @@ from bench.http_baseline import (
     cpu_seconds_by_role,
     cpu_spent,
     drop_database,
+    forget_keys,
     free_port,
     process,
     wait_until_up,
@@ -69,18 +70,25 @@ WRK_DEADLINE_SECONDS = 120
 SAMPLE_SECONDS = 0.05
 
 
+async def bench_program(*, tag: str, center: str, program: str, price: int) -> Program:
+    """An owner of its own, a center in Seoul and one program there."""
+    now = datetime.now(UTC)
+    owner = await User.create(email=f"owner-{tag}@bench.example.com", name="owner",
+                              role=Role.OWNER, password_hash="-")
+    place = await Center.create(owner_id=owner.id, name=center, description="", address="서울",
+                                latitude=37.5, longitude=127.0, sports=["gym"], created_at=now,
+                                updated_at=now)
+    return await Program.create(center_id=place.id, name=program, sport="gym",
+                                price_coupons=price, duration_minutes=60, description="",
+                                created_at=now)
+
+
 async def prepare(count: int, secret: str) -> tuple[int, list[str], range]:
     """A 50-seat timeslot and ``count`` people with coupons and tokens."""
     now = datetime.now(UTC)
     tag = secrets.token_hex(3)
-    owner = await User.create(email=f"owner-{tag}@bench.example.com", name="owner",
-                              role=Role.OWNER, password_hash="-")
-    center = await Center.create(owner_id=owner.id, name="셀럽 트레이너 스튜디오",
-                                 description="", address="서울", latitude=37.5, longitude=127.0,
-                                 sports=["gym"], created_at=now, updated_at=now)
-    program = await Program.create(center_id=center.id, name="원데이 클래스", sport="gym",
-                                   price_coupons=PRICE, duration_minutes=60, description="",
-                                   created_at=now)
+    program = await bench_program(tag=tag, center="셀럽 트레이너 스튜디오",
+                                  program="원데이 클래스", price=PRICE)
     timeslot = await Timeslot.create(program_id=program.id, starts_at=now + timedelta(days=2),
                                      ends_at=now + timedelta(days=2, hours=1), capacity=SEATS,
                                      reserved=0, created_at=now)
@@ -246,6 +254,7 @@ async def run_crowd(args: argparse.Namespace, database_url: str, secret: str,
         finally:
             for context in [*webs, *workers]:
                 context.__exit__(None, None, None)
+            await forget_keys(prefix)
     return result
 
 

@@ -44,7 +44,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.flash_crowd import people_with_coupons
+from bench.flash_crowd import bench_program, people_with_coupons
 from bench.http_baseline import (
     MYSQL_URL,
     REDIS_URL,
@@ -56,10 +56,9 @@ from bench.http_baseline import (
     process,
     wait_until_up,
 )
-from fitnus.accounts.models import Role, User
 from fitnus.booking.outcomes import RESERVE_SEAT
 from fitnus.booking.service import timeslot_queue
-from fitnus.centers.models import Center, Program, Timeslot
+from fitnus.centers.models import Timeslot
 from fitnus.clock import system_clock
 from fitnus.commands.models import Command
 from fitnus.commands.pending import PendingCommands
@@ -80,15 +79,8 @@ async def fresh_timeslots(count: int, capacity: int, *, day: int) -> list[int]:
     """``count`` timeslots on their own ``day`` (from now): a person seated in
     one round has no overlapping session in the next."""
     now = datetime.now(UTC)
-    tag = secrets.token_hex(3)
-    owner = await User.create(email=f"owner-{tag}@bench.example.com", name="owner",
-                              role=Role.OWNER, password_hash="-")
-    center = await Center.create(owner_id=owner.id, name="스케일 센터", description="",
-                                 address="서울", latitude=37.5, longitude=127.0, sports=["gym"],
-                                 created_at=now, updated_at=now)
-    program = await Program.create(center_id=center.id, name="그룹 PT", sport="gym",
-                                   price_coupons=PRICE, duration_minutes=60, description="",
-                                   created_at=now)
+    program = await bench_program(tag=secrets.token_hex(3), center="스케일 센터",
+                                  program="그룹 PT", price=PRICE)
     starts = now + timedelta(days=3 + day)
     await Timeslot.bulk_create([
         Timeslot(program_id=program.id, starts_at=starts + timedelta(minutes=10 * n),
