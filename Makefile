@@ -6,9 +6,11 @@ BIN := $(VENV)/bin
 TEST_MYSQL_URL ?= mysql://root:@127.0.0.1:3306
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 TEST_RABBITMQ_URL ?= amqp://guest:guest@127.0.0.1:5672
-# The /docs test drives Debian's Chromium through playwright: playwright's own
-# browser download is not reachable from CI.
+# The browser tests (/docs, the web app) drive Debian's Chromium through
+# playwright: playwright's own browser download is not reachable from CI. A
+# Korean font, so the screenshots they keep show Korean rather than boxes.
 CHROMIUM := /usr/bin/chromium
+KOREAN_FONT := /usr/share/fonts/truetype/nanum/NanumGothic.ttf
 
 .PHONY: run test services lint typecheck pytest pytest-sqlite pytest-cluster install install-test clean
 
@@ -42,11 +44,11 @@ lint: install-test
 typecheck: install-test
 	$(BIN)/mypy
 
-$(CHROMIUM):
-	DEBIAN_FRONTEND=noninteractive apt-get install -y chromium \
-	  || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+$(CHROMIUM) $(KOREAN_FONT):
+	DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-nanum \
+	  || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-nanum)
 
-pytest: install-test $(CHROMIUM)
+pytest: install-test $(CHROMIUM) $(KOREAN_FONT)
 	FITNUS_TEST_DATABASE=mysql FITNUS_TEST_MYSQL_URL=$(TEST_MYSQL_URL) \
 	FITNUS_TEST_REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest -q
 

@@ -36,6 +36,8 @@ from fitnus.redis_client import RedisClient, is_cluster_url, open_redis
 from tests.search_servers import open_test_center_index
 from web.app import create_app
 
+pytest_plugins = ("tests.browser",)
+
 RUN_ID = secrets.token_hex(4)
 TEST_BACKEND = os.environ.get("FITNUS_TEST_DATABASE", "mysql")
 MYSQL_URL = os.environ.get("FITNUS_TEST_MYSQL_URL", "mysql://root:@127.0.0.1:3306")

@@ -58,12 +58,13 @@ from web import (
     clubs,
     commands,
     events,
-    home,
     kakao,
     meetups,
     operations,
+    pages,
     payments,
     policies,
+    session,
     settlement,
     waitlist,
     wallet,
@@ -107,9 +108,9 @@ from web.openapi import openapi_document
 from web.routing import Api
 
 APIS: tuple[Api, ...] = (
-    accounts.api, kakao.api, centers.api, policies.api, booking.api, attendance.api, calendar.api,
-    clubs.api, meetups.api, waitlist.api, payments.api, auctions.api, commands.api, wallet.api,
-    events.api, settlement.api, operations.api,
+    accounts.api, session.api, kakao.api, centers.api, policies.api, booking.api, attendance.api,
+    calendar.api, clubs.api, meetups.api, waitlist.api, payments.api, auctions.api, commands.api,
+    wallet.api, events.api, settlement.api, operations.api,
 )
 API_TITLE = "FitNus"
 API_VERSION = "1.0.0"
@@ -175,7 +176,7 @@ def create_app(
     # where nothing is): given the document, it serves it beside the page. No
     # host injected: `host` is Swagger 2, and this dict is /openapi.json's too.
     api_doc(app, config=document, host_inject=False, url_prefix="/docs", title="FitNus API")
-    home.install(app.router, environment=settings.env)
+    pages.install(app)
     app.router.add_get("/payments/{payment_id}", payments.result_page)
     return app
 
@@ -245,11 +246,11 @@ def _redis(redis_url: str) -> Any:
 async def _kakao(app: web.Application) -> AsyncIterator[None]:
     """Clients of Kakao Pay and Kakao Login, each None when not configured."""
     settings = app[SETTINGS]
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession() as http:
         pay, login = settings.kakaopay, settings.kakao_login
-        app[KAKAO_PAY] = None if pay is None else KakaoPay(pay, session)
+        app[KAKAO_PAY] = None if pay is None else KakaoPay(pay, http)
         app[KAKAO_LOGIN] = None if login is None else KakaoLogin(
-            login, session, cookie_secret=settings.jwt_secret)
+            login, http, cookie_secret=settings.jwt_secret)
         yield
 
 

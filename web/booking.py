@@ -8,6 +8,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from fitnus.accounts.tokens import Principal
+from fitnus.booking.cancelling import refund_quote
 from fitnus.booking.models import Reservation
 from fitnus.booking.outcomes import Decided
 from fitnus.booking.service import (
@@ -26,7 +27,7 @@ from web.commands import (
     accepted,
     result_within,
 )
-from web.keys import BOOKING_DESK, OUTCOMES, SETTINGS, service_zone
+from web.keys import BOOKING_DESK, CLOCK, OUTCOMES, SETTINGS, service_zone
 from web.routing import Api, Link
 from web.schemas import RequestBody, json
 from web.wallet import IdempotencyHeader
@@ -160,6 +161,24 @@ async def cancel_reservation(
         assert command.error is not None
         raise SeatRefused(command.error["detail"], code=command.error["code"])
     return json(CommandAccepted(command_id=str(command.id)), 202)
+
+
+class RefundQuoteOut(BaseModel):
+    refunded_coupons: int
+    refund_reason: str = Field(description="policy_full, policy_partial, late_no_refund, "
+                                           "first_late_cancel_free")
+
+
+@api.route("GET", "/api/v1/reservations/{reservation_id}/refund", tag="booking",
+           summary="What cancelling your reservation now would refund, to show before "
+                   "you confirm; 409 already_started once it has begun",
+           path_params=ReservationPath, auth=True, responses={200: RefundQuoteOut},
+           errors=(401, 404, 409))
+async def quote_refund(request: web.Request, *, path: ReservationPath,
+                       principal: Principal) -> web.Response:
+    refund = await refund_quote(reservation_id=path.reservation_id, user_id=principal.user_id,
+                                now=request.app[CLOCK].now(), zone=service_zone(request))
+    return json(RefundQuoteOut(refunded_coupons=refund.coupons, refund_reason=refund.reason))
 
 
 @api.route("GET", "/api/v1/reservations/{reservation_id}", tag="booking",

@@ -13,7 +13,8 @@ from fitnus.accounts.kakao import KakaoLogin
 from fitnus.accounts.tokens import Principal
 from fitnus.errors import Unavailable
 from web.accounts import TokenPairOut
-from web.keys import ACCOUNTS, CLOCK, KAKAO_LOGIN, SETTINGS
+from web.cookies import set_private_cookie
+from web.keys import ACCOUNTS, CLOCK, KAKAO_LOGIN
 from web.routing import Api
 from web.schemas import json
 
@@ -51,12 +52,8 @@ def _login(request: web.Request) -> KakaoLogin:
 
 
 def _with_cookie(response: web.StreamResponse, request: web.Request, value: str) -> None:
-    """Secure when clients reach us over https: behind a proxy that ends TLS
-    this request is plain http, but PUBLIC_BASE_URL says what they see."""
-    public = request.app[SETTINGS].public_base_url
-    secure = public.startswith("https://") if public else request.secure
-    response.set_cookie(COOKIE, value, max_age=kakao.LOGIN_WINDOW_SECONDS, path=COOKIE_PATH,
-                        httponly=True, samesite="Lax", secure=secure)
+    set_private_cookie(response, request, name=COOKIE, value=value,
+                       max_age=kakao.LOGIN_WINDOW_SECONDS, path=COOKIE_PATH)
 
 
 @api.route("GET", "/api/v1/auth/kakao/start", tag="accounts",

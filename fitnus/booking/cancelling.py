@@ -15,6 +15,7 @@ from fitnus.booking.outcomes import CANCEL_RESERVATION, Decisions, event, failed
 from fitnus.centers.models import Timeslot
 from fitnus.clock import as_utc
 from fitnus.commands.models import Command
+from fitnus.errors import Conflict, NotFound
 from fitnus.keyed_queue import QueuedItem
 from fitnus.notifications.models import Notification
 from fitnus.wallet.models import LedgerKind
@@ -80,6 +81,21 @@ async def cancellations(
     if freed:
         await change_seat_count(timeslot, -freed)
     return await record(commands, notifications)
+
+
+async def refund_quote(*, reservation_id: int, user_id: int, now: datetime,
+                       zone: ZoneInfo) -> rules.Refund:
+    """What cancelling a live reservation of ``user_id``'s at ``now`` would give
+    back, for the person to see before confirming. The cancellation itself
+    counts from when it is accepted, a moment later."""
+    reservation = await Reservation.get_or_none(
+        id=reservation_id, user_id=user_id, active=True).select_related("timeslot")
+    if reservation is None:
+        raise NotFound("no such live reservation", code="reservation_not_found")
+    refund = await _refund_for(reservation, reservation.timeslot, cancelled_at=now, zone=zone)
+    if refund is None:
+        raise Conflict("the session has started", code=rules.ALREADY_STARTED)
+    return refund
 
 
 async def _refund_for(reservation: Reservation, timeslot: Timeslot, *, cancelled_at: datetime,

@@ -343,6 +343,41 @@ async def test_cancelling_within_a_day_frees_the_seat_and_refunds_only_the_month
     assert (await Timeslot.get(id=session.timeslot_id)).reserved == 0
 
 
+async def quote(client: Client, account: Any, reservation_id: int) -> Any:
+    return await client.get(f"/api/v1/reservations/{reservation_id}/refund",
+                            headers=account.headers)
+
+
+async def test_the_refund_quote_is_what_cancelling_then_refunds(
+    client: Client, sign_up: Any, worker: dramatiq.Worker
+) -> None:
+    soon = (system_clock.now() + timedelta(hours=2)).replace(second=0, microsecond=0)
+    for starts_at, reason in ((None, "policy_full"), (soon.isoformat(), "first_late_cancel_free")):
+        session, user, reservation = await book(client, sign_up, starts_at=starts_at)
+        quoted = await quote(client, user, reservation["id"])
+        assert quoted.status == 200, await quoted.text()
+        assert await quoted.json() == {"refunded_coupons": PRICE, "refund_reason": reason}
+        for stranger in (await sign_up(), session.owner):
+            assert (await quote(client, stranger, reservation["id"])).status == 404
+        cancelled = await (await client.delete(f"/api/v1/reservations/{reservation['id']}",
+                                               headers=user.headers)).json()
+        assert (cancelled["refunded_coupons"], cancelled["refund_reason"]) == (PRICE, reason)
+        # Nothing is left to quote once it is cancelled.
+        assert (await quote(client, user, reservation["id"])).status == 404
+
+
+async def test_a_started_session_has_no_refund_to_quote(
+    client: Client, sign_up: Any, worker: dramatiq.Worker
+) -> None:
+    session, user, reservation = await book(client, sign_up)
+    past = system_clock.now() - timedelta(minutes=5)
+    await Reservation.filter(id=reservation["id"]).update(starts_at=past)
+    await Timeslot.filter(id=session.timeslot_id).update(starts_at=past)
+    response = await quote(client, user, reservation["id"])
+    assert response.status == 409
+    assert (await response.json())["code"] == "already_started"
+
+
 async def test_a_started_session_cannot_be_cancelled(
     client: Client, sign_up: Any, worker: dramatiq.Worker
 ) -> None:

@@ -11,16 +11,10 @@ from aiohttp.test_utils import TestClient
 from playwright.async_api import Response, async_playwright
 
 from fitnus.demo import DEMO_ACCOUNTS
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 
 Client = TestClient[Any, Any]
 
-CHROMIUM = "/usr/bin/chromium"  # the Makefile installs it; playwright's download is unreachable
-# Without the background-networking flags, Chromium's own connections are
-# refused on a closed network.
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 SWAGGER_RENDER_MS = 30_000
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -1,0 +1,95 @@
+"""The web app's pages: server-rendered shells (aiohttp-jinja2) whose scripts
+call the same JSON API as any client, so the API stays the one contract.
+
+What a page shows to anyone (a center, its programs) is rendered here too, so
+it reads with JavaScript off; what is yours (calendar, wallet) needs your
+session, which only the page's script holds."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from fitnus.centers import service
+from fitnus.demo import DEMO_ACCOUNTS
+from web.centers import center_out
+from web.keys import SETTINGS, service_zone
+
+HERE = Path(__file__).resolve().parent
+PRODUCTION = "production"
+STATIC_PREFIX = "/static/"
+# Static URLs carry their content's hash (?v=), so a browser may keep them.
+IMMUTABLE = "public, max-age=31536000, immutable"
+SPORT_WORDS = {
+    "gym": "헬스", "pilates": "필라테스", "yoga": "요가", "boxing": "복싱",
+    "climbing": "클라이밍", "swimming": "수영", "basketball": "농구", "futsal": "풋살",
+    "running": "러닝", "crossfit": "크로스핏", "dance": "댄스", "golf": "골프",
+    "tennis": "테니스", "badminton": "배드민턴", "spinning": "스피닝",
+}
+# Places to search near without the browser's location (lat, lng).
+PLACES = {
+    "서울시청": (37.5663, 126.9779), "강남역": (37.4979, 127.0276),
+    "홍대입구역": (37.5572, 126.9245), "잠실역": (37.5133, 127.1001),
+    "판교역": (37.3948, 127.1112), "부산 서면역": (35.1577, 129.0592),
+}
+
+Context = Mapping[str, Any]
+Page = Callable[[web.Request], Awaitable[Context]]
+
+
+async def _nothing(request: web.Request) -> Context:
+    return {}
+
+
+async def _home(request: web.Request) -> Context:
+    production = request.app[SETTINGS].env == PRODUCTION
+    return {"demo_accounts": () if production else DEMO_ACCOUNTS, "production": production}
+
+
+async def _center(request: web.Request) -> Context:
+    center = await service.center_by_id(int(request.match_info["center_id"]))
+    return {"center": center_out(center, service_zone(request))}
+
+
+# path, template, what the template needs beyond the request
+PAGES: tuple[tuple[str, str, Page], ...] = (
+    ("/", "home.html", _home),
+    ("/login", "login.html", _nothing),
+    ("/signup", "signup.html", _nothing),
+    ("/login/kakao", "login_kakao.html", _nothing),
+    ("/centers", "centers.html", _nothing),
+    (r"/centers/{center_id:\d+}", "center.html", _center),
+    ("/me/calendar", "calendar.html", _nothing),
+)
+
+
+def _page(template: str, context: Page) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def render(request: web.Request) -> web.Response:
+        return aiohttp_jinja2.render_template(template, request, dict(await context(request)))
+
+    return render
+
+
+async def _cache_static(request: web.Request, response: web.StreamResponse) -> None:
+    if request.path.startswith(STATIC_PREFIX) and "v" in request.query:
+        response.headers["Cache-Control"] = IMMUTABLE
+
+
+def install(app: web.Application) -> None:
+    static = app.router.add_static(STATIC_PREFIX, HERE / "static", name="static",
+                                   append_version=True)
+    environment = aiohttp_jinja2.setup(
+        app, loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=jinja2.select_autoescape(default=True), undefined=jinja2.StrictUndefined)
+    environment.globals["static"] = lambda filename: str(static.url_for(filename=filename))
+    environment.globals["kakao_login"] = app[SETTINGS].kakao_login is not None
+    environment.globals["sport_words"] = SPORT_WORDS
+    environment.globals["places"] = PLACES
+    app.on_response_prepare.append(_cache_static)
+    for path, template, context in PAGES:
+        app.router.add_get(path, _page(template, context))

@@ -1,0 +1,152 @@
+import {
+  api, coupons, escapeHtml, idempotencyKey, openEvents, problemMessage, requireSession,
+  seoulTime,
+} from "app";
+
+const timetable = document.getElementById("timetable");
+const status = document.getElementById("timetable-status");
+const centerId = timetable.dataset.centerId;
+const DAYS = 14;
+const day = new Intl.DateTimeFormat("ko-KR", {
+  timeZone: "Asia/Seoul", month: "long", day: "numeric", weekday: "short",
+});
+const clock = new Intl.DateTimeFormat("ko-KR", {
+  timeZone: "Asia/Seoul", hour: "numeric", minute: "2-digit",
+});
+
+async function all(path) {
+  const items = [];
+  let cursor = null;
+  do {
+    const separator = path.includes("?") ? "&" : "?";
+    const page = await api("GET", `${path}${separator}limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+    items.push(...page.data.items);
+    cursor = page.data.next_cursor;
+  } while (cursor);
+  return items;
+}
+
+function seatsLeft(slot) {
+  return slot.remaining > 0 ? `남은 자리 ${slot.remaining}` : "마감";
+}
+
+function render(programs, slots) {
+  const byProgram = new Map(programs.map((program) => [program.id, program]));
+  const byDay = new Map();
+  for (const slot of slots) {
+    const key = day.format(new Date(slot.starts_at));
+    if (!byDay.has(key)) byDay.set(key, []);
+    byDay.get(key).push(slot);
+  }
+  timetable.innerHTML = [...byDay].map(([label, daySlots]) => `
+    <h3>${label}</h3>
+    <ul class="list">${daySlots.map((slot) => {
+      const program = byProgram.get(slot.program_id);
+      return `<li class="card" data-timeslot-id="${slot.id}" data-starts-at="${slot.starts_at}">
+        <div class="row"><div>
+          <strong>${clock.format(new Date(slot.starts_at))} ${escapeHtml(program.name)}</strong><br>
+          <span class="muted">${coupons(program.price_coupons)} · ${program.duration_minutes}분 ·
+            <span class="seats">${seatsLeft(slot)}</span></span>
+        </div>
+        <button type="button" class="book" aria-label="${escapeHtml(program.name)} ${seoulTime(slot.starts_at)} 예약하기"
+          ${slot.remaining > 0 ? "" : "disabled"}>예약하기</button></div>
+        <p class="status outcome" role="status" aria-live="polite"></p>
+      </li>`;
+    }).join("")}</ul>`).join("");
+  status.textContent = slots.length ? "" : "앞으로 14일 동안 열린 수업이 없어요.";
+}
+
+// command id -> the timeslot's card, for outcomes arriving on the event stream;
+// an outcome may arrive before the 202 that names its command.
+const waiting = new Map();
+const early = new Map();
+let events = null;
+
+// The Seoul day of a timeslot, for the calendar link: YYYY-MM-DD.
+const isoDay = new Intl.DateTimeFormat("en-CA", { timeZone: "Asia/Seoul" });
+
+// The seats the server counts now, once a decision has changed them.
+async function refreshSeats(card) {
+  const { data } = await api("GET", `/api/v1/timeslots/${card.dataset.timeslotId}`);
+  card.querySelector(".seats").textContent = seatsLeft(data);
+}
+
+function showConfirmed(card) {
+  refreshSeats(card).catch(() => {});
+  const slot = card.querySelector(".outcome");
+  slot.className = "status outcome ok";
+  slot.innerHTML = `예약 확정 · <a href="/me/calendar?date=${isoDay.format(new Date(card.dataset.startsAt))}">내 일정에서 보기</a>`;
+}
+
+function showRejected(card, code) {
+  const slot = card.querySelector(".outcome");
+  slot.className = "status outcome bad";
+  slot.textContent = problemMessage({ code });
+  if (code === "sold_out") card.querySelector(".book").disabled = true;
+  refreshSeats(card).catch(() => {});
+}
+
+// Applies an outcome to its card, or keeps it until the 202 names the command.
+function decided(commandId, show) {
+  const card = waiting.get(commandId);
+  if (!card) { early.set(commandId, show); return; }
+  waiting.delete(commandId);
+  show(card);
+}
+
+function startEvents() {
+  if (events) return events.ready;
+  let opened;
+  const ready = new Promise((resolve) => { opened = resolve; });
+  events = openEvents({
+    "reservation.confirmed": (event) => decided(event.command_id, showConfirmed),
+    "reservation.rejected": (event) => decided(event.command_id,
+      (card) => showRejected(card, event.code)),
+  }, { onOpen: opened });
+  events.ready = ready;
+  return ready;
+}
+
+async function book(card) {
+  const button = card.querySelector(".book");
+  const slotStatus = card.querySelector(".outcome");
+  button.disabled = true;
+  try {
+    await requireSession();
+    await startEvents();
+    const { status: answered, data } = await api("POST", "/api/v1/reservations", {
+      body: { timeslot_id: Number(card.dataset.timeslotId) },
+      headers: { "Idempotency-Key": idempotencyKey() },
+    });
+    slotStatus.className = "status outcome";
+    if (answered === 202) {
+      waiting.set(data.command_id, card);
+      slotStatus.textContent = `접수됨 · 대기 순번 ${data.position}번`;
+      if (early.has(data.command_id)) decided(data.command_id, early.get(data.command_id));
+    } else {
+      showConfirmed(card);
+    }
+  } catch (error) {
+    slotStatus.className = "status outcome bad";
+    slotStatus.textContent = error.message;
+    button.disabled = error.code === "sold_out";
+  }
+}
+
+timetable.addEventListener("click", (event) => {
+  const button = event.target.closest("button.book");
+  if (button) book(button.closest("[data-timeslot-id]"));
+});
+
+async function load() {
+  const now = new Date();
+  const until = new Date(now.getTime() + DAYS * 24 * 3600 * 1000);
+  const range = new URLSearchParams({ from: now.toISOString(), to: until.toISOString() });
+  const programs = await all(`/api/v1/centers/${centerId}/programs`);
+  const perProgram = await Promise.all(programs.map(
+    (program) => all(`/api/v1/programs/${program.id}/timeslots?${range}`)));
+  const slots = perProgram.flat().sort((a, b) => a.starts_at.localeCompare(b.starts_at));
+  render(programs, slots);
+}
+
+load().catch((error) => { status.textContent = error.message; });
