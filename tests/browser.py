@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 CHROMIUM = "/usr/bin/chromium"  # the Makefile installs it; playwright's download is unreachable
@@ -22,6 +23,16 @@ PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
 # Live outcomes come over the event stream from a real worker.
 LIVE_TIMEOUT_MS = 15_000
+WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+PAGE_BUDGET_BYTES = 100 * 1024
+# What a page and everything it loaded cost on the wire, images left out.
+_BYTES_BEFORE_IMAGES = """() => {
+  const image = /\\.(png|jpe?g|gif|webp|svg|ico)(\\?|$)/;
+  const entries = [...performance.getEntriesByType("navigation"),
+                   ...performance.getEntriesByType("resource")];
+  return entries.filter((e) => e.initiatorType !== "img" && !image.test(e.name))
+    .reduce((sum, e) => sum + e.transferSize, 0);
+}"""
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +53,19 @@ async def phone(browser: Browser, base_url: str) -> BrowserContext:
     return context
 
 
+async def assert_accessible(page: Page) -> None:
+    """No WCAG 2.2 A/AA violation axe-core can find on the page as it stands."""
+    results = await Axe().run(page, options={"runOnly": {"type": "tag", "values": WCAG_AA},
+                                             "resultTypes": ["violations"]})
+    assert results.violations_count == 0, results.generate_report()
+
+
+async def assert_light(page: Page) -> None:
+    """No page over 100 KB before images, counted as the browser fetched it."""
+    weight = await page.evaluate(_BYTES_BEFORE_IMAGES)
+    assert 0 < weight <= PAGE_BUDGET_BYTES, f"{page.url}: {weight} bytes before images"
+
+
 async def screenshots(page: Page, name: str) -> None:
     """``name``-phone.png and ``name``-desktop.png, whole pages."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -51,3 +75,11 @@ async def screenshots(page: Page, name: str) -> None:
         await page.screenshot(path=SCREENSHOTS / f"{name}-{label}.png", full_page=True)
     if before is not None:
         await page.set_viewport_size(before)
+
+
+async def check_page(page: Page, name: str) -> None:
+    """What every page of the web app must be, checked where a test has it
+    showing: accessible, light, and kept as screenshots."""
+    await assert_accessible(page)
+    await assert_light(page)
+    await screenshots(page, name)

@@ -13,7 +13,7 @@ from playwright.async_api import Browser, expect
 
 from fitnus.accounts.models import User
 from fitnus.booking.models import Reservation, ReservationStatus
-from tests.browser import phone, screenshots
+from tests.browser import check_page, phone
 from tests.conftest import TEST_PASSWORD, unique_email
 from tests.e2e.test_booking import fund
 from tests.e2e.test_centers import in_days, new_center, new_program
@@ -52,7 +52,7 @@ async def test_sign_up_find_book_live_and_cancel(
     try:
         email = unique_email("browser")
         await page.goto("/signup")
-        await screenshots(page, "signup")
+        await check_page(page, "signup")
         await page.get_by_label("이름").fill("박지민")
         await page.get_by_label("이메일").fill(email)
         await page.get_by_label("비밀번호").fill(TEST_PASSWORD)
@@ -66,7 +66,7 @@ async def test_sign_up_find_book_live_and_cancel(
         await page.get_by_role("button", name="검색").click()
         result = page.get_by_role("link", name=center_name)
         await expect(result).to_be_visible()
-        await screenshots(page, "centers")
+        await check_page(page, "centers")
         await result.click()
 
         await expect(page.get_by_role("heading", name=center_name)).to_be_visible()
@@ -76,13 +76,13 @@ async def test_sign_up_find_book_live_and_cancel(
         # The queue position shows at once; the worker's decision replaces it live.
         await expect(outcome).to_contain_text(re.compile("접수됨 · 대기 순번 \\d+번|예약 확정"))
         await expect(outcome).to_contain_text("예약 확정")
-        await screenshots(page, "center")
+        await check_page(page, "center")
         reservation = await Reservation.get(user_id=user.id, timeslot_id=timeslot_id)
         assert reservation.status is ReservationStatus.CONFIRMED
 
         await page.get_by_role("link", name="내 일정에서 보기").click()
         await expect(page.get_by_text("저녁 요가")).to_be_visible()
-        await screenshots(page, "calendar")
+        await check_page(page, "calendar")
         await page.get_by_role("button", name="예약 취소").click()
         # The refund shows before the person confirms.
         await expect(page.get_by_text(f"전액 환불 · 쿠폰 {PRICE}장을 돌려받아요.")).to_be_visible()
