@@ -6,10 +6,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
 
 import pytest
+from aiohttp.test_utils import TestClient
 from axe_playwright_python.async_playwright import Axe
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+
+from tests.conftest import TEST_PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"  # the Makefile installs it; playwright's download is unreachable
 # Without the background-networking flags, Chromium's own connections are
@@ -42,6 +47,11 @@ async def browser() -> AsyncIterator[Browser]:
                                                     args=CHROMIUM_ARGS)
         yield launched
         await launched.close()
+
+
+def base_url(client: TestClient[Any, Any]) -> str:
+    """Where a browser reaches the app under test."""
+    return str(client.make_url("")).rstrip("/")
 
 
 async def phone(browser: Browser, base_url: str) -> BrowserContext:
@@ -83,3 +93,14 @@ async def check_page(page: Page, name: str) -> None:
     await assert_accessible(page)
     await assert_light(page)
     await screenshots(page, name)
+
+
+async def sign_in(page: Page, email: str, name: str, *, password: str = TEST_PASSWORD,
+                  then: str = "/") -> None:
+    """Through the sign-in page, as the person would, going on to ``then``;
+    done once the header greets them."""
+    await page.goto(f"/login?{urlencode({'next': then})}")
+    await page.get_by_label("이메일").fill(email)
+    await page.get_by_label("비밀번호").fill(password)
+    await page.get_by_role("button", name="로그인", exact=True).click()
+    await expect(page.get_by_text(f"{name}님")).to_be_visible()

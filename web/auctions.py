@@ -109,6 +109,11 @@ class BidOut(BaseModel):
     price: int
 
 
+class YourStandingOut(BaseModel):
+    bidder_alias: str | None = Field(description="how watchers see you here, once you have bid")
+    leading: bool
+
+
 class PlacedBidOut(BaseModel):
     amount: int
     bidder_alias: str
@@ -185,6 +190,21 @@ async def list_bids(request: web.Request, *, path: AuctionPath) -> web.Response:
         PlacedBidOut(amount=bid.amount, bidder_alias=service.alias(bid.bidder_no),
                      leading=bid.leading, at=bid.placed_at.astimezone(zone))
         for bid in await service.bids_of(auction.id)]))
+
+
+@api.route("GET", "/api/v1/auctions/{auction_id}/me", tag="auctions",
+           summary="Where you stand: your alias on the auction's stream once you have bid "
+                   "(so a page knows which leader is you), and whether you lead",
+           path_params=AuctionPath, auth=True, responses={200: YourStandingOut},
+           errors=(400, 401, 404))
+async def your_standing(request: web.Request, *, path: AuctionPath,
+                        principal: Principal) -> web.Response:
+    auction = await service.auction_by_id(path.auction_id)
+    number = (await service.bidder_numbers(auction.id, [principal.user_id])).get(
+        principal.user_id)
+    return json(YourStandingOut(
+        bidder_alias=None if number is None else service.alias(number),
+        leading=auction.leader_id == principal.user_id))  # type: ignore[attr-defined]
 
 
 @api.route("GET", "/api/v1/auctions/{auction_id}/stream", tag="auctions",

@@ -284,6 +284,27 @@ async def search_centers(request: web.Request, *, query: SearchQuery) -> web.Res
                         content_type="application/json")
 
 
+class CenterList(BaseModel):
+    items: list[CenterOut]
+    next_cursor: str | None
+
+
+@api.route("GET", "/api/v1/owner/centers", tag="centers",
+           summary="Your own centers, by id (owners)", query=ListQuery, auth=True,
+           responses={200: CenterList}, errors=(400, 401, 403))
+async def owner_centers(
+    request: web.Request, *, query: ListQuery, principal: Principal
+) -> web.Response:
+    after = decode_cursor(query.cursor, [int])[0] if query.cursor else None
+    centers = await service.centers_of(principal, after_id=after, limit=query.limit)
+    page, more = centers[: query.limit], len(centers) > query.limit
+    zone = service_zone(request)
+    return json(CenterList(
+        items=[center_out(center, zone) for center in page],
+        next_cursor=encode_cursor([page[-1].id]) if more else None,
+    ))
+
+
 @api.route("GET", "/api/v1/centers/{center_id}", tag="centers", summary="One center",
            path_params=CenterPath, responses={200: CenterOut}, errors=(404,))
 async def get_center(request: web.Request, *, path: CenterPath) -> web.Response:

@@ -106,6 +106,7 @@ class ApplicationOut(BaseModel):
     id: int
     club_id: int
     user_id: int
+    applicant_name: str
     message: str
     status: Literal["pending", "accepted", "rejected"]
     created_at: datetime
@@ -119,6 +120,20 @@ class ApplicationList(BaseModel):
 
 class ApplicationQuery(BaseModel):
     status: Literal["pending", "accepted", "rejected"] | None = None
+    limit: Limit = 20
+    cursor: Annotated[str, StringConstraints(max_length=200)] | None = None
+
+
+class MyClubOut(ClubOut):
+    role: Literal["leader", "member"]
+
+
+class MyClubList(BaseModel):
+    items: list[MyClubOut]
+    next_cursor: str | None
+
+
+class PageQuery(BaseModel):
     limit: Limit = 20
     cursor: Annotated[str, StringConstraints(max_length=200)] | None = None
 
@@ -149,9 +164,11 @@ def club_out(club: Club, zone: ZoneInfo) -> ClubOut:
 
 
 def application_out(application: ClubApplication, zone: ZoneInfo) -> ApplicationOut:
+    """``application.user`` fetched: the leader decides knowing who asks."""
     return ApplicationOut(
         id=application.id, club_id=application.club_id,  # type: ignore[attr-defined]
         user_id=application.user_id,  # type: ignore[attr-defined]
+        applicant_name=application.user.name,
         message=application.message, status=application.status.value,
         created_at=application.created_at.astimezone(zone),
         decided_at=None if application.decided_at is None
@@ -197,6 +214,21 @@ async def find_clubs(request: web.Request, *, query: ClubQuery) -> web.Response:
                          next_cursor=encode_cursor([page[-1].id]) if more else None))
 
 
+@api.route("GET", "/api/v1/me/clubs", tag="clubs",
+           summary="The clubs you belong to, and your role in each, in the order you joined",
+           query=PageQuery, auth=True, responses={200: MyClubList}, errors=(400, 401))
+async def my_clubs(request: web.Request, *, query: PageQuery, principal: Principal
+                   ) -> web.Response:
+    memberships = await service.memberships_of(
+        user_id=principal.user_id, after_id=_after_id(query.cursor), limit=query.limit)
+    page, more = memberships[: query.limit], len(memberships) > query.limit
+    zone = service_zone(request)
+    return json(MyClubList(
+        items=[MyClubOut(**club_out(member.club, zone).model_dump(), role=member.role.value)
+               for member in page],
+        next_cursor=encode_cursor([page[-1].id]) if more else None))
+
+
 @api.route("GET", "/api/v1/clubs/{club_id}", tag="clubs", summary="One club",
            path_params=ClubPath, responses={200: ClubOut}, errors=(404,))
 async def get_club(request: web.Request, *, path: ClubPath) -> web.Response:
@@ -236,6 +268,7 @@ async def apply_to_club(
     application, leader = await service.apply(principal=principal, club_id=path.club_id,
                                               message=body.message, clock=request.app[CLOCK])
     await _ring(request, leader)
+    await application.fetch_related("user")
     return json(application_out(application, service_zone(request)), 201)
 
 
@@ -264,6 +297,7 @@ async def _decide(request: web.Request, path: ApplicationPath, principal: Princi
         principal=principal, club_id=path.club_id, application_id=path.application_id,
         accept=accept, clock=request.app[CLOCK])
     await _ring(request, decided.notified)
+    await decided.application.fetch_related("user")
     return json(application_out(decided.application, service_zone(request)))
 
 

@@ -15,8 +15,11 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from fitnus.auctions import service as auctions
 from fitnus.centers import service
+from fitnus.clubs import service as clubs
 from fitnus.demo import DEMO_ACCOUNTS
+from fitnus.errors import NotFound
 from web.centers import center_out
 from web.keys import SETTINGS, service_zone
 
@@ -51,6 +54,21 @@ async def _home(request: web.Request) -> Context:
     return {"demo_accounts": () if production else DEMO_ACCOUNTS, "production": production}
 
 
+async def _path_ids(request: web.Request) -> Context:
+    """The ids in the path (``/owner/centers/{center_id}/kiosk``), for the page's script."""
+    return {name: int(value) for name, value in request.match_info.items()}
+
+
+async def _club(request: web.Request) -> Context:
+    club_id = int(request.match_info["club_id"])
+    return {"club_id": club_id, "club": await clubs.club_by_id(club_id)}
+
+
+async def _auction(request: web.Request) -> Context:
+    auction_id = int(request.match_info["auction_id"])
+    return {"auction_id": auction_id, "auction": await auctions.auction_by_id(auction_id)}
+
+
 async def _center(request: web.Request) -> Context:
     center = await service.center_by_id(int(request.match_info["center_id"]))
     return {"center": center_out(center, service_zone(request))}
@@ -65,12 +83,24 @@ PAGES: tuple[tuple[str, str, Page], ...] = (
     ("/centers", "centers.html", _nothing),
     (r"/centers/{center_id:\d+}", "center.html", _center),
     ("/me/calendar", "calendar.html", _nothing),
+    ("/me/wallet", "wallet.html", _nothing),
+    ("/clubs", "clubs.html", _nothing),
+    (r"/clubs/{club_id:\d+}", "club.html", _club),
+    ("/auctions", "auctions.html", _nothing),
+    (r"/auctions/{auction_id:\d+}", "auction.html", _auction),
+    ("/owner", "owner.html", _nothing),
+    (r"/owner/centers/{center_id:\d+}/kiosk", "kiosk.html", _path_ids),
+    ("/admin", "admin.html", _nothing),
 )
 
 
 def _page(template: str, context: Page) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def render(request: web.Request) -> web.Response:
-        return aiohttp_jinja2.render_template(template, request, dict(await context(request)))
+        try:
+            values = await context(request)
+        except NotFound:
+            return aiohttp_jinja2.render_template("not_found.html", request, {}, status=404)
+        return aiohttp_jinja2.render_template(template, request, dict(values))
 
     return render
 

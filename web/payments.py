@@ -1,12 +1,12 @@
-"""Buying coupons with Kakao Pay: the API, Kakao's browser redirects, and a
-plain result page until the web app exists."""
+"""Buying coupons with Kakao Pay: the API, Kakao's browser redirects, and the
+web app's result page they end on."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from html import escape
 from typing import Annotated, Literal
 
+import aiohttp_jinja2
 from aiohttp import web
 from pydantic import BaseModel, Field, StringConstraints
 
@@ -193,23 +193,34 @@ async def my_payments(request: web.Request, *, principal: Principal) -> web.Resp
                                    for order in await service.payments_of(principal.user_id)]))
 
 
-RESULT_PAGE = """<!doctype html>
-<html lang="ko"><head><meta charset="utf-8"><title>FitNus 결제</title></head>
-<body><h1>{title}</h1><p>{coupons} coupons, {amount:,} KRW: {status}.</p>
-<p><a href="/">FitNus</a></p></body></html>
-"""
 TITLES = {OrderStatus.APPROVED: "결제 완료", OrderStatus.PENDING: "결제 확인 중",
           OrderStatus.CANCELLED: "결제 취소", OrderStatus.FAILED: "결제 실패",
           OrderStatus.PARTIALLY_REFUNDED: "부분 환불", OrderStatus.REFUNDED: "환불 완료"}
+# What happened, in the person's words, and whether it went their way.
+OUTCOMES = {
+    OrderStatus.APPROVED: ("쿠폰 {coupons:,}장이 지갑에 들어왔어요.", "ok"),
+    OrderStatus.PENDING: ("카카오페이 결제를 확인하고 있어요. 잠시 후 다시 확인해 주세요.", ""),
+    OrderStatus.CANCELLED: ("결제를 취소했어요. 빠져나간 돈은 없어요.", "bad"),
+    OrderStatus.FAILED: ("결제하지 못했어요. 빠져나간 돈은 없어요. 지갑에서 다시 시도해 주세요.",
+                         "bad"),
+    OrderStatus.PARTIALLY_REFUNDED: ("쓰지 않은 쿠폰 일부를 환불했어요.", "ok"),
+    OrderStatus.REFUNDED: ("결제 금액을 모두 환불했어요.", "ok"),
+}
 
 
 async def result_page(request: web.Request) -> web.Response:
-    """Where the browser lands after Kakao Pay, until the web app takes over."""
+    """Where the browser lands after Kakao Pay: the order's outcome, for
+    whoever holds its callback key (the browser that paid), signed in or not."""
     try:
         order = await service.order_by_key(int(request.match_info["payment_id"]),
                                            request.query.get("key", ""))
     except ValueError:
         raise web.HTTPNotFound() from None
-    return web.Response(content_type="text/html", text=RESULT_PAGE.format(
-        title=escape(TITLES.get(order.status, order.status.value)), coupons=order.coupons,
-        amount=order.amount_krw, status=escape(order.status.value)))
+    outcome, tone = OUTCOMES.get(order.status, (order.status.value, ""))
+    return aiohttp_jinja2.render_template("payment_result.html", request, {
+        "title": TITLES.get(order.status, order.status.value),
+        "outcome": outcome.format(coupons=order.coupons), "tone": tone,
+        "coupons": order.coupons, "amount_krw": order.amount_krw,
+        "refunded_krw": order.refunded_krw, "refunded_coupons": order.refunded_coupons,
+        "pending": order.status is OrderStatus.PENDING,
+        "again": request.path_qs})

@@ -97,6 +97,15 @@ async def center_by_id(center_id: int) -> Center:
     return center
 
 
+async def centers_of(principal: Principal, *, after_id: int | None, limit: int) -> list[Center]:
+    """The caller's own centers, by id (one more than ``limit``, to tell a next page)."""
+    _require_manager_role(principal)
+    query = Center.filter(owner_id=principal.user_id, deleted_at=None)
+    if after_id is not None:
+        query = query.filter(id__gt=after_id)
+    return await query.order_by("id").limit(limit + 1)
+
+
 async def managed_center(principal: Principal, center_id: int) -> Center:
     """A center for its owner or an admin to look after."""
     center = await center_by_id(center_id)

@@ -232,7 +232,7 @@ async def applications_of(
     after_id: int | None, limit: int,
 ) -> list[ClubApplication]:
     club = await led_club(principal, club_id)
-    query = ClubApplication.filter(club_id=club.id)
+    query = ClubApplication.filter(club_id=club.id).select_related("user")
     if status is not None:
         query = query.filter(status=status)
     if after_id is not None:
@@ -281,6 +281,16 @@ async def decide_application(
                      dedupe_key=f"{kind}:{application.id}")
         await application.refresh_from_db()
     return Decided(application, applicant)
+
+
+async def memberships_of(*, user_id: int, after_id: int | None,
+                         limit: int) -> list[ClubMember]:
+    """The person's memberships of living clubs, with their clubs, in the
+    order they joined; ``limit`` + 1 of them."""
+    query = ClubMember.filter(user_id=user_id, club__dissolved_at=None)
+    if after_id is not None:
+        query = query.filter(id__gt=after_id)
+    return await query.select_related("club").order_by("id").limit(limit + 1)
 
 
 async def members_of(*, principal: Principal, club_id: int) -> list[ClubMember]:

@@ -114,6 +114,32 @@ async def test_bids_move_the_escrow_to_the_leader(
         "available"] == 89
 
 
+async def test_a_bidder_learns_their_alias_and_whether_they_lead(
+    client: Client, sign_up: Any, worker: dramatiq.Worker,
+) -> None:
+    """A page tells which leader on the public stream is you by your alias."""
+    owner = await sign_up("owner")
+    first, second = await bidder(sign_up, 100), await bidder(sign_up, 100)
+    auction = await new_auction(client, owner)
+    path = f"/api/v1/auctions/{auction['id']}/me"
+
+    async def standing(person: Any) -> tuple[str | None, bool]:
+        response = await client.get(path, headers=person.headers)
+        assert response.status == 200, await response.text()
+        body = await response.json()
+        return body["bidder_alias"], body["leading"]
+
+    assert await standing(first) == (None, False)
+    await placed(client, first, auction["id"], amount=10)
+    assert await standing(first) == ("입찰자 1", True)
+    await placed(client, second, auction["id"], amount=11)
+    assert (await standing(first), await standing(second)) == (
+        ("입찰자 1", False), ("입찰자 2", True))
+    assert (await client.get(path)).status == 401
+    assert (await client.get("/api/v1/auctions/999999999/me",
+                             headers=first.headers)).status == 404
+
+
 async def test_a_bid_under_a_price_already_reached_is_refused_at_the_door(
     client: Client, aiohttp_client: Any, make_app: Any, sign_up: Any, worker: dramatiq.Worker,
 ) -> None:

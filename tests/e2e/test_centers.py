@@ -425,6 +425,26 @@ async def test_programs_list_in_pages(client: Client, sign_up: Any) -> None:
     assert second["next_cursor"] is None
 
 
+async def test_an_owner_lists_their_own_centers_only(client: Client, sign_up: Any) -> None:
+    owner, other = await sign_up("owner"), await sign_up("owner")
+    mine = [await new_center(client, owner, name=f"내 센터 {n}") for n in range(3)]
+    await new_center(client, other, name="남의 센터")
+    closed = await new_center(client, owner, name="문 닫은 센터")
+    assert (await client.delete(f"/api/v1/centers/{closed['id']}",
+                                headers=owner.headers)).status == 204
+    first = await (await client.get("/api/v1/owner/centers?limit=2",
+                                    headers=owner.headers)).json()
+    second = await (await client.get(
+        f"/api/v1/owner/centers?limit=2&cursor={first['next_cursor']}", headers=owner.headers
+    )).json()
+    assert [c["id"] for c in first["items"] + second["items"]] == [c["id"] for c in mine]
+    assert second["next_cursor"] is None
+    user = await sign_up("user")
+    refused = await client.get("/api/v1/owner/centers", headers=user.headers)
+    assert (refused.status, (await refused.json())["code"]) == (403, "owner_role_required")
+    assert (await client.get("/api/v1/owner/centers")).status == 401
+
+
 @pytest.mark.parametrize("path", ["/api/v1/centers/0", "/api/v1/centers/abc",
                                   "/api/v1/programs/999999999/timeslots",
                                   "/api/v1/timeslots/99999999999999999999"])

@@ -110,6 +110,41 @@ async def test_the_leader_decides_applications_and_the_applicant_is_told(
     assert (await (await client.get(f"/api/v1/clubs/{club['id']}")).json())["member_count"] == 2
 
 
+async def test_my_clubs_are_the_living_clubs_i_belong_to_with_my_role(
+    client: Client, sign_up: Any,
+) -> None:
+    leader, member = await sign_up(), await sign_up(name="박지민")
+    mine = await new_club(client, leader, name=unique_name("Mine"))
+    other = await new_club(client, leader, name=unique_name("Other"))
+    application = await (await apply(client, member, mine["id"])).json()
+    assert application["applicant_name"] == "박지민"
+    pending = await (await client.get(f"/api/v1/clubs/{mine['id']}/applications?status=pending",
+                                      headers=leader.headers)).json()
+    assert [item["applicant_name"] for item in pending["items"]] == ["박지민"]
+    accepted = await client.post(
+        f"/api/v1/clubs/{mine['id']}/applications/{application['id']}/accept",
+        headers=leader.headers)
+    assert (await accepted.json())["applicant_name"] == "박지민"
+
+    async def my_clubs(person: Any, query: str = "") -> Any:
+        response = await client.get(f"/api/v1/me/clubs{query}", headers=person.headers)
+        assert response.status == 200, await response.text()
+        return await response.json()
+
+    listed = await my_clubs(member)
+    assert [(club["id"], club["role"], club["member_count"]) for club in listed["items"]] == [
+        (mine["id"], "member", 2)]
+    first = await my_clubs(leader, "?limit=1")
+    assert [club["id"] for club in first["items"]] == [mine["id"]]
+    second = await my_clubs(leader, f"?limit=1&cursor={first['next_cursor']}")
+    assert ([(club["id"], club["role"]) for club in second["items"]], second["next_cursor"]) == (
+        [(other["id"], "leader")], None)
+    assert (await client.delete(f"/api/v1/clubs/{other['id']}",
+                                headers=leader.headers)).status == 204
+    assert [club["id"] for club in (await my_clubs(leader))["items"]] == [mine["id"]]
+    assert (await client.get("/api/v1/me/clubs")).status == 401
+
+
 async def test_only_members_see_members_and_a_club_always_has_a_leader(
     client: Client, sign_up: Any,
 ) -> None:

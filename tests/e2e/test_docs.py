@@ -3,6 +3,7 @@ browser (Debian's Chromium, driven by playwright)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -80,3 +81,17 @@ async def test_docs_list_every_operation_in_a_real_browser(client: Client) -> No
     assert "Failed to load API definition" not in text, text
     assert refused == []
     assert {(method, path) for method, path in listed} == declared
+
+
+
+def test_the_readme_shows_screenshots_the_browser_tests_take() -> None:
+    """Copies of var/screenshots/<page>-<phone|desktop>.png, which the browser
+    tests (tests/e2e/test_web_*.py) write through check_page."""
+    shown = re.findall(r"!\[[^\]]+\]\((docs/screenshots/[^)]+\.png)\)", README.read_text())
+    assert len(shown) >= 3
+    tests = "".join(path.read_text() for path in Path(__file__).parent.glob("test_web_*.py"))
+    for image in shown:
+        assert (README.parent / image).is_file(), image
+        page, size = Path(image).stem.rsplit("-", 1)
+        assert size in ("phone", "desktop"), image
+        assert f'check_page(page, "{page}")' in tests, f"no browser test takes {image}"

@@ -139,6 +139,47 @@ export async function api(method, path, { body, headers = {}, retry = true } = {
   return { status: response.status, data };
 }
 
+/** Every item of a paged list (`{items, next_cursor}`), 100 at a time. */
+export async function allPages(path) {
+  const items = [];
+  let cursor = null;
+  do {
+    const query = new URLSearchParams({ limit: "100" });
+    if (cursor) query.set("cursor", cursor);
+    const page = await api("GET", `${path}${path.includes("?") ? "&" : "?"}${query}`);
+    items.push(...page.data.items);
+    cursor = page.data.next_cursor;
+  } while (cursor);
+  return items;
+}
+
+/**
+ * Outcomes of queued commands (202 + position) for the page elements that
+ * asked: an outcome may arrive on the event stream before the 202 that
+ * names its command, and is kept until then.
+ */
+export class QueuedCommands {
+  constructor() {
+    this.waiting = new Map();  // command id -> the element that asked
+    this.early = new Map();    // command id -> its outcome, before its 202
+  }
+
+  /** The 202 named this command for ``element``. */
+  expect(commandId, element) {
+    this.waiting.set(commandId, element);
+    if (this.early.has(commandId)) this.decided(commandId, this.early.get(commandId));
+  }
+
+  /** ``show(element)`` once the element that asked is known. */
+  decided(commandId, show) {
+    const element = this.waiting.get(commandId);
+    if (!element) { this.early.set(commandId, show); return; }
+    this.waiting.delete(commandId);
+    this.early.delete(commandId);
+    show(element);
+  }
+}
+
 export function idempotencyKey() {
   return crypto.randomUUID ? crypto.randomUUID()
     : `${Date.now()}-${Math.random().toString(16).slice(2)}`;
@@ -166,7 +207,7 @@ export function openEvents(handlers, { onOpen } = {}) {
       const { data } = await api("POST", "/api/v1/events/tickets");
       const query = new URLSearchParams({ ticket: data.ticket, last_event_id: lastId() });
       source = new EventSource(`/api/v1/events?${query}`);
-    } catch (error) {
+    } catch {
       setTimeout(open, delay = Math.min(delay * 2, 10_000));
       return;
     }
@@ -203,6 +244,16 @@ export const seoulTime = (iso) => when.format(new Date(iso));
 /** Shows a message to the person, announced by screen readers. */
 export function say(text, { element = document.getElementById("toast") } = {}) {
   element.textContent = text;
+}
+
+/** A settlement's money, as owners and admins read it. */
+export function settlementAmounts(item) {
+  return `<dl class="money">
+      <dt>이용 금액</dt><dd>${won(item.gross_krw)}</dd>
+      <dt>수수료 (${escapeHtml(item.commission_percent)}%)</dt><dd>−${won(item.commission_krw)}</dd>
+      <dt>부가세</dt><dd>−${won(item.vat_krw)}</dd>
+      <dt class="payout">지급액</dt><dd class="payout">${won(item.payout_krw)}</dd>
+    </dl>`;
 }
 
 export function escapeHtml(text) {

@@ -4,6 +4,7 @@ import {
 
 const SEOUL_OFFSET_MS = 9 * 3600 * 1000;  // Asia/Seoul keeps no daylight saving
 const DAY_MS = 24 * 3600 * 1000;
+const CHECK_IN_WINDOW_MS = 30 * 60 * 1000;  // check-in opens and closes 30 min either side
 const REFUNDS = {
   policy_full: (n) => `전액 환불 · ${coupons(n)}을 돌려받아요.`,
   policy_partial: (n) => `부분 환불 · ${coupons(n)}을 돌려받아요.`,
@@ -52,12 +53,20 @@ function range() {
 
 const month = (utcMidnight) => new Date(utcMidnight).toISOString().slice(0, 7);
 
+function reservationActions(entry) {
+  const fromStart = Date.now() - Date.parse(entry.starts_at);
+  if (Math.abs(fromStart) <= CHECK_IN_WINDOW_MS) {
+    return `<button type="button" class="check-in" data-id="${entry.id}">출석 체크</button>`;
+  }
+  if (fromStart > 0) return "";
+  return `<button type="button" class="secondary move" data-id="${entry.id}" data-timeslot-id="${entry.timeslot_id}">바꾸기</button>
+    <button type="button" class="secondary cancel" data-id="${entry.id}">예약 취소</button>`;
+}
+
 function entryHtml(entry) {
   const time = `${clock.format(new Date(entry.starts_at))}–${clock.format(new Date(entry.ends_at))}`;
   const actions = entry.kind === "reservation"
-    ? `<button type="button" class="secondary move" data-id="${entry.id}" data-timeslot-id="${entry.timeslot_id}">바꾸기</button>
-       <button type="button" class="secondary cancel" data-id="${entry.id}">예약 취소</button>`
-    : `<a href="/clubs/${entry.club_id}">크루 보기</a>`;
+    ? reservationActions(entry) : `<a href="/clubs/${entry.club_id}">크루 보기</a>`;
   const kind = entry.kind === "reservation" ? "예약" : "크루 모임";
   return `<li class="card" data-kind="${entry.kind}" data-id="${entry.id}">
     <div class="row"><div><span class="muted">${kind}</span><br>
@@ -126,11 +135,27 @@ async function move(id, timeslotId) {
   reload();
 }
 
+async function checkIn(id) {
+  const field = document.getElementById("check-in-code");
+  field.value = "";
+  if (await ask(document.getElementById("check-in-dialog")) !== "check-in") return;
+  await api("POST", `/api/v1/reservations/${id}/check-in`,
+    { body: { code: field.value.replace(/\s/g, "") } });
+  say("출석했어요. 즐거운 운동 되세요!");
+  reload();
+}
+
+const ACTIONS = {
+  cancel: (button) => cancel(button.dataset.id),
+  move: (button) => move(button.dataset.id, button.dataset.timeslotId),
+  "check-in": (button) => checkIn(button.dataset.id),
+};
+
 entries.addEventListener("click", (event) => {
   const button = event.target.closest("button");
-  if (!button) return;
-  const action = button.classList.contains("cancel")
-    ? cancel(button.dataset.id) : move(button.dataset.id, button.dataset.timeslotId);
+  const name = button && Object.keys(ACTIONS).find((key) => button.classList.contains(key));
+  if (!name) return;
+  const action = ACTIONS[name](button);
   action.catch((error) => say(error.body ? problemMessage(error.body) : error.message));
 });
 

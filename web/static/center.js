@@ -1,6 +1,6 @@
 import {
-  api, coupons, escapeHtml, idempotencyKey, openEvents, problemMessage, requireSession,
-  seoulTime,
+  allPages, api, coupons, escapeHtml, idempotencyKey, openEvents, problemMessage, QueuedCommands,
+  requireSession, seoulTime,
 } from "app";
 
 const timetable = document.getElementById("timetable");
@@ -13,18 +13,6 @@ const day = new Intl.DateTimeFormat("ko-KR", {
 const clock = new Intl.DateTimeFormat("ko-KR", {
   timeZone: "Asia/Seoul", hour: "numeric", minute: "2-digit",
 });
-
-async function all(path) {
-  const items = [];
-  let cursor = null;
-  do {
-    const separator = path.includes("?") ? "&" : "?";
-    const page = await api("GET", `${path}${separator}limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
-    items.push(...page.data.items);
-    cursor = page.data.next_cursor;
-  } while (cursor);
-  return items;
-}
 
 function seatsLeft(slot) {
   return slot.remaining > 0 ? `남은 자리 ${slot.remaining}` : "마감";
@@ -56,10 +44,7 @@ function render(programs, slots) {
   status.textContent = slots.length ? "" : "앞으로 14일 동안 열린 수업이 없어요.";
 }
 
-// command id -> the timeslot's card, for outcomes arriving on the event stream;
-// an outcome may arrive before the 202 that names its command.
-const waiting = new Map();
-const early = new Map();
+const queued = new QueuedCommands();
 let events = null;
 
 // The Seoul day of a timeslot, for the calendar link: YYYY-MM-DD.
@@ -86,21 +71,13 @@ function showRejected(card, code) {
   refreshSeats(card).catch(() => {});
 }
 
-// Applies an outcome to its card, or keeps it until the 202 names the command.
-function decided(commandId, show) {
-  const card = waiting.get(commandId);
-  if (!card) { early.set(commandId, show); return; }
-  waiting.delete(commandId);
-  show(card);
-}
-
 function startEvents() {
   if (events) return events.ready;
   let opened;
   const ready = new Promise((resolve) => { opened = resolve; });
   events = openEvents({
-    "reservation.confirmed": (event) => decided(event.command_id, showConfirmed),
-    "reservation.rejected": (event) => decided(event.command_id,
+    "reservation.confirmed": (event) => queued.decided(event.command_id, showConfirmed),
+    "reservation.rejected": (event) => queued.decided(event.command_id,
       (card) => showRejected(card, event.code)),
   }, { onOpen: opened });
   events.ready = ready;
@@ -120,9 +97,8 @@ async function book(card) {
     });
     slotStatus.className = "status outcome";
     if (answered === 202) {
-      waiting.set(data.command_id, card);
       slotStatus.textContent = `접수됨 · 대기 순번 ${data.position}번`;
-      if (early.has(data.command_id)) decided(data.command_id, early.get(data.command_id));
+      queued.expect(data.command_id, card);
     } else {
       showConfirmed(card);
     }
@@ -142,9 +118,9 @@ async function load() {
   const now = new Date();
   const until = new Date(now.getTime() + DAYS * 24 * 3600 * 1000);
   const range = new URLSearchParams({ from: now.toISOString(), to: until.toISOString() });
-  const programs = await all(`/api/v1/centers/${centerId}/programs`);
+  const programs = await allPages(`/api/v1/centers/${centerId}/programs`);
   const perProgram = await Promise.all(programs.map(
-    (program) => all(`/api/v1/programs/${program.id}/timeslots?${range}`)));
+    (program) => allPages(`/api/v1/programs/${program.id}/timeslots?${range}`)));
   const slots = perProgram.flat().sort((a, b) => a.starts_at.localeCompare(b.starts_at));
   render(programs, slots);
 }
