@@ -20,6 +20,7 @@ class Job:
 def jobs(time_zone: str) -> list[Job]:
     """``time_zone``: the service's (Asia/Seoul), for the jobs that run at a
     time of day; a trigger made here would otherwise take the machine's."""
+    from actors.accounts import prune_expired_refresh_tokens
     from actors.auctions import close_due_auctions, sweep_auction_queues
     from actors.booking import (
         mark_no_shows,
@@ -129,6 +130,12 @@ def jobs(time_zone: str) -> list[Job]:
             # A run whose worker died half-way goes on from its last chunk.
             trigger=IntervalTrigger(minutes=5),
             enqueue=resume_batch_runs.send,
+        ),
+        Job(
+            name="prune-refresh-tokens",
+            # Expired ones: the web app's session issues one per page opened.
+            trigger=IntervalTrigger(hours=1),
+            enqueue=prune_expired_refresh_tokens.send,
         ),
         Job(
             name="redrive-pending-commands",

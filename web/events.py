@@ -23,6 +23,7 @@ from fitnus.errors import InvalidInput
 from fitnus.notifications.reads import CoalescedReads, Row
 from fitnus.notifications.service import (
     StoredNotification,
+    latest_notification_id,
     mark_read,
     notifications_after,
 )
@@ -76,6 +77,9 @@ class NotificationPath(BaseModel):
 class TicketOut(BaseModel):
     ticket: str
     expires_in: int
+    latest_event_id: int = Field(description="your newest event's id (0 for none): "
+                                             "?last_event_id= for a screen that needs "
+                                             "only what comes next")
 
 
 class StreamQuery(BaseModel):
@@ -117,7 +121,9 @@ async def read_notification(
 async def new_ticket(request: web.Request, *, principal: Principal) -> web.Response:
     tickets = request.app[TICKETS]
     return json_response(TicketOut(ticket=await tickets.issue(principal.user_id),
-                                   expires_in=tickets.ttl_seconds), 201)
+                                   expires_in=tickets.ttl_seconds,
+                                   latest_event_id=await latest_notification_id(
+                                       principal.user_id)), 201)
 
 
 @api.route("GET", "/api/v1/events", tag="notifications",

@@ -7,7 +7,9 @@ session, which only the page's script holds."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Mapping
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +76,9 @@ async def _center(request: web.Request) -> Context:
     return {"center": center_out(center, service_zone(request))}
 
 
+# An id in a page's path: as the API's, at most 18 digits (below 2**63).
+ID = r"\d{1,18}"
+
 # path, template, what the template needs beyond the request
 PAGES: tuple[tuple[str, str, Page], ...] = (
     ("/", "home.html", _home),
@@ -81,15 +86,15 @@ PAGES: tuple[tuple[str, str, Page], ...] = (
     ("/signup", "signup.html", _nothing),
     ("/login/kakao", "login_kakao.html", _nothing),
     ("/centers", "centers.html", _nothing),
-    (r"/centers/{center_id:\d+}", "center.html", _center),
+    (f"/centers/{{center_id:{ID}}}", "center.html", _center),
     ("/me/calendar", "calendar.html", _nothing),
     ("/me/wallet", "wallet.html", _nothing),
     ("/clubs", "clubs.html", _nothing),
-    (r"/clubs/{club_id:\d+}", "club.html", _club),
+    (f"/clubs/{{club_id:{ID}}}", "club.html", _club),
     ("/auctions", "auctions.html", _nothing),
-    (r"/auctions/{auction_id:\d+}", "auction.html", _auction),
+    (f"/auctions/{{auction_id:{ID}}}", "auction.html", _auction),
     ("/owner", "owner.html", _nothing),
-    (r"/owner/centers/{center_id:\d+}/kiosk", "kiosk.html", _path_ids),
+    (f"/owner/centers/{{center_id:{ID}}}/kiosk", "kiosk.html", _path_ids),
     ("/admin", "admin.html", _nothing),
 )
 
@@ -106,7 +111,8 @@ def _page(template: str, context: Page) -> Callable[[web.Request], Awaitable[web
 
 
 async def _cache_static(request: web.Request, response: web.StreamResponse) -> None:
-    if request.path.startswith(STATIC_PREFIX) and "v" in request.query:
+    if (request.path.startswith(STATIC_PREFIX) and "v" in request.query
+            and response.status == HTTPStatus.OK):
         response.headers["Cache-Control"] = IMMUTABLE
 
 
@@ -116,7 +122,9 @@ def install(app: web.Application) -> None:
     environment = aiohttp_jinja2.setup(
         app, loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=jinja2.select_autoescape(default=True), undefined=jinja2.StrictUndefined)
-    environment.globals["static"] = lambda filename: str(static.url_for(filename=filename))
+    # aiohttp hashes the file's content for each URL it builds: once per file here.
+    environment.globals["static"] = functools.cache(
+        lambda filename: str(static.url_for(filename=filename)))
     environment.globals["kakao_login"] = app[SETTINGS].kakao_login is not None
     environment.globals["sport_words"] = SPORT_WORDS
     environment.globals["places"] = PLACES

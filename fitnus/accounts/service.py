@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
@@ -104,7 +104,12 @@ class Accounts:
         """A new session for someone another party vouched for (Kakao)."""
         return await self._issue(user, family=uuid.uuid4())
 
-    async def refresh(self, *, refresh_token: str) -> TokenPair:
+    async def refresh(self, *, refresh_token: str, reuse_grace_seconds: int = 0) -> TokenPair:
+        """A new pair for a live refresh token, which is spent. A spent token
+        presented again revokes its family, except within
+        ``reuse_grace_seconds`` of its spending: then the holder most likely
+        never received its successor (a browser navigated away mid-refresh),
+        so the successor is revoked and a new pair issued in its place."""
         digest = refresh_token_digest(refresh_token)
         now = self.clock.now()
         async with in_transaction():
@@ -114,7 +119,13 @@ class Accounts:
             if spent == 1:
                 token = await RefreshToken.get(token_hash=digest).select_related("user")
                 return await self._issue(token.user, family=token.family)
-        reused = await RefreshToken.get_or_none(token_hash=digest, spent_at__isnull=False)
+            reused = await RefreshToken.get_or_none(
+                token_hash=digest, spent_at__isnull=False).select_related("user")
+            if (reused is not None and reused.revoked_at is None and reused.spent_at is not None
+                    and now - reused.spent_at < timedelta(seconds=reuse_grace_seconds)):
+                await RefreshToken.filter(family=reused.family, spent_at=None,
+                                          revoked_at=None).update(revoked_at=now)
+                return await self._issue(reused.user, family=reused.family)
         if reused is not None:
             # A spent token presented again means one of its holders is a thief:
             # end the whole family, so neither holder can go on refreshing.
@@ -154,3 +165,9 @@ class Accounts:
         await RefreshToken.filter(family=family, revoked_at=None).update(
             revoked_at=self.clock.now()
         )
+
+
+async def prune_refresh_tokens(*, now: datetime) -> int:
+    """Refresh tokens past their expiry, deleted: none of them can be spent
+    again, and each page a browser opens issues one (/api/v1/session/refresh)."""
+    return await RefreshToken.filter(expires_at__lt=now).delete()

@@ -105,6 +105,13 @@ async def notifications_after_each(
             for row in rows]
 
 
+async def latest_notification_id(user_id: int) -> int:
+    """The id of a person's newest event, 0 before their first: where a new
+    screen starts its stream when it needs nothing that came before."""
+    newest = await Notification.filter(user_id=user_id).order_by("-id").first()
+    return 0 if newest is None else newest.id
+
+
 def notification_owner(row: StoredNotification) -> int:
     return row.user_id
 

@@ -11,6 +11,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from fitnus.accounts.models import RefreshToken
+from fitnus.accounts.service import prune_refresh_tokens
+from fitnus.clock import system_clock
 from fitnus.config import Settings
 from tests.conftest import TEST_PASSWORD, unique_email
 
@@ -291,3 +293,18 @@ async def test_logout_needs_an_access_token(client: Client, sign_up: Any) -> Non
         "/api/v1/auth/logout", json={"refresh_token": account.refresh_token}
     )
     assert response.status == 401
+
+
+@pytest.mark.portable
+async def test_expired_refresh_tokens_are_pruned_and_live_ones_kept(
+    client: Client, sign_up: Any,
+) -> None:
+    expired, live = await sign_up(), await sign_up()
+    now = system_clock.now()
+    await RefreshToken.filter(user_id=expired.id).update(expires_at=now - timedelta(seconds=1))
+    assert await prune_refresh_tokens(now=now) >= 1
+    assert not await RefreshToken.filter(user_id=expired.id).exists()
+    assert await RefreshToken.filter(user_id=live.id).exists()
+    refreshed = await client.post("/api/v1/auth/refresh",
+                                  json={"refresh_token": live.refresh_token})
+    assert refreshed.status == 200

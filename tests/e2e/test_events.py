@@ -113,6 +113,19 @@ async def test_a_ticket_works_once(client: Client, sign_up: Any) -> None:
     assert (await reused.json())["code"] == "invalid_ticket"
 
 
+async def test_a_ticket_says_where_a_new_screen_starts(
+    client: Client, sign_up: Any, redis: Redis, settings: Settings
+) -> None:
+    user = await sign_up()
+    pushed = await push(redis, settings, user.id, 1)
+    ticket = await (await client.post("/api/v1/events/tickets", headers=user.headers)).json()
+    assert ticket["latest_event_id"] >= pushed
+    stranger = await sign_up()
+    theirs = await (await client.post("/api/v1/events/tickets",
+                                      headers=stranger.headers)).json()
+    assert theirs["latest_event_id"] != pushed  # only their own events count
+
+
 async def test_an_expired_ticket_is_refused(
     client: Client, sign_up: Any, redis: Redis, settings: Settings
 ) -> None:

@@ -3,15 +3,25 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.conftest import TEST_PASSWORD
+from fitnus.clock import ManualClock, system_clock
+from tests.conftest import TEST_PASSWORD, unique_email
+from web.session import REUSE_GRACE_SECONDS
 
 Client = TestClient[Any, Any]
 COOKIE = "fitnus_session"
+
+
+async def sign_up_through(client: Client) -> dict[str, Any]:
+    response = await client.post("/api/v1/auth/signup", json={
+        "email": unique_email(), "password": TEST_PASSWORD, "name": "세션 사용자"})
+    assert response.status == 201, await response.text()
+    return dict(await response.json())
 
 
 def session_cookie(response: Any) -> Any:
@@ -48,19 +58,52 @@ async def test_signing_in_sets_an_httponly_cookie_and_answers_no_refresh_token(
 
 @pytest.mark.portable
 async def test_refresh_rotates_the_cookie_and_a_spent_one_ends_the_session(
-    client: Client, sign_up: Any,
+    aiohttp_client: Any, make_app: Any,
 ) -> None:
-    account = await sign_up()
+    clock = ManualClock(system_clock.now())
+    client = await aiohttp_client(make_app(clock=clock))
+    account = await sign_up_through(client)
     first = await client.post("/api/v1/session",
-                              json={"email": account.email, "password": TEST_PASSWORD})
+                              json={"email": account["email"], "password": TEST_PASSWORD})
     spent = session_cookie(first).value
     refreshed = await client.post("/api/v1/session/refresh")
     assert refreshed.status == 200, await refreshed.text()
-    assert session_cookie(refreshed).value != spent
-    live = session_cookie(refreshed).value
-    # A stolen, already spent cookie revokes the family: the live one stops working too.
+    successor = session_cookie(refreshed).value
+    assert successor != spent
+    # A page that navigated away mid-refresh presents the spent cookie again at
+    # once: it gets a new one, and the successor it never received is revoked.
+    again = await refresh_with(client, spent)
+    assert again.status == 200, await again.text()
+    live = session_cookie(again).value
+    assert live not in (spent, successor)
+    assert (await refresh_with(client, successor)).status == 401
+    # Later, a spent cookie is theft: the whole session ends, the live one too.
+    clock.advance(timedelta(seconds=REUSE_GRACE_SECONDS))
     assert (await refresh_with(client, spent)).status == 401
     assert (await refresh_with(client, live)).status == 401
+
+
+@pytest.mark.portable
+@pytest.mark.parametrize("headers", [{"Sec-Fetch-Site": "cross-site"},
+                                     {"Sec-Fetch-Site": "same-site"},
+                                     {"Origin": "https://evil.example"}])
+async def test_another_sites_page_cannot_open_or_spend_a_session(
+    client: Client, sign_up: Any, headers: dict[str, str],
+) -> None:
+    """Login CSRF: a form on another site posting credentials of its choosing."""
+    account = await sign_up()
+    opened = await client.post("/api/v1/session", headers=headers,
+                               json={"email": account.email, "password": TEST_PASSWORD})
+    assert opened.status == 403
+    assert (await opened.json())["code"] == "cross_site_request"
+    assert COOKIE not in opened.cookies
+    ours = await client.post("/api/v1/session", headers={"Sec-Fetch-Site": "same-origin"},
+                             json={"email": account.email, "password": TEST_PASSWORD})
+    assert ours.status == 200
+    assert (await client.post("/api/v1/session/refresh", headers=headers)).status == 403
+    assert (await client.post("/api/v1/session/refresh",
+                              headers={"Origin": str(client.make_url("")).rstrip("/")})
+            ).status == 200
 
 
 @pytest.mark.portable

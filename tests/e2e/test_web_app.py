@@ -8,6 +8,7 @@ import re
 import secrets
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import dramatiq
 import pytest
@@ -22,7 +23,7 @@ from fitnus.config import Settings
 from fitnus.notifications.models import Notification
 from tests.browser import base_url, check_page, phone, sign_in
 from tests.conftest import TEST_PASSWORD, eventually, unique_email
-from tests.e2e.test_booking import fund, users_with_tokens
+from tests.e2e.test_booking import fund, reserve, users_with_tokens
 from tests.e2e.test_centers import in_days, new_center, new_program
 from tests.fakes.kakao_login import CLIENT_ID, CLIENT_SECRET, FakeKakaoLogin, KakaoUser
 from tests.ports import free_port
@@ -30,6 +31,7 @@ from web.keys import STREAMS, STREAMS_CLOSING
 
 Client = TestClient[Any, Any]
 SEOUL_CITY_HALL = (37.5663, 126.9779)
+SEOUL = ZoneInfo("Asia/Seoul")
 PRICE = 10
 
 
@@ -119,6 +121,13 @@ async def test_a_page_of_something_unknown_is_an_html_404(client: Client, path: 
 
 
 @pytest.mark.portable
+@pytest.mark.parametrize("path", ["/centers/{}", "/clubs/{}", "/auctions/{}",
+                                  "/owner/centers/{}/kiosk"])
+async def test_an_id_no_api_accepts_finds_no_page(client: Client, path: str) -> None:
+    assert (await client.get(path.format("9" * 20))).status == 404
+
+
+@pytest.mark.portable
 async def test_pages_answer_html_with_versioned_static_files(client: Client) -> None:
     page = await (await client.get("/centers")).text()
     script = re.search(r'src="(/static/centers\.js\?v=[^"]+)"', page)
@@ -186,9 +195,12 @@ async def test_a_browser_in_a_flash_crowd_shows_its_real_position_and_outcome(
         assert all(response.status in (202, 409) for response in responses)
     finally:
         await context.close()
-    timeslot = await Timeslot.get(id=timeslot_id)
-    assert timeslot.reserved == await Reservation.filter(timeslot_id=timeslot_id,
-                                                         active=True).count() == 20
+
+    async def all_seated() -> bool:
+        return await Reservation.filter(timeslot_id=timeslot_id, active=True).count() == 20
+
+    await eventually(all_seated, deadline_seconds=30)
+    assert (await Timeslot.get(id=timeslot_id)).reserved == 20
 
 
 async def test_kakao_login_from_the_sign_in_page(
@@ -210,9 +222,13 @@ async def test_kakao_login_from_the_sign_in_page(
     try:
         await page.goto("/login")
         await check_page(page, "login")
-        await page.get_by_role("link", name="카카오로 시작하기").click()
+        async with page.expect_request(lambda r: r.method == "PUT"
+                                       and r.url.endswith("/api/v1/session")) as adopting:
+            await page.get_by_role("link", name="카카오로 시작하기").click()
+        await adopting.value
+        # By the time the page hands the refresh token over, it has left the address bar.
+        assert page.url.endswith("/login/kakao"), page.url
         await expect(page.get_by_text("카카오 친구님")).to_be_visible()
-        assert "token" not in page.url
         cookies = await context.cookies()
         session = next(cookie for cookie in cookies if cookie["name"] == "fitnus_session")
         assert session["httpOnly"]
@@ -278,3 +294,57 @@ async def test_the_page_reopens_its_event_stream_with_a_new_ticket_and_the_last_
 
 async def _none_open(app: Any) -> bool:
     return not app[STREAMS]
+
+
+async def test_the_calendar_moves_a_booking_and_hands_out_its_ical_link(
+    client: Client, sign_up: Any, worker: dramatiq.Worker, browser: Browser,
+) -> None:
+    """바꾸기 moves the booking to another session of the program (both seats
+    change at once); the iCal link the page shows serves the moved booking."""
+    center_name = f"옮김 요가 {unique_email()[5:11]}"
+    first, second = await center_near_city_hall(client, sign_up, name=center_name, days=(3, 4))
+    person = await sign_up(name="윤서아")
+    await fund(person.id, PRICE)
+    booked = await reserve(client, person, first, Prefer="wait=8")
+    assert booked.status == 201, await booked.text()
+    starts = (await Timeslot.get(id=first)).starts_at.astimezone(SEOUL)
+    context = await phone(browser, base_url(client))
+    page = await context.new_page()
+    try:
+        await sign_in(page, person.email, "윤서아", then=f"/me/calendar?date={starts.date()}")
+        await page.get_by_role("button", name="주간").click()
+        await expect(page.get_by_text(center_name)).to_be_visible()
+        await page.get_by_role("button", name="바꾸기").click()
+        dialog = page.get_by_role("dialog")
+        await dialog.get_by_label("바꿀 수업").select_option(str(second))
+        await dialog.get_by_role("button", name="바꾸기").click()
+        await expect(page.get_by_role("status").filter(has_text="일정을 바꿨어요")).to_be_visible()
+        moved = await Reservation.get(user_id=person.id, active=True)
+        assert moved.timeslot_id == second  # type: ignore[attr-defined]
+        assert (await Timeslot.get(id=first)).reserved == 0
+
+        await page.get_by_role("button", name="iCal 링크 만들기").click()
+        link = page.get_by_label("iCal 링크")
+        await expect(link).to_have_value(re.compile(r"/api/v1/me/calendar\.ics\?token="))
+        feed = await client.get(urlsplit(await link.input_value())._replace(
+            scheme="", netloc="").geturl())
+        assert feed.status == 200
+        assert "BEGIN:VCALENDAR" in await feed.text()
+        assert center_name in await feed.text()
+    finally:
+        await context.close()
+
+
+@pytest.mark.parametrize("elsewhere", ["//evil.example/", "/\\evil.example/",
+                                       "https://evil.example/"])
+async def test_signing_in_never_leads_to_another_site(
+    client: Client, sign_up: Any, browser: Browser, elsewhere: str,
+) -> None:
+    person = await sign_up(name="정하늘")
+    context = await phone(browser, base_url(client))
+    page = await context.new_page()
+    try:
+        await sign_in(page, person.email, "정하늘", then=elsewhere)
+        assert urlsplit(page.url).netloc == urlsplit(base_url(client)).netloc, page.url
+    finally:
+        await context.close()

@@ -184,7 +184,7 @@ async def test_the_page_shows_the_end_and_the_winner(
     owner = await sign_up("owner", name="김사장")
     rival = await bidder(sign_up, 100)
     title = unique_title("필라테스 1회권")
-    auction = await new_auction(client, owner, title=title, ends_at=moment(seconds=4),
+    auction = await new_auction(client, owner, title=title, ends_at=moment(seconds=8),
                                 soft_close_seconds=0)
     await placed_elsewhere(client, rival, auction["id"], 11)
     context = await phone(browser, base_url(client))

@@ -87,7 +87,8 @@ export async function signIn(email, password) {
 }
 
 export async function adoptRefreshToken(refreshToken) {
-  return sessionCall("PUT", "/api/v1/session", { refresh_token: refreshToken });
+  const adopt = () => sessionCall("PUT", "/api/v1/session", { refresh_token: refreshToken });
+  return navigator.locks ? navigator.locks.request("fitnus-session", adopt) : adopt();
 }
 
 export async function signOut() {
@@ -198,29 +199,40 @@ export function openEvents(handlers, { onOpen } = {}) {
   const seen = new Set();
   let source = null;
   let delay = 500;
+  let openedAt = 0;
   let stopped = false;
-  const lastId = () => sessionStorage.getItem(`${LAST_EVENT}:${currentUser && currentUser.id}`) || "0";
+  const stored = () => `${LAST_EVENT}:${currentUser && currentUser.id}`;
+  const retry = () => {
+    // A stream that lived a while earns a quick reopen; one that keeps
+    // closing at once (a server shutting down) waits longer each time.
+    delay = Date.now() - openedAt > 5_000 ? 500 : Math.min(delay * 2, 10_000);
+    setTimeout(open, delay);
+  };
 
   async function open() {
     if (stopped) return;
     try {
       const { data } = await api("POST", "/api/v1/events/tickets");
-      const query = new URLSearchParams({ ticket: data.ticket, last_event_id: lastId() });
+      // A tab's first stream starts after the newest event: the page asks
+      // for what it needs now, and only what comes next concerns it.
+      const after = sessionStorage.getItem(stored()) || String(data.latest_event_id);
+      const query = new URLSearchParams({ ticket: data.ticket, last_event_id: after });
       source = new EventSource(`/api/v1/events?${query}`);
     } catch {
-      setTimeout(open, delay = Math.min(delay * 2, 10_000));
+      openedAt = 0;
+      retry();
       return;
     }
-    source.onopen = () => { delay = 500; if (onOpen) onOpen(); };
+    source.onopen = () => { openedAt = Date.now(); if (onOpen) onOpen(); };
     source.onerror = () => {
       source.close();
-      setTimeout(open, delay = Math.min(delay * 2, 10_000));
+      retry();
     };
     for (const type of Object.keys(handlers)) {
       source.addEventListener(type, (message) => {
         if (seen.has(message.lastEventId)) return;
         seen.add(message.lastEventId);
-        sessionStorage.setItem(`${LAST_EVENT}:${currentUser && currentUser.id}`, message.lastEventId);
+        sessionStorage.setItem(stored(), message.lastEventId);
         handlers[type](JSON.parse(message.data));
       });
     }
@@ -266,7 +278,8 @@ export function escapeHtml(text) {
 
 async function showAccount() {
   const slot = document.getElementById("account");
-  if (!slot) return;
+  // Kakao's return adopts a new session: restoring the old one meanwhile could win.
+  if (!slot || location.pathname === "/login/kakao") return;
   const user = await currentSession().catch(() => null);
   if (!user) return;
   slot.innerHTML = `<span>${escapeHtml(user.name)}님</span> <button type="button" class="link">로그아웃</button>`;

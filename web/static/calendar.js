@@ -75,8 +75,11 @@ function entryHtml(entry) {
     <div class="row">${actions}</div></div></li>`;
 }
 
+let shown = 0;  // the latest load asked for: an older answer arriving late is dropped
+
 async function load() {
   await requireSession();
+  const asked = ++shown;
   const { from, to, label } = range();
   period.textContent = label;
   const query = new URLSearchParams({
@@ -84,6 +87,7 @@ async function load() {
     to: new Date(to - SEOUL_OFFSET_MS).toISOString(),
   });
   const { data } = await api("GET", `/api/v1/me/calendar?${query}`);
+  if (asked !== shown) return;
   const byDay = new Map();
   for (const entry of data.items) {
     const key = dayLabel.format(new Date(entry.starts_at));
@@ -108,8 +112,8 @@ function ask(dialog) {
 
 async function cancel(id) {
   const quote = await api("GET", `/api/v1/reservations/${id}/refund`);
-  document.getElementById("cancel-refund").textContent =
-    REFUNDS[quote.data.refund_reason](quote.data.refunded_coupons);
+  const words = REFUNDS[quote.data.refund_reason] || ((n) => `${coupons(n)}을 돌려받아요.`);
+  document.getElementById("cancel-refund").textContent = words(quote.data.refunded_coupons);
   if (await ask(document.getElementById("cancel-dialog")) !== "cancel") return;
   const { status: answered, data } = await api("DELETE", `/api/v1/reservations/${id}`);
   say(answered === 200
@@ -178,13 +182,15 @@ for (const name of ["month", "week"]) {
   });
 }
 
-document.getElementById("repeat").addEventListener("click", async () => {
-  const { from } = range();
-  const next = new Date(from);
+document.getElementById("repeat").addEventListener("click", async (event) => {
+  // The month on show (in week view, the month of the day it opened on).
+  const shownDay = new Date(anchor);
   const body = {
-    from_month: month(from),
-    to_month: month(Date.UTC(next.getUTCFullYear(), next.getUTCMonth() + 1, 1)),
+    from_month: month(Date.UTC(shownDay.getUTCFullYear(), shownDay.getUTCMonth(), 1)),
+    to_month: month(Date.UTC(shownDay.getUTCFullYear(), shownDay.getUTCMonth() + 1, 1)),
   };
+  const button = event.currentTarget;
+  button.disabled = true;
   try {
     const { data } = await api("POST", "/api/v1/me/calendar/repeat", { body });
     document.getElementById("repeat-results").innerHTML = data.items.length
@@ -193,6 +199,8 @@ document.getElementById("repeat").addEventListener("click", async () => {
       : '<li class="muted">반복할 예약이 없어요.</li>';
   } catch (error) {
     say(error.message);
+  } finally {
+    button.disabled = false;
   }
 });
 

@@ -90,7 +90,9 @@ async function book(card) {
   button.disabled = true;
   try {
     await requireSession();
-    await startEvents();
+    // Listen before asking, so the outcome cannot pass unheard; a stream slow
+    // to open does not hold the booking back (it resumes where it starts).
+    await Promise.race([startEvents(), new Promise((resolve) => setTimeout(resolve, 5_000))]);
     const { status: answered, data } = await api("POST", "/api/v1/reservations", {
       body: { timeslot_id: Number(card.dataset.timeslotId) },
       headers: { "Idempotency-Key": idempotencyKey() },

@@ -1,9 +1,10 @@
 import { adoptRefreshToken, api, problemMessage, signIn } from "app";
 
-// Where to go after signing in: a path on this site only.
+// Where to go after signing in: a page of this site only, as the browser
+// itself resolves the address ("/\evil.example" is another site).
 function next() {
-  const wanted = new URLSearchParams(location.search).get("next") || "/";
-  return wanted.startsWith("/") && !wanted.startsWith("//") ? wanted : "/";
+  const wanted = new URL(new URLSearchParams(location.search).get("next") || "/", location.origin);
+  return wanted.origin === location.origin ? wanted.pathname + wanted.search + wanted.hash : "/";
 }
 
 function submitting(form, errorSlot, action) {
