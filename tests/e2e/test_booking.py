@@ -366,13 +366,19 @@ async def test_the_refund_quote_is_what_cancelling_then_refunds(
         assert (await quote(client, user, reservation["id"])).status == 404
 
 
-async def test_a_started_session_has_no_refund_to_quote(
-    client: Client, sign_up: Any, worker: dramatiq.Worker
-) -> None:
+async def book_a_started_session(client: Client, sign_up: Any) -> tuple[Any, dict[str, Any]]:
+    """A person's reservation of a session that began five minutes ago."""
     session, user, reservation = await book(client, sign_up)
     past = system_clock.now() - timedelta(minutes=5)
     await Reservation.filter(id=reservation["id"]).update(starts_at=past)
     await Timeslot.filter(id=session.timeslot_id).update(starts_at=past)
+    return user, reservation
+
+
+async def test_a_started_session_has_no_refund_to_quote(
+    client: Client, sign_up: Any, worker: dramatiq.Worker
+) -> None:
+    user, reservation = await book_a_started_session(client, sign_up)
     response = await quote(client, user, reservation["id"])
     assert response.status == 409
     assert (await response.json())["code"] == "already_started"
@@ -381,10 +387,7 @@ async def test_a_started_session_has_no_refund_to_quote(
 async def test_a_started_session_cannot_be_cancelled(
     client: Client, sign_up: Any, worker: dramatiq.Worker
 ) -> None:
-    session, user, reservation = await book(client, sign_up)
-    past = system_clock.now() - timedelta(minutes=5)
-    await Reservation.filter(id=reservation["id"]).update(starts_at=past)
-    await Timeslot.filter(id=session.timeslot_id).update(starts_at=past)
+    user, reservation = await book_a_started_session(client, sign_up)
     response = await client.delete(f"/api/v1/reservations/{reservation['id']}",
                                    headers=user.headers)
     assert response.status == 409
