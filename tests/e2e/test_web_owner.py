@@ -136,6 +136,38 @@ async def test_the_kiosk_code_checks_a_person_in(
         await context.close()
 
 
+async def test_a_new_owner_registers_a_center_from_the_owners_page(
+    client: Client, sign_up: Any, browser: Browser,
+) -> None:
+    owner = await sign_up("owner", name="한사장")
+    center_name = f"새 클라이밍 {suffix()}"
+    context = await phone(browser, base_url(client))
+    page = await context.new_page()
+    try:
+        await sign_in(page, owner.email, "한사장", then="/owner")
+        await expect(page.get_by_text("아직 등록한 센터가 없어요")).to_be_visible()
+        await page.get_by_label("센터 이름").fill(center_name)
+        await page.get_by_label("주소").fill("서울 마포구 양화로 160")
+        await page.get_by_label("위도").fill("37.5572")
+        await page.get_by_label("경도").fill("126.9245")
+        await page.get_by_role("button", name="센터 등록").click()
+        await expect(page.get_by_text("종목을 하나 이상 골라 주세요.")).to_be_visible()
+        await page.get_by_label("클라이밍").check()
+        await page.get_by_label("여는 시간 (선택)").fill("06:00")
+        await page.get_by_label("닫는 시간 (선택)").fill("23:00")
+        await page.get_by_role("button", name="센터 등록").click()
+        await expect(page.get_by_role("heading", name=center_name)).to_be_visible()
+        await expect(page.get_by_text("아직 프로그램이 없어요")).to_be_visible()
+        await check_page(page, "owner-new-center")
+    finally:
+        await context.close()
+    listed = await (await client.get("/api/v1/owner/centers", headers=owner.headers)).json()
+    [center] = listed["items"]
+    assert (center["name"], center["sports"], center["latitude"], center["longitude"]) == (
+        center_name, ["climbing"], 37.5572, 126.9245)
+    assert (center["opens_at"], center["closes_at"]) == ("06:00:00", "23:00:00")
+
+
 def weekdays_between(first: date, last: date, weekdays: set[int]) -> int:
     return sum(1 for n in range((last - first).days + 1)
                if (first + timedelta(days=n)).isoweekday() in weekdays)

@@ -371,7 +371,8 @@ async function load() {
   }
   centers = await allPages("/api/v1/owner/centers");
   if (!centers.length) {
-    status.textContent = "아직 등록한 센터가 없어요.";
+    status.textContent = "아직 등록한 센터가 없어요. 센터를 먼저 등록해 주세요.";
+    $("new-center").open = true;
     return;
   }
   setDefaults();
@@ -384,6 +385,53 @@ async function load() {
   status.textContent = "";
   await showCenter(chosen);
 }
+
+// --- a new center ----------------------------------------------------------
+
+$("new-center-here").addEventListener("click", () => {
+  const result = $("center-form-result");
+  if (!navigator.geolocation) { result.textContent = "이 브라우저는 위치를 알려주지 않아요."; return; }
+  navigator.geolocation.getCurrentPosition((position) => {
+    $("new-center-latitude").value = position.coords.latitude.toFixed(6);
+    $("new-center-longitude").value = position.coords.longitude.toFixed(6);
+  }, () => { result.textContent = "위치를 알 수 없어요. 위도와 경도를 적어 주세요."; });
+});
+
+$("center-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const result = $("center-form-result");
+  const fields = new FormData(form);
+  const optional = (name) => fields.get(name) || undefined;
+  const body = {
+    name: fields.get("name").trim(),
+    address: fields.get("address").trim(),
+    latitude: Number(fields.get("latitude")),
+    longitude: Number(fields.get("longitude")),
+    sports: fields.getAll("sports"),
+    description: fields.get("description"),
+    phone: optional("phone"),
+    opens_at: optional("opens_at"),
+    closes_at: optional("closes_at"),
+  };
+  if (!body.sports.length) { result.className = "status bad"; result.textContent = "종목을 하나 이상 골라 주세요."; return; }
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  try {
+    const { data } = await api("POST", "/api/v1/centers", { body });
+    history.replaceState(null, "", `?center=${data.id}`);
+    form.reset();
+    $("new-center").open = false;
+    result.className = "status ok";
+    result.textContent = `${data.name}을(를) 등록했어요.`;
+    await load();
+  } catch (error) {
+    result.className = "status bad";
+    result.textContent = message(error);
+  } finally {
+    button.disabled = false;
+  }
+});
 
 load().catch((error) => {
   status.className = "status bad";
