@@ -54,6 +54,11 @@ async def center_near_city_hall(client: Client, sign_up: Any, *, name: str,
     return timeslots
 
 
+async def center_of(timeslot_id: int) -> int:
+    timeslot = await Timeslot.get(id=timeslot_id).prefetch_related("program")
+    return int(timeslot.program.center_id)  # type: ignore[attr-defined]
+
+
 async def test_sign_up_find_book_live_and_cancel(
     client: Client, sign_up: Any, worker: dramatiq.Worker, browser: Browser,
 ) -> None:
@@ -152,9 +157,7 @@ async def test_a_browser_in_a_flash_crowd_shows_its_real_position_and_outcome(
     page = await context.new_page()
     try:
         await sign_in(page, person.email, "최유나")
-        center_id = (await Timeslot.get(id=timeslot_id).prefetch_related("program")
-                     ).program.center_id  # type: ignore[attr-defined]
-        await page.goto(f"/centers/{center_id}")
+        await page.goto(f"/centers/{await center_of(timeslot_id)}")
         book = page.get_by_role("button", name=re.compile("저녁 요가 .* 예약하기"))
         await expect(book).to_be_enabled()
         # Every text the outcome line shows, however briefly.
@@ -264,9 +267,7 @@ async def test_the_page_reopens_its_event_stream_with_a_new_ticket_and_the_last_
             if "/api/v1/events?" in request.url else None)
     try:
         await sign_in(page, person.email, "한도윤")
-        center_id = (await Timeslot.get(id=first).prefetch_related("program")
-                     ).program.center_id  # type: ignore[attr-defined]
-        await page.goto(f"/centers/{center_id}")
+        await page.goto(f"/centers/{await center_of(first)}")
         card = page.locator(f'[data-timeslot-id="{first}"]')
         await card.get_by_role("button", name=re.compile("예약하기")).click()
         await expect(card.locator(".outcome")).to_contain_text("예약 확정")
@@ -348,3 +349,40 @@ async def test_signing_in_never_leads_to_another_site(
         assert urlsplit(page.url).netloc == urlsplit(base_url(client)).netloc, page.url
     finally:
         await context.close()
+
+
+async def test_a_sold_out_session_takes_a_waitlist_and_the_place_is_claimed_from_home(
+    client: Client, sign_up: Any, worker: dramatiq.Worker, browser: Browser,
+) -> None:
+    center_name = f"대기 요가 {unique_email()[5:11]}"
+    (timeslot_id,) = await center_near_city_hall(client, sign_up, name=center_name, capacity=1)
+    holder = await sign_up()
+    await fund(holder.id, PRICE)
+    held = await reserve(client, holder, timeslot_id, Prefer="wait=8")
+    assert held.status == 201, await held.text()
+    person = await sign_up(name="오지후")
+    await fund(person.id, PRICE)
+    context = await phone(browser, base_url(client))
+    page = await context.new_page()
+    try:
+        await sign_in(page, person.email, "오지후",
+                      then=f"/centers/{await center_of(timeslot_id)}")
+        card = page.locator(f'[data-timeslot-id="{timeslot_id}"]')
+        await expect(card.locator(".seats")).to_have_text("마감")
+        await card.get_by_role("button", name=re.compile("대기 명단에 올리기")).click()
+        await expect(card.locator(".outcome")).to_contain_text("대기 순번 1번")
+
+        await page.goto("/")
+        await expect(page.get_by_text("대기 순번 1번")).to_be_visible()
+        # The holder gives the seat back: the place is offered, and the page says so live.
+        cancelled = await client.delete(f"/api/v1/reservations/{(await held.json())['id']}",
+                                        headers=holder.headers)
+        assert cancelled.status == 200, await cancelled.text()
+        await expect(page.get_by_text("자리가 났어요", exact=True)).to_be_visible()
+        await check_page(page, "home-waitlist")
+        await page.get_by_role("button", name=re.compile("확정하기")).click()
+        await expect(page.get_by_role("status").filter(has_text="예약 확정")).to_be_visible()
+    finally:
+        await context.close()
+    assert await Reservation.filter(user_id=person.id, timeslot_id=timeslot_id,
+                                    active=True).exists()

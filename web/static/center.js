@@ -18,6 +18,17 @@ function seatsLeft(slot) {
   return slot.remaining > 0 ? `남은 자리 ${slot.remaining}` : "마감";
 }
 
+function bookButton(program, slot) {
+  return `<button type="button" class="book"
+    aria-label="${escapeHtml(program.name)} ${seoulTime(slot.starts_at)} 예약하기">예약하기</button>`;
+}
+
+// A sold-out session: the person may wait for a place (UI.md's sold_out words ask).
+function waitlistButton(program, slot) {
+  return `<button type="button" class="secondary waitlist"
+    aria-label="${escapeHtml(program.name)} ${seoulTime(slot.starts_at)} 대기 명단에 올리기">대기 명단에 올리기</button>`;
+}
+
 function render(programs, slots) {
   const byProgram = new Map(programs.map((program) => [program.id, program]));
   const byDay = new Map();
@@ -30,14 +41,14 @@ function render(programs, slots) {
     <h3>${label}</h3>
     <ul class="list">${daySlots.map((slot) => {
       const program = byProgram.get(slot.program_id);
-      return `<li class="card" data-timeslot-id="${slot.id}" data-starts-at="${slot.starts_at}">
+      return `<li class="card" data-timeslot-id="${slot.id}" data-starts-at="${slot.starts_at}"
+        data-program-name="${escapeHtml(program.name)}">
         <div class="row"><div>
           <strong>${clock.format(new Date(slot.starts_at))} ${escapeHtml(program.name)}</strong><br>
           <span class="muted">${coupons(program.price_coupons)} · ${program.duration_minutes}분 ·
             <span class="seats">${seatsLeft(slot)}</span></span>
         </div>
-        <button type="button" class="book" aria-label="${escapeHtml(program.name)} ${seoulTime(slot.starts_at)} 예약하기"
-          ${slot.remaining > 0 ? "" : "disabled"}>예약하기</button></div>
+        ${slot.remaining > 0 ? bookButton(program, slot) : waitlistButton(program, slot)}</div>
         <p class="status outcome" role="status" aria-live="polite"></p>
       </li>`;
     }).join("")}</ul>`).join("");
@@ -67,8 +78,32 @@ function showRejected(card, code) {
   const slot = card.querySelector(".outcome");
   slot.className = "status outcome bad";
   slot.textContent = problemMessage({ code });
-  if (code === "sold_out") card.querySelector(".book").disabled = true;
+  if (code === "sold_out") soldOut(card);
   refreshSeats(card).catch(() => {});
+}
+
+function soldOut(card) {
+  const book = card.querySelector(".book");
+  if (book) book.outerHTML = waitlistButton(
+    { name: card.dataset.programName }, { starts_at: card.dataset.startsAt });
+}
+
+async function joinWaitlist(card) {
+  const button = card.querySelector(".waitlist");
+  const slotStatus = card.querySelector(".outcome");
+  button.disabled = true;
+  try {
+    await requireSession();
+    const { data } = await api("POST", `/api/v1/timeslots/${card.dataset.timeslotId}/waitlist`,
+      { body: { auto_claim: false } });
+    slotStatus.className = "status outcome ok";
+    slotStatus.innerHTML = `대기 명단에 올렸어요 · 대기 순번 ${data.position}번. 자리가 나면 <a href="/">홈</a>에서 확정할 수 있어요.`;
+    button.remove();
+  } catch (error) {
+    slotStatus.className = "status outcome bad";
+    slotStatus.textContent = error.message;
+    button.disabled = error.code === "already_waiting";
+  }
 }
 
 function startEvents() {
@@ -107,13 +142,16 @@ async function book(card) {
   } catch (error) {
     slotStatus.className = "status outcome bad";
     slotStatus.textContent = error.message;
-    button.disabled = error.code === "sold_out";
+    button.disabled = false;
+    if (error.code === "sold_out") soldOut(card);
   }
 }
 
 timetable.addEventListener("click", (event) => {
-  const button = event.target.closest("button.book");
-  if (button) book(button.closest("[data-timeslot-id]"));
+  const button = event.target.closest("button.book, button.waitlist");
+  if (!button) return;
+  const card = button.closest("[data-timeslot-id]");
+  if (button.classList.contains("book")) book(card); else joinWaitlist(card);
 });
 
 async function load() {
