@@ -8,6 +8,7 @@ session, which only the page's script holds."""
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 from pathlib import Path
@@ -22,8 +23,9 @@ from fitnus.centers import service
 from fitnus.clubs import service as clubs
 from fitnus.demo import DEMO_ACCOUNTS
 from fitnus.errors import NotFound
+from fitnus.search.index import CenterQuery
 from web.centers import center_out
-from web.keys import SETTINGS, service_zone
+from web.keys import CENTER_INDEX, SETTINGS, service_zone
 
 HERE = Path(__file__).resolve().parent
 PRODUCTION = "production"
@@ -36,6 +38,11 @@ SPORT_WORDS = {
     "running": "러닝", "crossfit": "크로스핏", "dance": "댄스", "golf": "골프",
     "tennis": "테니스", "badminton": "배드민턴", "spinning": "스피닝",
 }
+# The search form's fields and their defaults, and its radii (metres).
+SEARCH_FORM = {"place": "", "radius_m": "3000", "sport": "", "q": ""}
+RADII_M = ("1000", "3000", "5000", "10000", "30000")
+DEFAULT_RADIUS_M = 3_000.0
+MAX_QUERY_CHARS = 100
 # Places to search near without the browser's location (lat, lng).
 PLACES = {
     "서울시청": (37.5663, 126.9779), "강남역": (37.4979, 127.0276),
@@ -59,6 +66,34 @@ async def _home(request: web.Request) -> Context:
 async def _path_ids(request: web.Request) -> Context:
     """The ids in the path (``/owner/centers/{center_id}/kiosk``), for the page's script."""
     return {name: int(value) for name, value in request.match_info.items()}
+
+
+async def _centers(request: web.Request) -> Context:
+    """With the search form's fields in the address (sent with JavaScript
+    off, or a link someone shared), the first page of what the API finds."""
+    asked = {name: request.query.get(name, default) for name, default in SEARCH_FORM.items()}
+    point = _point(asked["place"])
+    if point is None:
+        return {"asked": asked, "found": None}
+    radius = float(asked["radius_m"]) if asked["radius_m"] in RADII_M else DEFAULT_RADIUS_M
+    page = await request.app[CENTER_INDEX].search(CenterQuery(
+        latitude=point[0], longitude=point[1], radius_m=radius,
+        sport=asked["sport"] if asked["sport"] in SPORT_WORDS else None,
+        text=asked["q"].strip()[:MAX_QUERY_CHARS] or None))
+    found = [{**json.loads(hit.summary_json), "distance_m": hit.distance_m}
+             for hit in page.hits]
+    return {"asked": asked, "found": found}
+
+
+def _point(place: str) -> tuple[float, float] | None:
+    """``"37.5663,126.9779"`` as a point, or None for anything else."""
+    try:
+        latitude, longitude = (float(part) for part in place.split(","))
+    except ValueError:
+        return None
+    if -90 <= latitude <= 90 and -180 <= longitude <= 180:
+        return latitude, longitude
+    return None
 
 
 async def _club(request: web.Request) -> Context:
@@ -85,7 +120,7 @@ PAGES: tuple[tuple[str, str, Page], ...] = (
     ("/login", "login.html", _nothing),
     ("/signup", "signup.html", _nothing),
     ("/login/kakao", "login_kakao.html", _nothing),
-    ("/centers", "centers.html", _nothing),
+    ("/centers", "centers.html", _centers),
     (f"/centers/{{center_id:{ID}}}", "center.html", _center),
     ("/me/calendar", "calendar.html", _nothing),
     ("/me/wallet", "wallet.html", _nothing),
@@ -128,6 +163,7 @@ def install(app: web.Application) -> None:
     environment.globals["kakao_login"] = app[SETTINGS].kakao_login is not None
     environment.globals["sport_words"] = SPORT_WORDS
     environment.globals["places"] = PLACES
+    environment.globals["radii_m"] = RADII_M
     app.on_response_prepare.append(_cache_static)
     for path, template, context in PAGES:
         app.router.add_get(path, _page(template, context))

@@ -21,7 +21,7 @@ from fitnus.centers.models import Timeslot
 from fitnus.commands.models import Command, CommandStatus
 from fitnus.config import Settings
 from fitnus.notifications.models import Notification
-from tests.browser import base_url, check_page, phone, sign_in
+from tests.browser import PHONE, base_url, check_page, phone, sign_in
 from tests.conftest import TEST_PASSWORD, eventually, unique_email
 from tests.e2e.test_booking import fund, reserve, users_with_tokens
 from tests.e2e.test_centers import in_days, new_center, new_program
@@ -386,3 +386,37 @@ async def test_a_sold_out_session_takes_a_waitlist_and_the_place_is_claimed_from
         await context.close()
     assert await Reservation.filter(user_id=person.id, timeslot_id=timeslot_id,
                                     active=True).exists()
+
+
+async def test_finding_a_center_works_with_javascript_off(
+    client: Client, sign_up: Any, worker: dramatiq.Worker, browser: Browser,
+) -> None:
+    """The form is an ordinary GET: the server answers it with the first page
+    of results, as the API finds them."""
+    center_name = f"스크립트 없이 요가 {unique_email()[5:11]}"
+    (timeslot_id,) = await center_near_city_hall(client, sign_up, name=center_name)
+
+    async def indexed() -> bool:
+        found = await client.get("/api/v1/centers", params={
+            "lat": SEOUL_CITY_HALL[0], "lng": SEOUL_CITY_HALL[1], "q": center_name})
+        return bool((await found.json())["items"])
+
+    await eventually(indexed)
+    context = await browser.new_context(base_url=base_url(client), java_script_enabled=False,
+                                        viewport=PHONE, locale="ko-KR")
+    page = await context.new_page()
+    try:
+        await page.goto("/centers")
+        await page.get_by_label("어디 근처?").select_option(label="서울시청")
+        await page.get_by_label("센터 이름").fill(center_name)
+        await page.get_by_role("button", name="검색").click()
+        await expect(page.get_by_text("센터 1곳을 찾았어요.")).to_be_visible()
+        await page.get_by_role("link", name=center_name).click()
+        # The center reads without JavaScript too; its timetable needs it.
+        await expect(page.get_by_role("heading", name=center_name)).to_be_visible()
+        assert page.url.endswith(f"/centers/{await center_of(timeslot_id)}")
+    finally:
+        await context.close()
+    nowhere = await client.get("/centers", params={"place": "north,pole", "q": "x"})
+    assert nowhere.status == 200
+    assert "찾았어요" not in await nowhere.text()

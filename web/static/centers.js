@@ -91,5 +91,17 @@ function run(options) {
   });
 }
 
-form.addEventListener("submit", (event) => { event.preventDefault(); run(); });
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  // The address keeps the search, so a reload or a shared link shows it again.
+  const place = form.place.value;
+  if (place !== "here" && place !== "map") {
+    const shown = new URLSearchParams(new FormData(form));
+    history.replaceState(null, "", `?${shown}`);
+  }
+  run();
+});
+// Found by the server already (the search is in the address): the same query
+// again through the API, for the map and the next pages.
+if (new URLSearchParams(location.search).has("place") && results.children.length) run();
 more.addEventListener("click", () => run({ append: true }));
