@@ -1,4 +1,4 @@
-import { api, currentSession, escapeHtml, requireSession } from "app";
+import { allPages, api, currentSession, escapeHtml, requireSession } from "app";
 
 const SPORTS = JSON.parse(document.getElementById("sport-words").textContent);
 const ROLES = { leader: "크루장", member: "크루원" };
@@ -76,9 +76,9 @@ async function showMine() {
     status.innerHTML = '<a href="/login?next=/clubs">로그인</a>하면 내 크루가 보여요.';
     return;
   }
-  const { data } = await api("GET", "/api/v1/me/clubs?limit=100");
-  slot.innerHTML = data.items.map((club) => clubHtml(club, { role: club.role })).join("");
-  status.textContent = data.items.length ? "" : "아직 함께하는 크루가 없어요.";
+  const mine = await allPages("/api/v1/me/clubs");
+  slot.innerHTML = mine.map((club) => clubHtml(club, { role: club.role })).join("");
+  status.textContent = mine.length ? "" : "아직 함께하는 크루가 없어요.";
 }
 
 const field = (id) => document.getElementById(id);
