@@ -16,6 +16,7 @@ from fitnus.accounts.tokens import Principal
 from fitnus.batches.models import BatchJob, BatchRun
 from fitnus.batches.runs import run_by_id
 from fitnus.booking.admin_refunds import refund_kept
+from fitnus.centers.service import center_names
 from fitnus.notifications.service import ring
 from fitnus.settlement import service
 from fitnus.settlement.models import Discrepancy, DiscrepancyStatus, Settlement, SettlementStatus
@@ -103,6 +104,7 @@ def _csv(items: list[UsageOut], filename: str) -> web.Response:
 class SettlementOut(BaseModel):
     id: int
     center_id: int
+    center_name: str
     month: str
     gross_krw: int
     commission_percent: str
@@ -121,15 +123,23 @@ class SettlementList(BaseModel):
 
 async def _settlements_out(settlements: list[Settlement], request: web.Request) -> web.Response:
     counts = await service.discrepancy_counts(settlements)
-    return json(SettlementList(items=[_settlement_out(s, counts[s.id], request)
-                                      for s in settlements]))
+    names = await center_names({s.center_id for s in settlements})
+    return json(SettlementList(items=[_settlement_out(s, counts[s.id], names[s.center_id],
+                                                      request) for s in settlements]))
 
 
-def _settlement_out(settlement: Settlement, open_count: int,
+async def _one_settlement_out(settlement: Settlement, open_count: int,
+                              request: web.Request) -> web.Response:
+    names = await center_names({settlement.center_id})
+    return json(_settlement_out(settlement, open_count, names[settlement.center_id], request))
+
+
+def _settlement_out(settlement: Settlement, open_count: int, center_name: str,
                     request: web.Request) -> SettlementOut:
     zone = service_zone(request)
     return SettlementOut(
-        id=settlement.id, center_id=settlement.center_id, month=settlement.month,
+        id=settlement.id, center_id=settlement.center_id, center_name=center_name,
+        month=settlement.month,
         gross_krw=settlement.gross_krw,
         commission_percent=f"{settlement.commission_bp / 100:g}",
         commission_krw=settlement.commission_krw, vat_krw=settlement.vat_krw,
@@ -182,8 +192,8 @@ async def verify_settlement(request: web.Request, *, path: SettlementPath,
     require_admin(principal)
     settlement = await service.verify(path.settlement_id, principal=principal,
                                       zone=service_zone(request), clock=request.app[CLOCK])
-    return json(_settlement_out(settlement, await service.open_discrepancies(settlement),
-                                request))
+    return await _one_settlement_out(settlement, await service.open_discrepancies(settlement),
+                                     request)
 
 
 @api.route("POST", "/api/v1/admin/settlements/{settlement_id}/pay", tag="settlement",
@@ -197,7 +207,7 @@ async def pay_settlement(request: web.Request, *, path: SettlementPath,
     settlement, owner_id = await service.pay(path.settlement_id, principal=principal,
                                              clock=request.app[CLOCK])
     await ring(request.app[REDIS], request.app[KEYS], [owner_id])
-    return json(_settlement_out(settlement, 0, request))
+    return await _one_settlement_out(settlement, 0, request)
 
 
 class DiscrepancyQuery(BaseModel):

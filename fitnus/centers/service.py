@@ -97,6 +97,12 @@ async def center_by_id(center_id: int) -> Center:
     return center
 
 
+async def center_names(center_ids: set[int]) -> dict[int, str]:
+    """Each center's name, closed ones included (their settlements stay)."""
+    rows = await Center.filter(id__in=center_ids).values_list("id", "name")
+    return {int(center_id): str(name) for center_id, name in rows}
+
+
 async def centers_of(principal: Principal, *, after_id: int | None, limit: int) -> list[Center]:
     """The caller's own centers, by id (one more than ``limit``, to tell a next page)."""
     _require_manager_role(principal)

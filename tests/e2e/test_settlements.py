@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient
 
 from fitnus.batches.models import BatchJob, BatchRun, RunStatus
 from fitnus.batches.runs import open_run, reopen, run_in_chunks
+from fitnus.centers.models import Center
 from fitnus.clock import ManualClock, system_clock
 from fitnus.notifications.models import Notification
 from fitnus.payments.kakaopay import KakaoPay
@@ -120,6 +121,9 @@ async def test_a_month_is_settled_once_per_center_and_verified_only_when_it_adds
     verified = await app.post(verify, headers=admin)
     assert verified.status == 200, await verified.text()
     assert (await verified.json())["status"] == "verified"
+    # Each settlement names its center, so the admin's page asks for no center by id.
+    center = await Center.get(id=busy.center_id)
+    assert (await verified.json())["center_name"] == center.name
     before = await Settlement.get(id=mine[busy.center_id].id)
     rate = f"/api/v1/admin/centers/{busy.center_id}/commission"
     assert (await app.put(rate, json={"percent": "1"}, headers=admin)).status == 200

@@ -101,18 +101,8 @@ $("keyed").addEventListener("click", async (event) => {
 
 // --- settlements ---------------------------------------------------------------------
 
-const centerNames = new Map();
-
-async function centerName(id) {
-  if (!centerNames.has(id)) {
-    centerNames.set(id, api("GET", `/api/v1/centers/${id}`)
-      .then(({ data }) => data.name).catch(() => null));
-  }
-  return centerNames.get(id);
-}
-
-function settlementHtml(item, name) {
-  const title = `${name ? escapeHtml(name) : "센터"} #${item.center_id} · ${monthLabel(item.month)}`;
+function settlementHtml(item) {
+  const title = `${escapeHtml(item.center_name)} #${item.center_id} · ${monthLabel(item.month)}`;
   const tone = item.status === "paid" ? "ok" : item.discrepancies ? "bad" : "muted";
   return `<li class="card" data-settlement-id="${item.id}" data-status="${item.status}">
     <div class="row"><strong>${title}</strong>
@@ -137,8 +127,7 @@ async function loadSettlements() {
   note.textContent = "정산을 불러오는 중…";
   try {
     const { data } = await api("GET", `/api/v1/admin/settlements?${query}`);
-    const names = await Promise.all(data.items.map((item) => centerName(item.center_id)));
-    $("settlements").innerHTML = data.items.map((item, i) => settlementHtml(item, names[i])).join("");
+    $("settlements").innerHTML = data.items.map(settlementHtml).join("");
     note.textContent = data.items.length ? `정산 ${data.items.length}건` : "조건에 맞는 정산이 없어요.";
   } catch (error) {
     note.textContent = message(error);
@@ -159,8 +148,7 @@ $("settlements").addEventListener("click", async (event) => {
   button.disabled = true;
   try {
     const { data } = await api("POST", `/api/v1/admin/settlements/${card.dataset.settlementId}/${action}`);
-    const name = await centerName(data.center_id);
-    card.outerHTML = settlementHtml(data, name);
+    card.outerHTML = settlementHtml(data);
     const fresh = $("settlements").querySelector(`[data-settlement-id="${data.id}"] .outcome`);
     fresh.className = "status outcome ok";
     fresh.textContent = action === "verify" ? "검증을 마쳤어요. 이제 지급할 수 있어요." : "지급 완료로 표시했어요. 사장님께 알렸어요.";
