@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -63,15 +64,29 @@ async def new_program(client: Client, owner: Any, center_id: int, **changes: Any
     return program
 
 
-async def admin_headers(client: Client, settings: Any) -> dict[str, str]:
-    email = unique_email("admin")
+@dataclass
+class Admin:
+    email: str
+    name: str
+    headers: dict[str, str]
+
+
+async def admin_account(client: Client) -> Admin:
+    """An admin (made as `fitnus users create-admin` makes one), signed in."""
+    email, name = unique_email("admin"), "관리자"
     await create_account(
         passwords=Passwords(time_cost=1, memory_kib=1024), email=email, password=TEST_PASSWORD,
-        name="관리자", role=Role.ADMIN,
+        name=name, role=Role.ADMIN,
     )
     response = await client.post("/api/v1/auth/login",
                                  json={"email": email, "password": TEST_PASSWORD})
-    return {"Authorization": f"Bearer {(await response.json())['access_token']}"}
+    assert response.status == 200, await response.text()
+    return Admin(email, name,
+                 {"Authorization": f"Bearer {(await response.json())['access_token']}"})
+
+
+async def admin_headers(client: Client, settings: Any) -> dict[str, str]:
+    return (await admin_account(client)).headers
 
 
 @pytest.mark.portable

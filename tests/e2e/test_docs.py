@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from playwright.async_api import Response, async_playwright
+from playwright.async_api import Browser, Response
 
 from fitnus.demo import DEMO_ACCOUNTS
-from tests.browser import CHROMIUM, CHROMIUM_ARGS
 
 Client = TestClient[Any, Any]
 
@@ -50,7 +49,8 @@ def test_the_readme_lists_the_demo_logins_the_front_page_points_to() -> None:
         assert f"`{account.email}` | `{account.password}` | {account.role.value}" in readme
 
 
-async def test_docs_list_every_operation_in_a_real_browser(client: Client) -> None:
+async def test_docs_list_every_operation_in_a_real_browser(client: Client,
+                                                           browser: Browser) -> None:
     document = await (await client.get("/openapi.json")).json()
     declared = {(method.upper(), path) for path, item in document["paths"].items()
                 for method in item}
@@ -60,24 +60,22 @@ async def test_docs_list_every_operation_in_a_real_browser(client: Client) -> No
         if response.status >= 400:
             refused.append(f"{response.status} {response.url}")
 
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = await browser.new_page()
-            page.on("response", note_refusals)
-            await page.goto(str(client.make_url("/docs")))
-            # Either the operations render, or Swagger UI says why it could not load them.
-            await page.wait_for_selector(".opblock, .errors-wrapper", timeout=SWAGGER_RENDER_MS)
-            text = await page.inner_text("body")
-            listed = await page.eval_on_selector_all(
-                ".opblock",
-                """blocks => blocks.map(block => [
-                    block.querySelector('.opblock-summary-method').textContent,
-                    block.querySelector('.opblock-summary-path').getAttribute('data-path'),
-                ])""",
-            )
-        finally:
-            await browser.close()
+    page = await browser.new_page()
+    try:
+        page.on("response", note_refusals)
+        await page.goto(str(client.make_url("/docs")))
+        # Either the operations render, or Swagger UI says why it could not load them.
+        await page.wait_for_selector(".opblock, .errors-wrapper", timeout=SWAGGER_RENDER_MS)
+        text = await page.inner_text("body")
+        listed = await page.eval_on_selector_all(
+            ".opblock",
+            """blocks => blocks.map(block => [
+                block.querySelector('.opblock-summary-method').textContent,
+                block.querySelector('.opblock-summary-path').getAttribute('data-path'),
+            ])""",
+        )
+    finally:
+        await page.close()
     assert "Failed to load API definition" not in text, text
     assert refused == []
     assert {(method, path) for method, path in listed} == declared

@@ -6,7 +6,6 @@ queues and verifies a month's settlement, which its owner then sees."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import date, time, timedelta
 from typing import Any
 
@@ -14,18 +13,15 @@ import dramatiq
 from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser, expect
 
-from fitnus.accounts.models import Role
-from fitnus.accounts.passwords import Passwords
-from fitnus.accounts.service import create_account
 from fitnus.booking.models import Reservation, ReservationStatus
 from fitnus.centers.models import Timeslot
 from fitnus.settlement import rules
 from fitnus.settlement.models import Settlement, SettlementStatus
 from tests.browser import base_url, check_page, phone, sign_in
-from tests.conftest import TEST_PASSWORD, unique_email
+from tests.conftest import unique_email
 from tests.e2e.test_booking import PRICE, fund, reserve
 from tests.e2e.test_cancellation_policy import hours_ahead
-from tests.e2e.test_centers import new_center, new_program
+from tests.e2e.test_centers import admin_account, new_center, new_program
 from tests.e2e.test_settlements import first_of_next_month, settle_month_run
 from tests.e2e.test_usage_records import (
     SEOUL,
@@ -44,27 +40,6 @@ CSV_BOM = "\ufeff"
 
 def suffix() -> str:
     return unique_email()[5:11]
-
-
-@dataclass
-class Admin:
-    email: str
-    name: str
-    headers: dict[str, str]
-
-
-async def admin_account(client: Client) -> Admin:
-    """As test_centers.admin_headers makes one, keeping what signing in needs."""
-    email, name = unique_email("admin"), "관리자"
-    await create_account(
-        passwords=Passwords(time_cost=1, memory_kib=1024), email=email, password=TEST_PASSWORD,
-        name=name, role=Role.ADMIN,
-    )
-    response = await client.post("/api/v1/auth/login",
-                                 json={"email": email, "password": TEST_PASSWORD})
-    assert response.status == 200, await response.text()
-    return Admin(email, name,
-                 {"Authorization": f"Bearer {(await response.json())['access_token']}"})
 
 
 async def test_the_kiosk_code_checks_a_person_in(
