@@ -120,6 +120,11 @@ def activated(context: TortoiseContext) -> Iterator[TortoiseContext]:
         deactivate(token)
 
 
+def force_index(dialect: str, index: str) -> str:
+    """The table hint that makes ``dialect``'s planner read through ``index``."""
+    return f"INDEXED BY {index}" if dialect == "sqlite" else f"FORCE INDEX ({index})"
+
+
 def activate(context: TortoiseContext) -> Token[TortoiseContext | None]:
     """``activated`` without a context manager, for the one hot path (each
     request) where its generator costs more than the context variable."""

@@ -16,7 +16,7 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
@@ -60,13 +60,26 @@ async def listen_forever(
             await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
 
 
+class Waiter(Protocol):
+    """What a message wakes: an ``asyncio.Event``, or anything woken the same way."""
+
+    def set(self) -> None: ...
+
+
+W = TypeVar("W", bound=Waiter)
+
+
 class ChannelListener:
-    """Listens to every channel ``<prefix><name>`` and wakes the watchers of ``name``."""
+    """Listens to every channel ``<prefix><name>`` and wakes the watchers of ``name``.
+
+    After a lost subscription every watcher is woken once, as messages may
+    have been missed while it was down.
+    """
 
     def __init__(self, *, redis: RedisClient, prefix: str) -> None:
         self._redis = redis
         self._prefix = prefix
-        self._watchers: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._watchers: dict[str, set[Waiter]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
 
@@ -81,20 +94,30 @@ class ChannelListener:
                 await self._task
 
     def watch(self, name: str) -> asyncio.Event:
-        event = asyncio.Event()
-        self._watchers[name].add(event)
-        return event
+        return self.attach(name, asyncio.Event())
 
-    def unwatch(self, name: str, event: asyncio.Event) -> None:
+    def attach(self, name: str, waiter: W) -> W:
+        """Wake ``waiter`` (call its ``set``) whenever ``name`` is rung."""
+        self._watchers[name].add(waiter)
+        return waiter
+
+    def unwatch(self, name: str, waiter: Waiter) -> None:
         watchers = self._watchers.get(name)
         if watchers is not None:
-            watchers.discard(event)
+            watchers.discard(waiter)
             if not watchers:
                 del self._watchers[name]
 
     async def _listen(self) -> None:
         await listen_forever(self._redis, f"{self._prefix}*", on_message=self._wake,
-                             on_subscribed=self._subscribed.set)
+                             on_subscribed=self._on_subscribed)
+
+    def _on_subscribed(self) -> None:
+        if self._subscribed.is_set():
+            for watchers in list(self._watchers.values()):
+                for waiter in list(watchers):
+                    waiter.set()
+        self._subscribed.set()
 
     def _wake(self, message: dict[str, Any]) -> None:
         channel = message.get("channel")
@@ -106,5 +129,5 @@ class ChannelListener:
         data = message.get("data")
         names = (name,) if name or not isinstance(data, bytes) else data.decode().split()
         for each in names:
-            for event in self._watchers.get(each, ()):
-                event.set()
+            for waiter in self._watchers.get(each, ()):
+                waiter.set()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -69,6 +68,7 @@ from web import (
     waitlist,
     wallet,
 )
+from web.events import HEARTBEAT_SECONDS, WRITE_TIMEOUT_SECONDS
 from web.keys import (
     ACCESS_TOKENS,
     ACCOUNTS,
@@ -97,7 +97,6 @@ from web.keys import (
     SOLD_OUT,
     STREAM_EVENTS,
     STREAMS,
-    STREAMS_CLOSING,
     TICKETS,
     TIMESLOT_STARTS,
     WAITLIST_DESK,
@@ -106,6 +105,7 @@ from web.limits import MAX_BODY_BYTES, MAX_LINE_BYTES
 from web.middleware import HttpMetrics, around_each_request
 from web.openapi import openapi_document
 from web.routing import Api
+from web.streams import OpenStreams
 
 APIS: tuple[Api, ...] = (
     accounts.api, session.api, kakao.api, centers.api, policies.api, booking.api, attendance.api,
@@ -149,13 +149,14 @@ def create_app(
                                    owner=notification_owner)
     app[AUCTION_WINDOWS] = auction_windows()
     app[AUCTION_EVENTS] = CoalescedReads(events_after_each, page=EVENT_PAGE, owner=event_owner)
-    app[STREAMS] = set()
+    app[STREAMS] = OpenStreams(heartbeat_seconds=HEARTBEAT_SECONDS,
+                               write_timeout_seconds=WRITE_TIMEOUT_SECONDS)
     streams_open = Gauge("fitnus_sse_streams_open", "Event streams open on this process",
                          registry=registry)
     streams_open.set_function(lambda: len(app[STREAMS]))
     app[STREAM_EVENTS] = Counter("fitnus_sse_events_total",
                                  "Events written to event streams", registry=registry)
-    app[STREAMS_CLOSING] = asyncio.Event()
+    app.on_startup.append(_start_streams)
     app.on_shutdown.append(_close_streams)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis(redis_url))
@@ -181,10 +182,13 @@ def create_app(
     return app
 
 
+async def _start_streams(app: web.Application) -> None:
+    await app[STREAMS].start()
+
+
 async def _close_streams(app: web.Application) -> None:
-    app[STREAMS_CLOSING].set()
-    for doorbell in app[STREAMS]:
-        doorbell.set()
+    app[STREAMS].close_all()
+    await app[STREAMS].stop()
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:

@@ -2,13 +2,13 @@
 
 The stream replays rows after the client's last event id, then waits on the
 user's doorbell (Redis pub/sub) and reads rows after the last id it sent. The
-doorbell is watched before the first read and rows are the only payload, so
-there is no gap and no duplicate at the seam, on any instance.
+doorbell is watched before the first read, a ring during a read is kept for
+the next, and rows are the only payload, so there is no gap and no duplicate
+at the seam, on any instance.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
@@ -35,7 +35,6 @@ from web.keys import (
     NEW_ROWS,
     STREAM_EVENTS,
     STREAMS,
-    STREAMS_CLOSING,
     TICKETS,
     service_zone,
 )
@@ -145,37 +144,30 @@ async def serve_stream(request: web.Request, *, doorbells: ChannelListener, owne
                        encode: Callable[[Row], str]) -> web.StreamResponse:
     """Rows of ``owner`` after ``cursor`` as text/event-stream, then each new
     row as its doorbell rings, until the client or the server goes."""
-    doorbell = doorbells.watch(str(owner))
+    seat = doorbells.attach(str(owner), reads.seat(owner))
     response = web.StreamResponse(headers={
         "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
         "X-Accel-Buffering": "no",
     })
     streams = request.app[STREAMS]
-    streams.add(doorbell)
+    stream = streams.open(seat, owner, request)
     try:
         await response.prepare(request)
-        await _send(response, f"retry: {RETRY_MS}\n\n")
-        while not request.app[STREAMS_CLOSING].is_set():
-            new = await reads.after(owner, cursor)
-            for row in new.rows:
-                await _send(response, encode(row))
-                cursor = row.pk
-            request.app[STREAM_EVENTS].inc(len(new.rows))
-            if new.more:
-                continue
-            doorbell.clear()
-            # asyncio.timeout, not wait_for: on Python 3.11 wait_for starts a
-            # task per call, and a broadcast wakes every stream at once.
-            try:
-                async with asyncio.timeout(HEARTBEAT_SECONDS):
-                    await doorbell.wait()
-            except TimeoutError:
-                await _send(response, ": heartbeat\n\n")
-    except (ConnectionResetError, TimeoutError):
+        await stream.send(response, f"retry: {RETRY_MS}\n\n")
+        new = await seat.now(cursor)
+        while not streams.closing:
+            if new.rows:
+                await stream.send(response, "".join(encode(row) for row in new.rows))
+                cursor = new.rows[-1].pk
+                request.app[STREAM_EVENTS].inc(len(new.rows))
+            elif stream.quiet_for(streams.heartbeat_seconds):
+                await stream.send(response, ": heartbeat\n\n")
+            new = await (seat.now(cursor) if new.more else seat.next(cursor))
+    except ConnectionResetError:
         log.info("event stream of %s closed: client gone or too slow", owner)
     finally:
-        streams.discard(doorbell)
-        doorbells.unwatch(str(owner), doorbell)
+        streams.close(stream)
+        doorbells.unwatch(str(owner), seat)
     with contextlib.suppress(ConnectionResetError):
         await response.write_eof()
     return response
@@ -198,8 +190,3 @@ def _event(row: StoredNotification) -> str:
     inner = row.payload_json.strip()[1:-1].strip()
     data = f'{{"id": {row.id}, {inner}}}' if inner else f'{{"id": {row.id}}}'
     return f"id: {row.id}\nevent: {row.type}\ndata: {data}\n\n"
-
-
-async def _send(response: web.StreamResponse, text: str) -> None:
-    async with asyncio.timeout(WRITE_TIMEOUT_SECONDS):
-        await response.write(text.encode())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -31,6 +30,7 @@ from fitnus.redis_client import RedisClient
 from fitnus.remembered import Remembered
 from fitnus.search.index import CenterIndex
 from fitnus.waitlist.service import WaitlistDesk
+from web.streams import OpenStreams
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
@@ -64,11 +64,10 @@ KAKAO_LOGIN: web.AppKey[KakaoLogin | None] = web.AppKey("kakao_login")
 KAKAO_PAY: web.AppKey[KakaoPay | None] = web.AppKey("kakao_pay")
 # Event streams woken together read their new rows together.
 NEW_ROWS = web.AppKey("new_rows", CoalescedReads)
-# The doorbells of open event streams, rung at shutdown so they close cleanly.
-STREAMS: web.AppKey[set[asyncio.Event]] = web.AppKey("streams")
+# The open event streams, their heartbeats and write deadlines.
+STREAMS = web.AppKey("streams", OpenStreams)
 # Events written to event streams (a prometheus_client Counter).
 STREAM_EVENTS: web.AppKey[Any] = web.AppKey("stream_events")
-STREAMS_CLOSING = web.AppKey("streams_closing", asyncio.Event)
 
 
 def service_zone(request: web.Request) -> ZoneInfo:

@@ -3,9 +3,13 @@ from __future__ import annotations
 from typing import Any
 
 from tortoise import fields
+from tortoise.indexes import Index
 from tortoise.models import Model
 
 from fitnus.accounts.models import User
+
+# A person's rows in id order: what each event stream reads after its cursor.
+BY_PERSON = "notification_user_id_id"
 
 
 class Notification(Model):
@@ -28,3 +32,4 @@ class Notification(Model):
     class Meta:
         table = "notification"
         unique_together = (("user", "dedupe_key"),)
+        indexes = (Index(fields=["user_id", "id"], name=BY_PERSON),)

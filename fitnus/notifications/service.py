@@ -13,9 +13,10 @@ from tortoise.transactions import in_transaction
 from fitnus.clock import Clock
 from fitnus.commands.models import Command, CommandStatus
 from fitnus.commands.service import decide_command
+from fitnus.db import force_index
 from fitnus.errors import NotFound
 from fitnus.keys import Keys
-from fitnus.notifications.models import Notification
+from fitnus.notifications.models import BY_PERSON, Notification
 from fitnus.notifications.reads import after_each_sql
 from fitnus.pubsub import ring_many
 from fitnus.redis_client import RedisClient
@@ -99,8 +100,10 @@ async def notifications_after_each(
     """Rows of several people, each after their own cursor, in id order: one query."""
     if not cursors:
         return []
-    rows = await Notification._meta.db.execute_query_dict(after_each_sql(
-        Notification._meta.db_table, "id, user_id, type, payload", "user_id", cursors, limit))
+    db = Notification._meta.db
+    rows = await db.execute_query_dict(after_each_sql(
+        Notification._meta.db_table, "id, user_id, type, payload", "user_id", cursors, limit,
+        hint=force_index(db.capabilities.dialect, BY_PERSON)))
     return [StoredNotification(row["id"], row["user_id"], row["type"], row["payload"])
             for row in rows]
 

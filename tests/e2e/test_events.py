@@ -15,6 +15,9 @@ from fitnus.clock import system_clock
 from fitnus.config import Settings
 from fitnus.keys import Keys
 from fitnus.notifications.service import notify, ring
+from tests.conftest import eventually
+from web.keys import STREAMS
+from web.streams import OpenStreams
 
 pytestmark = pytest.mark.cluster
 
@@ -231,3 +234,43 @@ async def test_a_client_that_never_reads_does_not_delay_the_others(
     stream.close()
     writer.close()
     del reader  # never read, on purpose
+
+
+async def test_a_quiet_stream_gets_heartbeats(client: Client, sign_up: Any) -> None:
+    client.app[STREAMS].heartbeat_seconds = 1.0
+    user = await sign_up()
+    response = await client.get("/api/v1/events", headers=user.headers)
+
+    async def heartbeat() -> None:
+        while (await response.content.readline()) != b": heartbeat\n":
+            pass
+
+    await asyncio.wait_for(heartbeat(), 5)
+    response.close()
+
+
+async def test_a_client_that_takes_no_write_is_dropped(
+    client: Client, sign_up: Any, redis: Redis, settings: Settings
+) -> None:
+    streams = client.app[STREAMS]
+    streams.write_timeout_seconds = 1.0
+    slow = await sign_up()
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(
+        f"GET /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: {slow.headers['Authorization']}"
+        "\r\n\r\n".encode()
+    )
+    await writer.drain()
+    await eventually(lambda: _open(streams, 1))
+    bulky = {"text": "가" * 20_000}
+    for n in range(150):
+        await notify(user_id=slow.id, type="test.bulky", payload=bulky,
+                     dedupe_key=f"bulky:{n}", clock=system_clock)
+    await ring(redis, Keys(settings.redis_key_prefix), [slow.id])
+    await eventually(lambda: _open(streams, 0), deadline_seconds=10)
+    writer.close()
+    del reader  # never read, on purpose
+
+
+async def _open(streams: OpenStreams, count: int) -> bool:
+    return len(streams) == count

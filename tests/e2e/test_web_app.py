@@ -27,7 +27,7 @@ from tests.e2e.test_booking import fund, reserve, users_with_tokens
 from tests.e2e.test_centers import in_days, new_center, new_program
 from tests.fakes.kakao_login import CLIENT_ID, CLIENT_SECRET, FakeKakaoLogin, KakaoUser
 from tests.ports import free_port
-from web.keys import STREAMS, STREAMS_CLOSING
+from web.keys import STREAMS
 
 Client = TestClient[Any, Any]
 SEOUL_CITY_HALL = (37.5663, 126.9779)
@@ -276,15 +276,13 @@ async def test_the_page_reopens_its_event_stream_with_a_new_ticket_and_the_last_
         # The server ends every stream, as it does when it shuts down, and
         # refuses new ones until the second booking has been decided.
         app = client.app
-        app[STREAMS_CLOSING].set()
-        for doorbell in app[STREAMS]:
-            doorbell.set()
+        app[STREAMS].close_all()
         await eventually(lambda: _none_open(app))
         card = page.locator(f'[data-timeslot-id="{second}"]')
         await card.get_by_role("button", name=re.compile("예약하기")).click()
         await eventually(lambda: Reservation.filter(user_id=person.id, timeslot_id=second,
                                                     active=True).exists())
-        app[STREAMS_CLOSING].clear()
+        app[STREAMS].closing = False
         await expect(card.locator(".outcome")).to_contain_text("예약 확정")
     finally:
         await context.close()

@@ -12,7 +12,7 @@ import pytest
 
 from fitnus.clock import system_clock
 from fitnus.notifications.models import Notification
-from fitnus.notifications.reads import CoalescedReads
+from fitnus.notifications.reads import CoalescedReads, Seat
 from fitnus.notifications.service import (
     StoredNotification,
     notification_owner,
@@ -152,3 +152,46 @@ async def test_an_event_is_its_stored_payload_with_the_id(
     lines = _event(stored).splitlines()
     assert lines[:2] == [f"id: {row.id}", f"event: {TYPE}"]
     assert json.loads(lines[2].removeprefix("data: ")) == {"id": row.id, **payload}
+
+
+async def late_row_is_sent(sign_up: Any) -> bool:
+    """A row committed after a stream's read took its snapshot, rung while
+    that read's answer is on its way: does the stream's next wait read it?"""
+    person = await sign_up()
+    await rows_for(person.id, 1)
+    late: list[int] = []
+
+    async def read_then_ring(cursors: dict[int, int], limit: int) -> list[StoredNotification]:
+        rows = await notifications_after_each(cursors, limit)
+        if not late:
+            late.append((await rows_for(person.id, 1))[-1])
+            seat.set()
+        return rows
+
+    reads = CoalescedReads(read_then_ring, page=10, owner=notification_owner)
+    seat = reads.seat(person.id)
+    first = await seat.now(0)
+    assert late[0] not in ours(first.rows)
+    try:
+        async with asyncio.timeout(1):
+            second = await seat.next(first.rows[-1].id)
+    except TimeoutError:
+        return False
+    return ours(second.rows) == late
+
+
+async def test_a_ring_during_a_read_is_read_next(sign_up: Any) -> None:
+    assert await late_row_is_sent(sign_up)
+
+
+@pytest.mark.control
+async def test_control_a_seat_that_forgets_rings_between_waits_misses_the_row(
+    sign_up: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def forgetful(self: Seat[Any]) -> None:
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None and not waiting.answer.done():
+            self._reads._ask(waiting, self._context)
+
+    monkeypatch.setattr(Seat, "set", forgetful)
+    assert not await late_row_is_sent(sign_up)
