@@ -68,7 +68,6 @@ from web import (
     waitlist,
     wallet,
 )
-from web.events import HEARTBEAT_SECONDS, WRITE_TIMEOUT_SECONDS
 from web.keys import (
     ACCESS_TOKENS,
     ACCOUNTS,
@@ -149,8 +148,7 @@ def create_app(
                                    owner=notification_owner)
     app[AUCTION_WINDOWS] = auction_windows()
     app[AUCTION_EVENTS] = CoalescedReads(events_after_each, page=EVENT_PAGE, owner=event_owner)
-    app[STREAMS] = OpenStreams(heartbeat_seconds=HEARTBEAT_SECONDS,
-                               write_timeout_seconds=WRITE_TIMEOUT_SECONDS)
+    app[STREAMS] = OpenStreams()
     streams_open = Gauge("fitnus_sse_streams_open", "Event streams open on this process",
                          registry=registry)
     streams_open.set_function(lambda: len(app[STREAMS]))

@@ -124,22 +124,29 @@ class CoalescedReads(Generic[Row]):
 
     def _flush(self) -> None:
         # One pass: each group takes the next askers up to ``people_per_query``
-        # people; what the free query slots cannot take waits for the next.
+        # people (a person's later asks join the group they are already in);
+        # what the free query slots cannot take waits for the next.
         self._scheduled = False
         free = self._queries_at_once - len(self._querying)
         asked, self._asked = self._asked, []
         groups: list[dict[int, list[_Asked]]] = []
+        group_of: dict[int, dict[int, list[_Asked]]] = {}
         group: dict[int, list[_Asked]] = defaultdict(list)
         for index, one in enumerate(asked):
             if one.answer.done():
                 continue  # its stream has gone
-            if one.user_id not in group and len(group) == self._people_per_query:
+            placed = group_of.get(one.user_id)
+            if placed is not None:
+                placed[one.user_id].append(one)
+                continue
+            if len(group) == self._people_per_query:
                 groups.append(group)
                 if len(groups) == free:
                     self._asked = asked[index:]
                     break
                 group = defaultdict(list)
             group[one.user_id].append(one)
+            group_of[one.user_id] = group
         else:
             if group:
                 groups.append(group)

@@ -14,7 +14,8 @@ from redis.asyncio import Redis
 from fitnus.clock import system_clock
 from fitnus.config import Settings
 from fitnus.keys import Keys
-from fitnus.notifications.service import notify, ring
+from fitnus.notifications.models import Notification
+from fitnus.notifications.service import WELCOME, notify, ring
 from tests.conftest import eventually
 from web.keys import STREAMS
 from web.streams import OpenStreams
@@ -255,6 +256,9 @@ async def test_a_client_that_takes_no_write_is_dropped(
     streams = client.app[STREAMS]
     streams.write_timeout_seconds = 1.0
     slow = await sign_up()
+    # Its welcome is written and rung first: nothing but the bulky rows' ring
+    # wakes the stream, so it must end on the deadline alone.
+    await eventually(lambda: Notification.exists(user_id=slow.id, type=WELCOME))
     reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
     writer.write(
         f"GET /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: {slow.headers['Authorization']}"
