@@ -142,8 +142,6 @@ async def test_an_expired_ticket_is_refused(
     async def expired() -> bool:
         return not await redis.exists(key)
 
-    from tests.conftest import eventually
-
     await eventually(expired)
     assert (await client.get(f"/api/v1/events?ticket={ticket}")).status == 401
 
