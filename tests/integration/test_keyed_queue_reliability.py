@@ -200,7 +200,7 @@ RACE_CHUNK = 25
 RACE_STAGGER = 12
 
 
-async def forget_while_enqueueing(redis: Redis, keys: Keys, rounds: int = 300, *,
+async def forget_while_enqueueing(redis: Redis, keys: Keys, rounds: int = 1_200, *,
                                   drain_due: bool = False) -> list[str]:
     """Enqueues racing the emptiness check; the keys that hold items but
     dropped out of the sweeper's set (which would then never re-drive them).
