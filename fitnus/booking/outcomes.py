@@ -13,6 +13,7 @@ from fitnus.booking import rules
 from fitnus.commands.models import Command, CommandStatus
 from fitnus.keyed_queue import QueuedItem
 from fitnus.notifications.models import Notification
+from fitnus.notifications.order import take_turn
 
 RESERVE_SEAT = "reserve_seat"
 CANCEL_RESERVATION = "cancel_reservation"
@@ -62,6 +63,8 @@ async def record(commands: list[Command], notifications: list[Notification]) -> 
     if commands:
         await Command.bulk_create(commands)
     if notifications:
+        await take_turn(notification.user_id  # type: ignore[attr-defined]
+                        for notification in notifications)
         await Notification.bulk_create(notifications)
     return Decisions(
         outcomes=[Decided(command, command.user_id)  # type: ignore[attr-defined]

@@ -17,6 +17,7 @@ from fitnus.db import force_index
 from fitnus.errors import NotFound
 from fitnus.keys import Keys
 from fitnus.notifications.models import BY_PERSON, Notification
+from fitnus.notifications.order import take_turn
 from fitnus.notifications.reads import after_each_sql
 from fitnus.pubsub import ring_many
 from fitnus.redis_client import RedisClient
@@ -36,6 +37,7 @@ async def notify(
     """
     try:
         async with in_transaction():
+            await take_turn([user_id])
             return await Notification.create(
                 user_id=user_id, dedupe_key=dedupe_key, type=type, payload=payload,
                 created_at=clock.now(),

@@ -18,6 +18,7 @@ from fitnus.accounts.models import User
 from fitnus.clock import Clock, as_utc
 from fitnus.errors import Conflict, InvalidInput, NotFound
 from fitnus.notifications.models import Notification
+from fitnus.notifications.order import take_turn
 from fitnus.wallet import lots
 from fitnus.wallet.models import CouponLot, LedgerEntry, LedgerKind, Wallet
 
@@ -283,12 +284,14 @@ async def notify_expiring(*, notice: timedelta, zone: ZoneInfo, clock: Clock) ->
             expiry_notified_at__isnull=True, remaining__gt=0,
             expires_at__gt=as_utc(now), expires_at__lte=as_utc(now + notice),
     ).order_by("expires_at", "id").limit(EXPIRY_PAGE):
-        await Notification.bulk_create([
-            Notification(user_id=lot.user_id, type=EXPIRING,  # type: ignore[attr-defined]
-                         dedupe_key=f"{EXPIRING}:{lot.id}", created_at=now, payload={
-                             "lot_id": lot.id, "coupons": lot.remaining,
-                             "expires_at": lot.expires_at.astimezone(zone).isoformat()})
-            for lot in due], ignore_conflicts=True)
+        async with in_transaction():
+            await take_turn(lot.user_id for lot in due)  # type: ignore[attr-defined]
+            await Notification.bulk_create([
+                Notification(user_id=lot.user_id, type=EXPIRING,  # type: ignore[attr-defined]
+                             dedupe_key=f"{EXPIRING}:{lot.id}", created_at=now, payload={
+                                 "lot_id": lot.id, "coupons": lot.remaining,
+                                 "expires_at": lot.expires_at.astimezone(zone).isoformat()})
+                for lot in due], ignore_conflicts=True)
         for lot in due:  # one row a statement: never two lots' locks at once
             await CouponLot.filter(id=lot.id).update(expiry_notified_at=now)
         told |= {lot.user_id for lot in due}  # type: ignore[attr-defined]
