@@ -54,12 +54,20 @@ async def reconciled(kakao: FakeKakaoPay, *, after: int) -> list[str]:
     return wrong
 
 
+# Short, so that the timeout tests (Kakao answering after TIMED_OUT_SECONDS)
+# run fast; not so short that a busy test process times out an ordinary call
+# (seen once at 1 s: a purchase's ready answered, and given up on).
+KAKAO_TIMEOUT_SECONDS = 2
+TIMED_OUT_SECONDS = 3.0
+
+
 async def open_shop(aiohttp_client: Any, make_app: Any, kakao_server: Any,
                     generation: str, **overrides: Any) -> Shop:
     kakao, url = kakao_server
     client = await aiohttp_client(make_app(**{
         "kakaopay_api": generation, "kakaopay_base_url": url, "kakaopay_secret_key": SECRET_KEY,
-        "kakaopay_admin_key": ADMIN_KEY, "kakaopay_timeout_seconds": 1, **overrides}))
+        "kakaopay_admin_key": ADMIN_KEY, "kakaopay_timeout_seconds": KAKAO_TIMEOUT_SECONDS,
+        **overrides}))
     return Shop(client, kakao)
 
 

@@ -18,7 +18,7 @@ from fitnus.errors import ConfigurationError
 from fitnus.payments.models import CouponOrder, OrderStatus
 from fitnus.payments.service import APPROVAL_ATTEMPTS, reconcile_pending
 from fitnus.wallet.models import Wallet
-from tests.e2e.shop import Shop, buy, come_back, open_shop, pay_on_kakao
+from tests.e2e.shop import TIMED_OUT_SECONDS, Shop, buy, come_back, open_shop, pay_on_kakao
 from tests.fakes.kakaopay import SECRET_KEY
 from web.keys import KAKAO_PAY
 
@@ -110,7 +110,7 @@ async def test_an_approve_that_timed_out_is_looked_up_and_credited_once(
 ) -> None:
     person = await sign_up()
     started = await buy(shop, person, bundle_id="345")
-    shop.kakao.fail_next("approve", "timeout", delay_seconds=2.0)
+    shop.kakao.fail_next("approve", "timeout", delay_seconds=TIMED_OUT_SECONDS)
     await come_back(shop, await pay_on_kakao(shop, started))
     assert await balance(person) == 345
     assert shop.kakao.calls_to("approve") == 1
@@ -229,7 +229,7 @@ async def test_an_order_left_pending_is_settled_by_kakaos_status(
     stays pending; the reconciliation job asks Kakao and credits it once."""
     person = await sign_up()
     started = await buy(shop, person, coupons=9)
-    shop.kakao.fail_next("approve", "timeout", delay_seconds=2.0)
+    shop.kakao.fail_next("approve", "timeout", delay_seconds=TIMED_OUT_SECONDS)
     # The approve times out; each lookup after it gets a 5xx.
     for _ in range(APPROVAL_ATTEMPTS - 1):
         shop.kakao.fail_next("order", "5xx")

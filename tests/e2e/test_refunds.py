@@ -19,6 +19,7 @@ from fitnus.payments.models import CouponOrder, OrderStatus
 from fitnus.wallet.models import CouponLot, LedgerKind, Wallet
 from fitnus.wallet.service import post_entry
 from tests.e2e.shop import (
+    TIMED_OUT_SECONDS,
     Shop,
     buy,
     come_back,
@@ -207,7 +208,7 @@ async def test_a_cancel_that_timed_out_is_looked_up_and_counted_once(
 ) -> None:
     person = await sign_up()
     order_id = await bought(shop, person, coupons=30)
-    shop.kakao.fail_next("cancel", "timeout", delay_seconds=2.0)
+    shop.kakao.fail_next("cancel", "timeout", delay_seconds=TIMED_OUT_SECONDS)
     payment = await refunded(shop, person, order_id, 10)
     assert payment["refunded_krw"] == 10_000
     assert (shop.kakao.calls_to("cancel"), shop.kakao.calls_to("order")) == (1, 1)
@@ -221,7 +222,7 @@ async def test_a_refund_left_pending_is_settled_by_the_reconciliation_job(
     until the job asks Kakao."""
     person = await sign_up()
     order_id = await bought(shop, person, coupons=30)
-    shop.kakao.fail_next("cancel", "timeout", delay_seconds=2.0)
+    shop.kakao.fail_next("cancel", "timeout", delay_seconds=TIMED_OUT_SECONDS)
     shop.kakao.fail_next("order", "5xx")
     await refused(await ask_refund(shop, person.headers, order_id, 10), 502,
                   "payment_gateway_error")
