@@ -14,9 +14,10 @@ points in Seoul (radius 1–5 km, half with a sport filter) through:
 and finally drives `GET /api/v1/centers` over HTTP with wrk next to an empty
 aiohttp handler and to the floor of the stack: an aiohttp handler that makes
 one bare GEOSEARCH round trip through redis-py and nothing else; with the
-web process's cache of popular places on and off, on two query mixes
-(uniform over Seoul, and 80 % of queries in 5 % of its cells), printing
-each server's and Redis's CPU per request. Density: 40 % of the centers fall
+web process's cache of popular places on and off, and that cache alone on
+aiohttp without our web tier (its ceiling), on two query mixes (uniform
+over Seoul, and 80 % of queries in 5 % of its cells), printing each
+server's and Redis's CPU per request. Density: 40 % of the centers fall
 in a 28 × 28 km box over Seoul (~50 per km²), the rest anywhere over South
 Korea. ``--http-only`` skips the four approaches.
 """
@@ -280,10 +281,42 @@ def serve_floor(port: int, prefix: str) -> None:
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 
+def serve_cache_alone(port: int, prefix: str, cache_seconds: float) -> None:
+    """The cache's own ceiling on this stack: our index with its cache of
+    popular places, on aiohttp with none of our web tier (no middleware, no
+    validation: the query's numbers are read with float()), writing the page
+    as our endpoint does. If this does not beat the floor, no endpoint of ours
+    built on the cache can."""
+    from aiohttp import web
+
+    from fitnus.redis_client import open_redis
+    from web.centers import search_page_body
+
+    async def index_ctx(app: web.Application) -> Any:
+        redis = open_redis(REDIS_URL)
+        app["index"] = RedisGeoIndex(redis=redis, prefix=prefix, cache_seconds=cache_seconds)
+        await app["index"].ensure()
+        yield
+        await app["index"].close()
+        await redis.aclose()
+
+    async def search(request: web.Request) -> web.Response:
+        query = request.query
+        page = await request.app["index"].search(CenterQuery(
+            latitude=float(query["lat"]), longitude=float(query["lng"]),
+            radius_m=float(query.get("radius_m", 3000)), sport=query.get("sport"), limit=LIMIT))
+        return web.Response(body=search_page_body(page), content_type="application/json")
+
+    app = web.Application()
+    app.cleanup_ctx.append(index_ctx)
+    app.router.add_get("/api/v1/centers", search)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
 MIXES = {"uniform": False, "80 % in 5 % of cells": True}
 CACHE_SECONDS = 3  # the cached server's SEARCH_CACHE_SECONDS unless the environment sets it
 SERVERS = ("empty aiohttp handler", "GET /api/v1/centers, cache on",
-           "GET /api/v1/centers, cache off", "floor")
+           "GET /api/v1/centers, cache off", "cache alone on aiohttp", "floor")
 
 
 def http_rates(
@@ -291,7 +324,9 @@ def http_rates(
 ) -> dict[str, dict[str, tuple[float, float, float]]]:
     """By mix and server, medians of ``--http-runs``: requests/s, and CPU
     microseconds per request of the server process and of Redis."""
-    empty_port, cached_port, uncached_port, floor_port = (free_port() for _ in range(4))
+    empty_port, cached_port, uncached_port, alone_port, floor_port = (
+        free_port() for _ in range(5))
+    cache_seconds = os.environ.get("SEARCH_CACHE_SECONDS", str(CACHE_SECONDS))
     env = dict(os.environ)
     env.update(DATABASE_URL=database_url, REDIS_URL=REDIS_URL, REDIS_KEY_PREFIX=prefix,
                JWT_SECRET=secrets.token_urlsafe(48), LOG_LEVEL="WARNING",
@@ -302,7 +337,8 @@ def http_rates(
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
             script.write(wrk_script(hot, rng))
         scripts[mix] = script.name
-    ports = dict(zip(SERVERS, (empty_port, cached_port, uncached_port, floor_port), strict=True))
+    ports = dict(zip(SERVERS, (empty_port, cached_port, uncached_port, alone_port, floor_port),
+                     strict=True))
     rates: dict[str, dict[str, list[float]]] = {
         mix: {server: [] for server in SERVERS} for mix in MIXES}
     # CPU microseconds per request, of the server process and of Redis.
@@ -316,18 +352,21 @@ def http_rates(
         process([sys.executable, str(ROOT / "bench" / "http_baseline.py"),
                  "--serve-empty", str(empty_port)]) as empty,
         process(fitnus, env={**env, "HTTP_PORT": str(cached_port),
-                             "SEARCH_CACHE_SECONDS": os.environ.get(
-                                 "SEARCH_CACHE_SECONDS", str(CACHE_SECONDS))}) as cached,
+                             "SEARCH_CACHE_SECONDS": cache_seconds}) as cached,
         process(fitnus, env={**env, "HTTP_PORT": str(uncached_port),
                              "SEARCH_CACHE_SECONDS": "0"}) as uncached,
+        process([sys.executable, __file__, "--serve-cache-alone", str(alone_port),
+                 "--prefix", prefix, "--cache-seconds", cache_seconds]) as alone,
         process([sys.executable, __file__, "--serve-floor", str(floor_port),
                  "--prefix", prefix]) as floor,
     ):
-        pids = dict(zip(SERVERS, (empty.pid, cached.pid, uncached.pid, floor.pid), strict=True))
+        pids = dict(zip(SERVERS, (empty.pid, cached.pid, uncached.pid, alone.pid, floor.pid),
+                        strict=True))
         wait_until_up(f"http://127.0.0.1:{empty_port}/")
         wait_until_up(f"http://127.0.0.1:{cached_port}/healthz")
         wait_until_up(f"http://127.0.0.1:{uncached_port}/healthz")
-        wait_until_up(f"http://127.0.0.1:{floor_port}/api/v1/centers?lat=37.5&lng=127")
+        for port in (alone_port, floor_port):
+            wait_until_up(f"http://127.0.0.1:{port}/api/v1/centers?lat=37.5&lng=127")
         for _ in range(args.http_runs):
             for mix in MIXES:
                 for server, port in ports.items():
@@ -372,10 +411,15 @@ def main() -> None:
     parser.add_argument("--http-only", action="store_true",
                         help="load and index, then only the HTTP figures")
     parser.add_argument("--serve-floor", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-cache-alone", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--cache-seconds", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--prefix", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_floor:
         serve_floor(args.serve_floor, args.prefix)
+        return
+    if args.serve_cache_alone:
+        serve_cache_alone(args.serve_cache_alone, args.prefix, args.cache_seconds)
         return
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: apt-get install wrk")

@@ -25,7 +25,7 @@ from fitnus.centers.rules import (
     weekly_starts,
 )
 from fitnus.errors import InvalidInput
-from fitnus.search.index import MAX_RADIUS_M, CenterQuery, SearchCursor
+from fitnus.search.index import MAX_RADIUS_M, CenterQuery, SearchCursor, SearchPage
 from web.keys import CENTER_INDEX, CLOCK, KEYS, MESSAGES, REDIS, service_zone
 from web.pagination import decode_cursor, encode_cursor
 from web.routing import Api
@@ -274,14 +274,17 @@ async def search_centers(request: web.Request, *, query: SearchQuery) -> web.Res
             after=SearchCursor.decode(query.cursor) if query.cursor else None,
         )
     )
-    # The index stores each hit's summary as JSON: the page is spliced together
-    # rather than decoded and encoded again (CenterPage documents the shape).
+    return web.Response(body=search_page_body(page), content_type="application/json")
+
+
+def search_page_body(page: SearchPage) -> bytes:
+    """The index stores each hit's summary as JSON: the page is spliced together
+    rather than decoded and encoded again (CenterPage documents the shape)."""
     items = b",".join(
         b'%s,"distance_m":%.1f}' % (hit.summary_json[:-1], hit.distance_m) for hit in page.hits
     )
     next_cursor = json_dumps(page.next_cursor.encode() if page.next_cursor else None).encode()
-    return web.Response(body=b'{"items":[%s],"next_cursor":%s}' % (items, next_cursor),
-                        content_type="application/json")
+    return b'{"items":[%s],"next_cursor":%s}' % (items, next_cursor)
 
 
 class CenterList(BaseModel):
