@@ -111,7 +111,9 @@ def decide_bid(standing: Standing, terms: Terms, bid: BidRequest,
                        amount=price)
     defends = min(standing.leader_max or 0, can_pay(standing.leader))
     if reach > defends:
-        price = min(reach, defends + step(defends)) if bid.is_proxy else reach
+        # A leader who can no longer pay what they bid (their coupons expired)
+        # defends below the price; the price still never falls.
+        price = max(floor, min(reach, defends + step(defends))) if bid.is_proxy else reach
         return _placed(standing, terms, bid, price=price, leader=bid.user_id, leader_max=wanted,
                        amount=price)
     # The leader's proxy answers: the least that still leads, or all it has

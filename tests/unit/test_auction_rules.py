@@ -84,6 +84,18 @@ def test_nobody_bids_more_than_they_can_pay() -> None:
         rules.PLACED, A, 31)
 
 
+@pytest.mark.parametrize(("leader_can_pay", "price"), [(0, 11), (5, 11), (10, 11), (30, 31), (60, 62)])
+def test_a_proxy_never_takes_the_lead_below_the_next_bid(leader_can_pay: int,
+                                                          price: int) -> None:
+    """The leader bid 10 with a proxy up to 60, and then coupons they held
+    expired: what the leader can still pay defends, never less than the price."""
+    budgets = {A: leader_can_pay, B: 100}
+    decided = rules.decide_bid(standing(10, A, 60), TERMS, bid(B, max_amount=100),
+                               budgets.__getitem__)
+    assert (decided.outcome, decided.standing.leader, decided.standing.price) == (
+        rules.PLACED, B, price)
+
+
 def test_a_bid_in_the_last_window_extends_up_to_the_cap() -> None:
     current, ends = standing(), []
     for user, amount, seconds in ((A, 10, -30), (B, 11, 60), (C, 12, 150), (A, 13, 180)):
