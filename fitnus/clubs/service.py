@@ -96,15 +96,19 @@ async def create_club(*, principal: Principal, draft: ClubDraft, clock: Clock) -
     return club
 
 
-async def club_by_id(club_id: int) -> Club:
-    club = await Club.get_or_none(id=club_id, dissolved_at=None)
+async def club_by_id(club_id: int, *, locked: bool = False) -> Club:
+    """``locked``: the row is held until the transaction ends (a locking read
+    sees the latest commit)."""
+    clubs = Club.select_for_update() if locked else Club
+    club = await clubs.get_or_none(id=club_id, dissolved_at=None)
     if club is None:
         raise NotFound("no such club", code="club_not_found")
     return club
 
 
-async def led_club(principal: Principal, club_id: int, *, admin_too: bool = False) -> Club:
-    club = await club_by_id(club_id)
+async def led_club(principal: Principal, club_id: int, *, admin_too: bool = False,
+                   locked: bool = False) -> Club:
+    club = await club_by_id(club_id, locked=locked)
     if club.leader_id != principal.user_id and not (  # type: ignore[attr-defined]
             admin_too and principal.role is Role.ADMIN):
         raise Forbidden("only the club's leader does this", code="not_club_leader")
@@ -134,21 +138,27 @@ async def require_member(principal: Principal, club_id: int) -> Club:
 async def update_club(
     *, principal: Principal, club_id: int, changes: dict[str, object], clock: Clock
 ) -> Club:
-    club = await led_club(principal, club_id)
-    cap = changes.get("max_members")
-    if isinstance(cap, int) and cap < club.member_count:
-        raise InvalidInput(f"the club has {club.member_count} members already",
-                           code="max_members_below_members")
-    for name, value in changes.items():
-        setattr(club, name, value)
-    if "name" in changes:
-        club.name_key = name_key(club.name)
-    club.updated_at = clock.now()
+    """Only the changed columns are written, with the row locked: writing back
+    the whole row read earlier would undo what commits meanwhile (a member
+    admitted, a hand-over, a dissolution)."""
+    columns = dict(changes)
+    if "name" in columns:
+        columns["name_key"] = name_key(str(columns["name"]))
     try:
-        await club.save()
+        async with in_transaction():
+            club = await led_club(principal, club_id, locked=True)
+            cap = changes.get("max_members")
+            if isinstance(cap, int) and cap < club.member_count:
+                raise InvalidInput(f"the club has {club.member_count} members already",
+                                   code="max_members_below_members")
+            await _save_changes(club, columns, now=clock.now())
     except IntegrityError as taken:
-        raise ClubNameTaken(f"a club called {club.name!r} exists") from taken
-    return club
+        raise ClubNameTaken(f"a club called {changes['name']!r} exists") from taken
+    return await club_by_id(club_id)
+
+
+async def _save_changes(club: Club, columns: dict[str, object], *, now: datetime) -> None:
+    await Club.filter(id=club.id).update(**columns, updated_at=now)
 
 
 async def dissolve_club(*, principal: Principal, club_id: int, clock: Clock) -> None:

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from tortoise.expressions import F
+from tortoise.transactions import in_transaction
 
 from fitnus.clubs import service
 from fitnus.clubs.models import Club, ClubMember
@@ -266,3 +268,51 @@ async def test_control_acceptances_counted_without_the_cap_in_the_update_pass_it
     monkeypatch.setattr(service, "_admit", admit_whatever_the_count)
     rows, _ = await acceptance_storm(client, sign_up)
     assert rows > CAP
+
+
+# --- An edit while a member is admitted -----------------------------------------------
+
+
+async def edit_while_a_member_is_admitted(client: Client, sign_up: Any) -> int:
+    """An admission holds the club's row, its count raised but not committed,
+    while the leader's edit arrives; the count the club ends with."""
+    leader = await sign_up()
+    club = await new_club(client, leader, name=unique_name("Edited"), max_members=CAP)
+    async with in_transaction() as admission:
+        await Club.filter(id=club["id"]).using_db(admission).update(
+            member_count=F("member_count") + 1)
+        edit = asyncio.create_task(client.patch(
+            f"/api/v1/clubs/{club['id']}", json={"description": "new"}, headers=leader.headers))
+        await asyncio.sleep(0.5)  # the edit has read the row, or waits to
+        assert not edit.done()
+    answer = await edit
+    assert answer.status == 200, await answer.text()
+    assert (await answer.json())["description"] == "new"
+    return (await Club.get(id=club["id"])).member_count
+
+
+async def test_an_edit_never_undoes_a_member_admitted_meanwhile(
+    client: Client, sign_up: Any,
+) -> None:
+    assert await edit_while_a_member_is_admitted(client, sign_up) == 2
+
+
+@pytest.mark.control
+async def test_control_an_edit_that_writes_back_the_row_it_read_undoes_it(
+    client: Client, sign_up: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The edit as it was: the row read without a lock, and all of it saved."""
+    club_by_id = service.club_by_id
+
+    async def read_without_a_lock(club_id: int, *, locked: bool = False) -> Club:
+        return await club_by_id(club_id)
+
+    async def save_the_row_read(club: Club, columns: dict[str, object], *, now: Any) -> None:
+        for name, value in columns.items():
+            setattr(club, name, value)
+        club.updated_at = now
+        await club.save()
+
+    monkeypatch.setattr(service, "club_by_id", read_without_a_lock)
+    monkeypatch.setattr(service, "_save_changes", save_the_row_read)
+    assert await edit_while_a_member_is_admitted(client, sign_up) == 1
