@@ -315,7 +315,8 @@ class AdminRefundOut(BaseModel):
 @api.route("POST", "/api/v1/admin/reservations/{reservation_id}/refund", tag="settlement",
            summary="Give back coupons a seat kept, after the fact (admins); the day it "
                    "happens records it as an adjustment of the center's usage. Once per "
-                   "Idempotency-Key; 409 refund_exceeds_kept",
+                   "Idempotency-Key; 409 refund_exceeds_kept, or session_not_started for "
+                   "a booking still ahead (cancel it instead)",
            path_params=ReservationPath, body=AdminRefundBody, headers=IdempotencyHeader,
            auth=True, responses={200: AdminRefundOut}, errors=(400, 401, 403, 404, 409))
 async def refund_seat(request: web.Request, *, path: ReservationPath, body: AdminRefundBody,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from tortoise.transactions import in_transaction
 
-from fitnus.booking.models import Reservation, seat_paid_for
+from fitnus.booking.models import Reservation, ReservationStatus, seat_paid_for
 from fitnus.clock import Clock
 from fitnus.errors import Conflict, NotFound
 from fitnus.notifications.service import notify
@@ -36,13 +36,19 @@ class AdminRefund:
 async def refund_kept(*, reservation_id: int, coupons: int, reason: str, key: str,
                       clock: Clock) -> AdminRefund:
     """Give back ``coupons`` of what the seat kept, once per ``key``: a
-    repeated key answers what the first did. 409 when the seat kept less."""
+    repeated key answers what the first did. 409 when the seat kept less, or
+    while its session is still ahead."""
     now = clock.now()
     async with in_transaction():
         reservation = await Reservation.get_or_none(id=reservation_id).prefetch_related(
             "timeslot__program")
         if reservation is None:
             raise NotFound("no such reservation", code="reservation_not_found")
+        if reservation.status is ReservationStatus.CONFIRMED and reservation.starts_at > now:
+            # Its cancellation, a move or a withdrawal would give back the
+            # whole price, and find part of it given already.
+            raise Conflict("the session has not started: the booking can still be cancelled",
+                           code="session_not_started")
         user_id: int = reservation.user_id  # type: ignore[attr-defined]
         paid_for = seat_paid_for(reservation.command_id)
         await lock_wallets([user_id], now=now)  # one refund of this person's at a time

@@ -306,6 +306,8 @@ async def test_an_admins_refund_of_a_recorded_day_is_an_adjustment_on_its_own_da
     person, recorded = await seat(client, sign_up, await timeslot(client, place, at(day, time(9))))
     _, unrecorded = await seat(client, sign_up, await timeslot(
         client, place, at(refund_day, time(9))))
+    _, ahead = await seat(client, sign_up, await timeslot(
+        client, place, at(refund_day, time(18))))
     await record_day(day, after(day))
     admin = await admin_headers(client, settings)
     office = await aiohttp_client(make_app(clock=ManualClock(
@@ -332,6 +334,10 @@ async def test_an_admins_refund_of_a_recorded_day_is_an_adjustment_on_its_own_da
         assert (await refund(recorded, bad, "k")).status == 400, bad
     # The seat of the refund's own day, not recorded yet, is refunded too.
     assert (await refund(unrecorded, 3, "complaint-3")).status == 200
+    # A booking still ahead is cancelled, not refunded in part: its
+    # cancellation would give back the whole price again.
+    early = await refund(ahead, 3, "complaint-4")
+    assert (early.status, (await early.json())["code"]) == (409, "session_not_started")
 
     clock = after(refund_day)
     await record_day(refund_day, clock)
