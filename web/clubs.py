@@ -11,11 +11,12 @@ from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from fitnus.accounts.tokens import Principal
 from fitnus.clubs import service
+from fitnus.clubs.meetups import places_freed
 from fitnus.clubs.models import ApplicationStatus, Club, ClubApplication
 from fitnus.errors import InvalidInput
 from fitnus.notifications.service import ring
 from web.centers import Latitude, Limit, Longitude, Sport, Text100
-from web.keys import CLOCK, KEYS, REDIS, service_zone
+from web.keys import CLOCK, KEYS, MEETUP_COMMANDS, MEETUPS_FULL, REDIS, service_zone
 from web.pagination import decode_cursor, encode_cursor
 from web.routing import Api
 from web.schemas import RequestBody, json
@@ -345,8 +346,10 @@ async def list_members(
 async def remove_member(
     request: web.Request, *, path: MemberPath, principal: Principal
 ) -> web.Response:
-    await service.remove_member(principal=principal, club_id=path.club_id,
-                                user_id=path.user_id, clock=request.app[CLOCK])
+    freed = await service.remove_member(principal=principal, club_id=path.club_id,
+                                        user_id=path.user_id, clock=request.app[CLOCK])
+    await places_freed(freed, commands=request.app[MEETUP_COMMANDS],
+                       sold_out=request.app[MEETUPS_FULL])
     return web.Response(status=204)
 
 

@@ -32,13 +32,13 @@ from fitnus.clock import Clock, as_utc
 from fitnus.clubs.models import ClubMember, Meetup, MeetupAttendee, place_paid_for
 from fitnus.clubs.service import club_by_id, led_club, require_member
 from fitnus.commands.models import Command
-from fitnus.commands.queued import CommandQueue, Queued
+from fitnus.commands.queued import CommandQueue, Queued, send_to_each
 from fitnus.errors import Conflict, InvalidInput, NotFound
 from fitnus.keyed_queue import KeyedQueue, QueuedItem, drain
 from fitnus.keys import Keys
 from fitnus.notifications.models import Notification
 from fitnus.redis_client import RedisClient
-from fitnus.waitlist.offers import WAITLIST_KINDS, Waitlist, keep_offered
+from fitnus.waitlist.offers import SWEEP_WAITLIST, WAITLIST_KINDS, Waitlist, keep_offered
 from fitnus.waitlist.rules import DEFAULT_WINDOWS, ClaimWindows
 from fitnus.wallet.models import LedgerKind
 from fitnus.wallet.service import debit_locked, lock_wallets, post_entry
@@ -145,6 +145,18 @@ async def request_leave(commands: CommandQueue, *, principal: Principal,
     # asked again by the same person the moment the answer reaches them.
     sold_out.forget(meetup_id)
     return await commands.send(meetup.id, kind=LEAVE_MEETUP, user_id=principal.user_id)
+
+
+async def places_freed(meetup_ids: Sequence[int], *, commands: CommandQueue,
+                       sold_out: SoldOutMemory) -> None:
+    """Places were freed outside the meetups' queues (a member left the club):
+    each queue looks again in line with its requests, offering the place to
+    whoever waits or lifting the full flag, which every web process hears."""
+    for meetup_id in meetup_ids:
+        sold_out.forget(meetup_id)
+    await send_to_each(commands.queue, meetup_ids, kind=SWEEP_WAITLIST,
+                       schedule_drain=commands.schedule_drain,
+                       accepted_at=commands.clock.now().timestamp())
 
 
 # --- Deciding, in the worker ----------------------------------------------------------

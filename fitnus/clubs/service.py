@@ -309,10 +309,11 @@ async def members_of(*, principal: Principal, club_id: int) -> list[ClubMember]:
 
 
 async def remove_member(*, principal: Principal, club_id: int, user_id: int,
-                        clock: Clock) -> None:
+                        clock: Clock) -> list[int]:
     """A member leaves, or the leader removes one, and with it their places at
     the club's future meetups (fees refunded in full). The leader hands over
-    first."""
+    first. Returns the meetups where a place was freed: their queues must
+    look again (an offer to whoever waits, or the full flag lifted)."""
     club = await club_by_id(club_id)
     leader: int = club.leader_id  # type: ignore[attr-defined]
     if principal.user_id not in (user_id, leader):
@@ -324,17 +325,18 @@ async def remove_member(*, principal: Principal, club_id: int, user_id: int,
         if removed != 1:
             raise NotFound("no such member", code="member_not_found")
         await Club.filter(id=club.id).update(member_count=F("member_count") - 1)
-        await _leave_future_meetups(club.id, user_id, now=clock.now())
+        return await _leave_future_meetups(club.id, user_id, now=clock.now())
 
 
-async def _leave_future_meetups(club_id: int, user_id: int, *, now: datetime) -> None:
+async def _leave_future_meetups(club_id: int, user_id: int, *, now: datetime) -> list[int]:
     """In the transaction that ends the membership, so nothing is left behind
     if the process dies. The meetups' rows and then the wallet are locked as
     a meetup's batch locks them, so the two wait for each other."""
     places = await MeetupAttendee.filter(
         meetup__club_id=club_id, user_id=user_id, active=True, starts_at__gt=as_utc(now))
     if not places:
-        return
+        return []
+    freed = []
     meetups = await Meetup.select_for_update().filter(
         id__in=[place.meetup_id for place in places]).order_by("id")  # type: ignore[attr-defined]
     await lock_wallets([user_id], now=now)
@@ -344,12 +346,14 @@ async def _leave_future_meetups(club_id: int, user_id: int, *, now: datetime) ->
         if not left:
             continue
         await Meetup.filter(id=meetup.id, joined__gte=1).update(joined=F("joined") - 1)
+        freed.append(meetup.id)
         place = next(place for place in places
                      if place.meetup_id == meetup.id)  # type: ignore[attr-defined]
         if place.fee_coupons:
             await post_entry(user_id=user_id, kind=LedgerKind.BOOKING_REFUND,
                              amount=place.fee_coupons, reference=f"meetup-left:{place.id}",
                              now=now, paid_for=place_paid_for(place.command_id))
+    return freed
 
 
 async def hand_over(*, principal: Principal, club_id: int, user_id: int,

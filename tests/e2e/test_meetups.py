@@ -179,6 +179,28 @@ async def test_a_member_who_leaves_the_club_leaves_its_future_meetups_refunded(
     assert not await MeetupAttendee.exists(user_id=member.id, active=True)
 
 
+async def test_a_place_freed_by_leaving_the_club_can_be_taken_at_once(
+    client: Client, sign_up: Any, worker: dramatiq.Worker,
+) -> None:
+    leader, member, meetup = await club_with_meetup(client, sign_up, capacity=1, fee=0)
+    assert (await join(client, member, meetup["id"], Prefer="wait=8")).status == 201
+    late = await sign_up()
+    await joined(client, leader, late, meetup["club_id"])
+
+    async def refused_at_once() -> bool:
+        return (await join(client, late, meetup["id"])).status == 409
+
+    await eventually(refused_at_once)  # full, and remembered so
+    removed = await client.delete(f"/api/v1/clubs/{meetup['club_id']}/members/{member.id}",
+                                  headers=leader.headers)
+    assert removed.status == 204
+
+    async def taken() -> bool:
+        return (await join(client, late, meetup["id"], Prefer="wait=8")).status == 201
+
+    await eventually(taken, deadline_seconds=3)  # within the memory's 5 s
+
+
 async def test_a_joined_meetup_is_reminded_an_hour_before_once(
     client: Client, sign_up: Any, worker: dramatiq.Worker,
 ) -> None:
