@@ -60,10 +60,14 @@ async def _repeat(
                                      month=to_month.month)
     if starts_at is None:
         return Repeated(source.id, reason=NO_MATCHING_WEEK)
-    timeslot = await Timeslot.get_or_none(
+    # A program of parallel sessions may hold several at that time: one with
+    # a seat left, if any (the queue decides whether it is still left).
+    same_time = await Timeslot.filter(
         program_id=source.timeslot.program_id,  # type: ignore[attr-defined]
         starts_at=as_utc(starts_at), withdrawn_at=None,
-    )
+    ).order_by("id")
+    timeslot = next((slot for slot in same_time if slot.reserved + slot.offered < slot.capacity),
+                    same_time[0] if same_time else None)
     if timeslot is None:
         return Repeated(source.id, reason=NO_MATCHING_TIMESLOT)
     try:

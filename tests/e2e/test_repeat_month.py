@@ -111,6 +111,36 @@ async def test_a_month_repeats_into_the_matching_weeks_of_the_next(
         assert command["error"]["code"] == "already_reserved"
 
 
+async def test_parallel_sessions_repeat_into_one_with_a_seat_left(
+    client: Client, sign_up: Any, worker: dramatiq.Worker,
+) -> None:
+    source, target = months_ahead(1), months_ahead(2)
+    owner = await sign_up("owner")
+    program = await new_program(client, owner, (await new_center(client, owner))["id"],
+                                price_coupons=PRICE, parallel_sessions=True)
+
+    async def session(day: date) -> int:
+        created = await client.post(f"/api/v1/programs/{program['id']}/timeslots", json={
+            "starts_at": datetime.combine(day, datetime.min.time(), SEOUL).replace(
+                hour=9).isoformat(), "capacity": 1}, headers=owner.headers)
+        assert created.status == 201, await created.text()
+        timeslot_id: int = (await created.json())["id"]
+        return timeslot_id
+
+    booked = await session(nth_weekday(source, 1, 1))
+    taken, free = [await session(nth_weekday(target, 1, 1)) for _ in range(2)]
+    other, user = await sign_up(), await sign_up()
+    await fund(other.id, PRICE)
+    await fund(user.id, PRICE * 2)
+    assert (await reserve(client, other, taken, Prefer="wait=8")).status == 201
+    assert (await reserve(client, user, booked, Prefer="wait=8")).status == 201
+    response = await client.post("/api/v1/me/calendar/repeat", json={
+        "from_month": label(source), "to_month": label(target)}, headers=user.headers)
+    assert response.status == 202, await response.text()
+    [item] = (await response.json())["items"]
+    assert item["timeslot_id"] == free
+
+
 async def test_an_empty_month_repeats_into_an_empty_list(
     client: Client, sign_up: Any,
 ) -> None:

@@ -84,7 +84,8 @@ def test_nobody_bids_more_than_they_can_pay() -> None:
         rules.PLACED, A, 31)
 
 
-@pytest.mark.parametrize(("leader_can_pay", "price"), [(0, 11), (5, 11), (10, 11), (30, 31), (60, 62)])
+@pytest.mark.parametrize(("leader_can_pay", "price"), [
+    (0, 11), (5, 11), (10, 11), (30, 31), (60, 62)])
 def test_a_proxy_never_takes_the_lead_below_the_next_bid(leader_can_pay: int,
                                                           price: int) -> None:
     """The leader bid 10 with a proxy up to 60, and then coupons they held
