@@ -3,22 +3,25 @@ web app's result page they end on."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import aiohttp_jinja2
 from aiohttp import web
 from pydantic import BaseModel, Field, StringConstraints
 
 from fitnus.accounts.tokens import Principal
+from fitnus.commands.idempotency import IdempotencyKeys
 from fitnus.payments import refunds, service
 from fitnus.payments.bundles import BUNDLES, COUPON_PRICE_KRW, CUSTOM, MAX_CUSTOM_COUPONS
 from fitnus.payments.models import CouponOrder, OrderStatus
 from web.calendar import public_url
 from web.clubs import Id
-from web.keys import CLOCK, KAKAO_PAY, SETTINGS, service_zone
+from web.keys import CLOCK, KAKAO_PAY, KEYS, REDIS, SETTINGS, service_zone
 from web.routing import Api
 from web.schemas import RequestBody, json
+from web.wallet import IdempotencyHeader
 
 api = Api()
 
@@ -103,16 +106,37 @@ async def coupon_bundles(request: web.Request) -> web.Response:
            summary="Buy coupons: a bundle_id or a number of coupons; the server computes the "
                    "price. 201 with Kakao Pay's page to send the browser to; 503 "
                    "payments_not_configured; 502 payment_gateway_error",
-           body=PaymentBody, auth=True, responses={201: StartedOut},
-           errors=(400, 401, 502, 503))
-async def start_payment(request: web.Request, *, body: PaymentBody,
+           body=PaymentBody, headers=IdempotencyHeader, auth=True, responses={201: StartedOut},
+           errors=(400, 401, 409, 502, 503))
+async def start_payment(request: web.Request, *, body: PaymentBody, headers: IdempotencyHeader,
                         principal: Principal) -> web.Response:
-    started = await service.start_purchase(
-        request.app[KAKAO_PAY], principal=principal, bundle_id=body.bundle_id,
-        coupons=body.coupons, base_url=public_url(request, ""),
-        coupon_validity=request.app[SETTINGS].coupon_validity, clock=request.app[CLOCK])
-    out = payment_out(started.order, request)
-    return json(StartedOut(**out.model_dump(), redirect_url=started.redirect_url), 201)
+    async def start() -> StartedOut:
+        started = await service.start_purchase(
+            request.app[KAKAO_PAY], principal=principal, bundle_id=body.bundle_id,
+            coupons=body.coupons, base_url=public_url(request, ""),
+            coupon_validity=request.app[SETTINGS].coupon_validity, clock=request.app[CLOCK])
+        out = payment_out(started.order, request)
+        return StartedOut(**out.model_dump(), redirect_url=started.redirect_url)
+
+    return await _once_per_key(request, principal, "purchase", headers.idempotency_key,
+                               start, status=201)
+
+
+async def _once_per_key(
+    request: web.Request, principal: Principal, action: str, key: str | None,
+    answer: Callable[[], Awaitable[BaseModel]], *, status: int = 200,
+) -> web.Response:
+    """Every copy of a request with one Idempotency-Key gets the first one's
+    answer: a purchase or refund retried after a lost answer is not made twice."""
+    if key is None:
+        return json(await answer(), status)
+
+    async def first() -> dict[str, Any]:
+        return (await answer()).model_dump(mode="json")
+
+    body = await IdempotencyKeys(redis=request.app[REDIS], keys=request.app[KEYS]).first_answer(
+        user_id=principal.user_id, key=f"{action}:{key}", answer=first)
+    return web.json_response(body, status=status)
 
 
 def _to_result(order: CouponOrder, key: str) -> web.HTTPSeeOther:
@@ -175,14 +199,18 @@ async def get_payment(request: web.Request, *, path: PaymentPath,
                    "time), payment_not_refundable; 502 payment_gateway_error when Kakao Pay "
                    "refused or could not be reached (nothing changed, or the refund settles "
                    "once Kakao answers)",
-           path_params=PaymentPath, body=RefundBody, auth=True, responses={200: PaymentOut},
-           errors=(400, 401, 404, 409, 502, 503))
+           path_params=PaymentPath, body=RefundBody, headers=IdempotencyHeader, auth=True,
+           responses={200: PaymentOut}, errors=(400, 401, 404, 409, 502, 503))
 async def refund_payment(request: web.Request, *, path: PaymentPath, body: RefundBody,
-                         principal: Principal) -> web.Response:
-    order = await refunds.refund(request.app[KAKAO_PAY], principal=principal,
-                                 order_id=path.payment_id, coupons=body.coupons,
-                                 clock=request.app[CLOCK])
-    return json(payment_out(order, request))
+                         headers: IdempotencyHeader, principal: Principal) -> web.Response:
+    async def refund() -> PaymentOut:
+        order = await refunds.refund(request.app[KAKAO_PAY], principal=principal,
+                                     order_id=path.payment_id, coupons=body.coupons,
+                                     clock=request.app[CLOCK])
+        return payment_out(order, request)
+
+    return await _once_per_key(request, principal, f"refund:{path.payment_id}",
+                               headers.idempotency_key, refund)
 
 
 @api.route("GET", "/api/v1/me/payments", tag="payments",

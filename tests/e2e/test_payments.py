@@ -59,6 +59,21 @@ async def test_a_purchase_credits_the_coupons_kakao_approved(
     assert [item["id"] for item in listed["items"]] == [started["id"]]
 
 
+async def test_a_purchase_retried_with_its_idempotency_key_starts_one_order(
+    shop: Shop, sign_up: Any,
+) -> None:
+    person = await sign_up()
+    retried = {**person.headers, "Idempotency-Key": "purchase-1"}
+    first = await shop.client.post("/api/v1/payments", json={"coupons": 5}, headers=retried)
+    again = await shop.client.post("/api/v1/payments", json={"coupons": 5}, headers=retried)
+    assert (first.status, again.status) == (201, 201)
+    assert await again.json() == await first.json()
+    assert await CouponOrder.filter(user_id=person.id).count() == 1
+    other = await shop.client.post("/api/v1/payments", json={"coupons": 5},
+                                   headers={**person.headers, "Idempotency-Key": "purchase-2"})
+    assert (await other.json())["id"] != (await first.json())["id"]
+
+
 async def test_the_bundles_are_listed(shop: Shop) -> None:
     bundles = await (await shop.client.get("/api/v1/coupon-bundles")).json()
     assert bundles["items"] == [

@@ -94,6 +94,28 @@ async def test_unused_coupons_of_a_bundle_come_back_at_its_own_price(
     assert await ledgers_agree([person.id]) == []
 
 
+async def test_a_refund_retried_with_its_idempotency_key_is_made_once(
+    shop: Shop, sign_up: Any,
+) -> None:
+    person, other = await sign_up(), await sign_up()
+    order_id = await bought(shop, person, coupons=50)
+    retried = {**person.headers, "Idempotency-Key": "refund-1"}
+    first = await ask_refund(shop, retried, order_id, 10)
+    again = await ask_refund(shop, retried, order_id, 10)  # the answer was lost
+    assert (first.status, again.status) == (200, 200)
+    assert await again.json() == await first.json()
+    assert (await first.json())["refunded_coupons"] == 10
+    assert (await CouponOrder.get(id=order_id)).refunded_coupons == 10
+    # Another key is another refund; the same key on another payment is its own.
+    assert (await refunded(shop, person, order_id, 5))["refunded_coupons"] == 15
+    second_order = await bought(shop, person, coupons=20)
+    assert (await ask_refund(shop, retried, second_order, 10)).status == 200
+    assert (await CouponOrder.get(id=second_order)).refunded_coupons == 10
+    await refused(await ask_refund(shop, {**other.headers, "Idempotency-Key": "refund-1"},
+                                   order_id, 10), 404, "payment_not_found")
+    assert await ledgers_agree([person.id]) == []
+
+
 async def test_every_coupon_of_an_unused_order_cancels_the_whole_amount(
     shop: Shop, sign_up: Any,
 ) -> None:
