@@ -207,7 +207,7 @@ def refund_for_cancellation(
     if (policy.partial_refund_hours is not None and policy.partial_refund_percent is not None
             and notice >= timedelta(hours=policy.partial_refund_hours)):
         return Refund(price * policy.partial_refund_percent // 100, POLICY_PARTIAL)
-    if not late_cancel_used:
+    if not late_cancel_used and price > 0:  # a free session's does not use it up
         return Refund(price, FIRST_LATE_CANCEL_FREE)
     return Refund(0, LATE_NO_REFUND)
 

@@ -96,6 +96,12 @@ def test_the_refund_follows_the_policy_at_every_boundary(
     assert (None if refund is None else (refund.coupons, refund.reason)) == expected
 
 
+def test_a_free_sessions_late_cancellation_keeps_the_months_free_one() -> None:
+    refund = rules.refund_for_cancellation(price=0, starts_at=START,
+                                           now=START - timedelta(hours=1))
+    assert refund == rules.Refund(0, rules.LATE_NO_REFUND)
+
+
 def test_a_partial_refund_rounds_down_to_whole_coupons() -> None:
     policy = rules.CancellationPolicy(full_refund_hours=24, partial_refund_hours=2,
                                       partial_refund_percent=33)
