@@ -248,8 +248,9 @@ async def update_club(
 
 
 @api.route("DELETE", "/api/v1/clubs/{club_id}", tag="clubs",
-           summary="Dissolve a club (its leader, admins)", path_params=ClubPath, auth=True,
-           responses={204: None}, errors=(401, 403, 404))
+           summary="Dissolve a club (its leader, admins); 409 meetups_ahead while anyone "
+                   "holds a place at one of its meetups ahead, or waits for one",
+           path_params=ClubPath, auth=True, responses={204: None}, errors=(401, 403, 404, 409))
 async def dissolve_club(
     request: web.Request, *, path: ClubPath, principal: Principal
 ) -> web.Response:

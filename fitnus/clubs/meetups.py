@@ -217,7 +217,7 @@ async def _joins(meetup: Meetup, items: list[QueuedItem], *, now: datetime) -> D
     users = {request.user_id for request in requests}
     members = {member.user_id for member in await ClubMember.filter(  # type: ignore[attr-defined]
         club_id=meetup.club_id, user_id__in=list(users)  # type: ignore[attr-defined]
-    )}
+    )} if meetup.club.dissolved_at is None else set()
     wallets = await lock_wallets(users, now=now)
     decisions = rules.decide_seats(
         [request for request in requests if request.user_id in members],

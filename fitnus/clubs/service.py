@@ -28,6 +28,7 @@ from fitnus.clubs.models import (
 )
 from fitnus.errors import Conflict, Forbidden, InvalidInput, NotFound
 from fitnus.notifications.service import notify
+from fitnus.waitlist.models import WaitlistEntry
 from fitnus.wallet.models import LedgerKind
 from fitnus.wallet.service import lock_wallets, post_entry
 
@@ -162,10 +163,22 @@ async def _save_changes(club: Club, columns: dict[str, object], *, now: datetime
 
 
 async def dissolve_club(*, principal: Principal, club_id: int, clock: Clock) -> None:
-    """The leader or an admin ends the club; its name is free again."""
-    club = await led_club(principal, club_id, admin_too=True)
-    await Club.filter(id=club.id, dissolved_at=None).update(dissolved_at=clock.now(),
-                                                            name_key=None)
+    """The leader or an admin ends the club; its name is free again. Refused
+    while anyone holds a place at one of its meetups ahead, or waits for one:
+    their fees and offers would be left behind (a meetup is not called off
+    yet). The meetups' rows are held meanwhile, so no join slips in; a join
+    decided after finds no members (fitnus.clubs.meetups)."""
+    now = clock.now()
+    async with in_transaction():
+        club = await led_club(principal, club_id, admin_too=True, locked=True)
+        ahead = [meetup.id for meetup in await Meetup.select_for_update().filter(
+            club_id=club.id, starts_at__gt=as_utc(now)).order_by("id").only("id")]
+        if ahead and (
+                await MeetupAttendee.exists(meetup_id__in=ahead, active=True)
+                or await WaitlistEntry.exists(meetup_id__in=ahead, active=True)):
+            raise Conflict("people hold places at this club's meetups ahead, or wait for one",
+                           code="meetups_ahead")
+        await Club.filter(id=club.id).update(dissolved_at=now, name_key=None)
 
 
 @dataclass(frozen=True)

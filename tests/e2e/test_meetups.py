@@ -4,6 +4,7 @@ fee is paid once, and meetups and reservations never overlap for one person."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from fitnus.clock import ManualClock, system_clock
 from fitnus.clubs import meetups
 from fitnus.clubs.models import ClubMember, Meetup, MeetupAttendee, MemberRole
 from fitnus.config import Settings
+from fitnus.keyed_queue import QueuedItem
 from fitnus.notifications.models import Notification
 from fitnus.wallet.models import LedgerEntry, LedgerKind, Wallet
 from tests.conftest import eventually
@@ -199,6 +201,31 @@ async def test_a_place_freed_by_leaving_the_club_can_be_taken_at_once(
         return (await join(client, late, meetup["id"], Prefer="wait=8")).status == 201
 
     await eventually(taken, deadline_seconds=3)  # within the memory's 5 s
+
+
+def queued_join(user_id: int) -> QueuedItem:
+    return QueuedItem(1, {"kind": meetups.JOIN_MEETUP, "command_id": str(uuid.uuid4()),
+                          "user_id": user_id, "accepted_at": system_clock.now().timestamp()})
+
+
+async def test_a_club_with_people_in_a_meetup_ahead_is_not_dissolved(
+    client: Client, sign_up: Any, worker: dramatiq.Worker,
+) -> None:
+    leader, member, meetup = await club_with_meetup(client, sign_up, hours=5)
+    await fund(member.id, FEE)
+    assert (await join(client, member, meetup["id"], Prefer="wait=8")).status == 201
+    dissolve = f"/api/v1/clubs/{meetup['club_id']}"
+    await refused(await client.delete(dissolve, headers=leader.headers), "meetups_ahead")
+    assert await MeetupAttendee.exists(user_id=member.id, active=True)
+    assert (await client.get(dissolve, headers=member.headers)).status == 200
+    # Once nobody holds a place ahead, it goes; a join queued before is refused.
+    assert (await client.delete(f"/api/v1/meetups/{meetup['id']}/attendees/me",
+                                headers=member.headers)).status == 204
+    assert (await client.delete(dissolve, headers=leader.headers)).status == 204
+    await fund(member.id, FEE)
+    await meetups.decide_meetup_batch(meetup["id"], [queued_join(member.id)], token=10**9,
+                                      clock=system_clock)
+    assert not await MeetupAttendee.exists(user_id=member.id, active=True)
 
 
 async def test_a_joined_meetup_is_reminded_an_hour_before_once(
