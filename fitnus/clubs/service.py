@@ -14,6 +14,7 @@ from tortoise.transactions import in_transaction
 
 from fitnus.accounts.models import Role
 from fitnus.accounts.tokens import Principal
+from fitnus.booking import rules
 from fitnus.booking.rules import CancellationPolicy
 from fitnus.clock import Clock, as_utc
 from fitnus.clubs.models import (
@@ -324,9 +325,11 @@ async def members_of(*, principal: Principal, club_id: int) -> list[ClubMember]:
 async def remove_member(*, principal: Principal, club_id: int, user_id: int,
                         clock: Clock) -> list[int]:
     """A member leaves, or the leader removes one, and with it their places at
-    the club's future meetups (fees refunded in full). The leader hands over
-    first. Returns the meetups where a place was freed: their queues must
-    look again (an offer to whoever waits, or the full flag lifted)."""
+    the club's future meetups: fees refunded in full when the leader removed
+    them, under each place's policy when they left (as leaving the meetup
+    would). The leader hands over first. Returns the meetups where a place
+    was freed: their queues must look again (an offer to whoever waits, or
+    the full flag lifted)."""
     club = await club_by_id(club_id)
     leader: int = club.leader_id  # type: ignore[attr-defined]
     if principal.user_id not in (user_id, leader):
@@ -338,10 +341,12 @@ async def remove_member(*, principal: Principal, club_id: int, user_id: int,
         if removed != 1:
             raise NotFound("no such member", code="member_not_found")
         await Club.filter(id=club.id).update(member_count=F("member_count") - 1)
-        return await _leave_future_meetups(club.id, user_id, now=clock.now())
+        return await _leave_future_meetups(club.id, user_id, now=clock.now(),
+                                           by_leader=principal.user_id == leader)
 
 
-async def _leave_future_meetups(club_id: int, user_id: int, *, now: datetime) -> list[int]:
+async def _leave_future_meetups(club_id: int, user_id: int, *, now: datetime,
+                                by_leader: bool) -> list[int]:
     """In the transaction that ends the membership, so nothing is left behind
     if the process dies. The meetups' rows and then the wallet are locked as
     a meetup's batch locks them, so the two wait for each other."""
@@ -362,9 +367,14 @@ async def _leave_future_meetups(club_id: int, user_id: int, *, now: datetime) ->
         freed.append(meetup.id)
         place = next(place for place in places
                      if place.meetup_id == meetup.id)  # type: ignore[attr-defined]
-        if place.fee_coupons:
+        under_policy = rules.refund_for_cancellation(
+            price=place.fee_coupons, starts_at=place.starts_at, now=now,
+            policy=place.cancellation_policy, late_cancel_used=True)
+        refund = place.fee_coupons if by_leader else (
+            under_policy.coupons if under_policy is not None else 0)
+        if refund:
             await post_entry(user_id=user_id, kind=LedgerKind.BOOKING_REFUND,
-                             amount=place.fee_coupons, reference=f"meetup-left:{place.id}",
+                             amount=refund, reference=f"meetup-left:{place.id}",
                              now=now, paid_for=place_paid_for(place.command_id))
     return freed
 

@@ -181,6 +181,22 @@ async def test_a_member_who_leaves_the_club_leaves_its_future_meetups_refunded(
     assert not await MeetupAttendee.exists(user_id=member.id, active=True)
 
 
+async def test_a_member_who_leaves_the_club_gets_back_what_leaving_the_meetup_would(
+    client: Client, sign_up: Any, worker: dramatiq.Worker,
+) -> None:
+    _, member, meetup = await club_with_meetup(client, sign_up, hours=5)
+    await fund(member.id, FEE)
+    assert (await join(client, member, meetup["id"], Prefer="wait=8")).status == 201
+    left = await client.delete(f"/api/v1/clubs/{meetup['club_id']}/members/{member.id}",
+                               headers=member.headers)
+    assert left.status == 204
+    # Five hours ahead, under the club's 24 h policy: nothing back, as when
+    # leaving the meetup itself.
+    assert (await Wallet.get(user_id=member.id)).balance == 0
+    assert not await MeetupAttendee.exists(user_id=member.id, active=True)
+    assert (await Meetup.get(id=meetup["id"])).joined == 0
+
+
 async def test_a_place_freed_by_leaving_the_club_can_be_taken_at_once(
     client: Client, sign_up: Any, worker: dramatiq.Worker,
 ) -> None:
