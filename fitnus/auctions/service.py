@@ -456,7 +456,8 @@ async def _write(batch: _Batch, before: rules.Standing) -> None:
         "ends_at": after.ends_at, "extensions": after.extensions,
         "bid_count": auction.bid_count + len(batch.bids), "bidder_count": auction.bidder_count}
     if batch.cancelled:
-        changes["cancelled_at"] = now
+        # Nobody leads a cancelled auction: its holds went back above.
+        changes.update(cancelled_at=now, leader_id=None, leader_max=None)
         bidders = set(cast(list[int], await Bid.filter(auction_id=auction.id).values_list(
             "user_id", flat=True)))
         bidders |= {bid.user_id for bid in batch.bids}  # type: ignore[attr-defined]

@@ -318,7 +318,10 @@ async def test_cancelling_before_and_after_bids(
     assert await held(person) == (50, 0)
     assert await Notification.exists(user_id=person.id, type=service.CANCELLED)
     shown = await (await client.get(f"/api/v1/auctions/{busy['id']}")).json()
-    assert shown["status"] == "cancelled"
+    assert (shown["status"], shown["leader_alias"]) == ("cancelled", None)
+    mine = await (await client.get(f"/api/v1/auctions/{busy['id']}/me",
+                                   headers=person.headers)).json()
+    assert mine["leading"] is False
 
 
 async def test_what_is_not_an_auction_or_a_bid_is_refused(
