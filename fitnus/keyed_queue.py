@@ -71,6 +71,15 @@ redis.call('SET', KEYS[1], token, 'PX', ARGV[1])
 return token
 """
 
+# KEYS: fence. ARGV: a token the database has seen. Raises the counter to it
+# if it is behind (Redis lost it: a restart without persistence, a failover
+# to a replica that lagged); 1 if it was.
+_CATCH_UP = """
+if tonumber(redis.call('GET', KEYS[1]) or '0') >= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+"""
+
 # KEYS: lease. ARGV: token, ttl ms.
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -139,6 +148,7 @@ class KeyedQueue:
         self._enqueue = redis.register_script(_ENQUEUE)
         self._acquire = redis.register_script(_ACQUIRE)
         self._renew = redis.register_script(_RENEW)
+        self._catch_up = redis.register_script(_CATCH_UP)
         self._ack = redis.register_script(_ACK)
         self._release = redis.register_script(_RELEASE)
         self._busy = redis.register_script(_BUSY)
@@ -196,6 +206,10 @@ class KeyedQueue:
             keys=[self._key(key, "lease"), self._key(key, "fence")], args=[ttl_ms]
         )
         return int(token) or None
+
+    async def catch_up(self, key: int | str, committed: int) -> bool:
+        """Whether the fencing counter was behind a token that committed."""
+        return bool(await self._catch_up(keys=[self._key(key, "fence")], args=[committed]))
 
     async def renew(self, key: int | str, token: int, *, ttl_ms: int) -> bool:
         return bool(await self._renew(keys=[self._key(key, "lease")], args=[token, ttl_ms]))
@@ -275,8 +289,13 @@ class KeyedQueue:
 
 
 class StaleLease(Exception):
-    """Our lease expired and another drainer committed after us: the batch
-    was rolled back, and the new holder decides its items."""
+    """A newer fencing token than ours has committed: our lease expired and
+    another drainer committed after us (the new holder decides the items), or
+    Redis lost its counter. The batch was rolled back."""
+
+    def __init__(self, key: int | str, committed: int) -> None:
+        super().__init__(f"{key}: token {committed} committed already")
+        self.committed = committed
 
 
 Batch = TypeVar("Batch")
@@ -309,6 +328,7 @@ async def drain(
         token = await queue.acquire(key, ttl_ms=lease_ttl_ms)
         if token is None:
             return taken
+        caught_up = False
         try:
             while items := await queue.peek(key, batch_size):
                 started = time.perf_counter()
@@ -323,10 +343,18 @@ async def drain(
                     return taken  # lease lost: the new holder takes over
                 taken += len(items)
                 await queue.renew(key, token, ttl_ms=lease_ttl_ms)
-        except StaleLease:
-            return taken
+        except StaleLease as stale:
+            # Normally a newer holder's: the counter is past it. Behind it,
+            # Redis lost the counter, and no token it hands out would commit.
+            caught_up = await queue.catch_up(key, stale.committed)
+            if not caught_up:
+                return taken
+            log.warning("%s %s: the fencing counter was behind the database's token %d "
+                        "(Redis lost it); raised to it", queue.kind, key, stale.committed)
         finally:
             await queue.release(key, token)
+        if caught_up:
+            continue
         # Requests that arrived between the last peek and the release.
         if await queue.length(key) == 0:
             await queue.forget_if_empty(key)

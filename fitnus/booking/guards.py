@@ -48,6 +48,6 @@ async def advance_fence(model: type[Model], row: Fenced, token: int) -> None:
     locked row, not by an UPDATE's row count: MySQL counts changed rows, and the
     same holder's next batch changes nothing."""
     if row.drain_fence > token:
-        raise StaleLease(row.id)
+        raise StaleLease(row.id, row.drain_fence)
     if row.drain_fence < token:
         await model.filter(id=row.id).update(drain_fence=token)

@@ -119,6 +119,39 @@ async def test_a_drainer_whose_lease_expired_cannot_commit(
     assert not await Reservation.filter(user_id=users[1].id).exists()
 
 
+async def test_a_queue_whose_fencing_counter_redis_lost_catches_up_and_decides(
+    client: Any, sign_up: Any, redis: Redis, settings: Settings
+) -> None:
+    """Redis restarted without its data (or failed over to a replica that
+    lagged): its counter hands out tokens below the one the database saw last,
+    which could never commit. The drainer raises the counter and goes on."""
+    session = await open_session(client, sign_up, capacity=5)
+    users = [await sign_up() for _ in range(2)]
+    for user in users:
+        await fund(user.id, PRICE)
+    keys = Keys(settings.redis_key_prefix)
+    queue = timeslot_queue(redis, keys)
+    decided: list[Any] = []
+
+    async def publish(batch: Any) -> None:
+        decided.extend(batch.outcomes)
+
+    async def drained() -> int:
+        return await drain_timeslot(session.timeslot_id, redis=redis, keys=keys,
+                                    clock=system_clock, zone=SEOUL, published=publish,
+                                    schedule_drain=no_drain)
+
+    await queued_requests(redis, keys, session.timeslot_id, users[:1])
+    assert await drained() == 1
+    await Timeslot.filter(id=session.timeslot_id).update(drain_fence=50)  # tokens seen before
+    await redis.delete(queue.flag(session.timeslot_id, "fence"))  # and Redis forgot them
+    await queued_requests(redis, keys, session.timeslot_id, users[1:])
+    assert await drained() == 1
+    assert len(decided) == 2
+    assert await Reservation.filter(timeslot_id=session.timeslot_id).count() == 2
+    assert int(await redis.get(queue.flag(session.timeslot_id, "fence"))) > 50
+
+
 async def test_the_sweeper_redrives_queues_nobody_holds(
     client: Any, sign_up: Any, redis: Redis, settings: Settings
 ) -> None:
