@@ -103,8 +103,9 @@ async def test_only_members_join_and_a_full_or_started_meetup_refuses(
     assert [item["id"] for item in listed["items"]] == [started_id, meetup["id"]]
 
 
+@pytest.mark.parametrize("leaving", ["the meetup", "the club"])
 async def test_a_full_meetup_refuses_at_once_until_a_place_frees(
-    client: Client, sign_up: Any, worker: dramatiq.Worker,
+    client: Client, sign_up: Any, worker: dramatiq.Worker, leaving: str,
 ) -> None:
     leader, member, meetup = await club_with_meetup(client, sign_up, capacity=1, fee=0)
     assert (await join(client, member, meetup["id"], Prefer="wait=8")).status == 201
@@ -115,10 +116,19 @@ async def test_a_full_meetup_refuses_at_once_until_a_place_frees(
         response = await join(client, late, meetup["id"])
         return response.status == 409
 
-    await eventually(refused_at_once)
-    assert (await client.delete(f"/api/v1/meetups/{meetup['id']}/attendees/me",
-                                headers=member.headers)).status == 204
-    assert (await join(client, late, meetup["id"], Prefer="wait=8")).status == 201
+    await eventually(refused_at_once)  # full, and remembered so
+    # The member leaves the meetup, or the leader removes them from the club
+    # (which frees the place outside the meetup's queue).
+    freed = await client.delete(
+        f"/api/v1/meetups/{meetup['id']}/attendees/me", headers=member.headers,
+    ) if leaving == "the meetup" else await client.delete(
+        f"/api/v1/clubs/{meetup['club_id']}/members/{member.id}", headers=leader.headers)
+    assert freed.status == 204
+
+    async def taken() -> bool:
+        return (await join(client, late, meetup["id"], Prefer="wait=8")).status == 201
+
+    await eventually(taken, deadline_seconds=3)  # within the memory's 5 s
 
 
 async def test_a_member_who_cannot_pay_the_fee_is_refused(
@@ -166,57 +176,23 @@ async def test_leaving_a_day_ahead_refunds_the_fee(
     assert (await Wallet.get(user_id=member.id)).balance == 0
 
 
-async def test_a_member_who_leaves_the_club_leaves_its_future_meetups_refunded(
-    client: Client, sign_up: Any, worker: dramatiq.Worker,
+@pytest.mark.parametrize(("removed_by_leader", "refunded"), [(True, FEE), (False, 0)])
+async def test_a_member_who_leaves_the_club_leaves_its_future_meetups(
+    client: Client, sign_up: Any, worker: dramatiq.Worker, removed_by_leader: bool,
+    refunded: int,
 ) -> None:
     leader, member, meetup = await club_with_meetup(client, sign_up, hours=5)
     await fund(member.id, FEE)
     assert (await join(client, member, meetup["id"], Prefer="wait=8")).status == 201
     removed = await client.delete(f"/api/v1/clubs/{meetup['club_id']}/members/{member.id}",
-                                  headers=leader.headers)
+                                  headers=(leader if removed_by_leader else member).headers)
     assert removed.status == 204
-    # Within a day of the start, yet the whole fee: the member did not choose to go.
-    assert (await Wallet.get(user_id=member.id)).balance == FEE
+    # Five hours ahead, under the club's 24 h policy. Removed by the leader:
+    # the whole fee, the member did not choose to go. Leaving: what leaving
+    # the meetup itself gives back, nothing.
+    assert (await Wallet.get(user_id=member.id)).balance == refunded
     assert (await Meetup.get(id=meetup["id"])).joined == 0
     assert not await MeetupAttendee.exists(user_id=member.id, active=True)
-
-
-async def test_a_member_who_leaves_the_club_gets_back_what_leaving_the_meetup_would(
-    client: Client, sign_up: Any, worker: dramatiq.Worker,
-) -> None:
-    _, member, meetup = await club_with_meetup(client, sign_up, hours=5)
-    await fund(member.id, FEE)
-    assert (await join(client, member, meetup["id"], Prefer="wait=8")).status == 201
-    left = await client.delete(f"/api/v1/clubs/{meetup['club_id']}/members/{member.id}",
-                               headers=member.headers)
-    assert left.status == 204
-    # Five hours ahead, under the club's 24 h policy: nothing back, as when
-    # leaving the meetup itself.
-    assert (await Wallet.get(user_id=member.id)).balance == 0
-    assert not await MeetupAttendee.exists(user_id=member.id, active=True)
-    assert (await Meetup.get(id=meetup["id"])).joined == 0
-
-
-async def test_a_place_freed_by_leaving_the_club_can_be_taken_at_once(
-    client: Client, sign_up: Any, worker: dramatiq.Worker,
-) -> None:
-    leader, member, meetup = await club_with_meetup(client, sign_up, capacity=1, fee=0)
-    assert (await join(client, member, meetup["id"], Prefer="wait=8")).status == 201
-    late = await sign_up()
-    await joined(client, leader, late, meetup["club_id"])
-
-    async def refused_at_once() -> bool:
-        return (await join(client, late, meetup["id"])).status == 409
-
-    await eventually(refused_at_once)  # full, and remembered so
-    removed = await client.delete(f"/api/v1/clubs/{meetup['club_id']}/members/{member.id}",
-                                  headers=leader.headers)
-    assert removed.status == 204
-
-    async def taken() -> bool:
-        return (await join(client, late, meetup["id"], Prefer="wait=8")).status == 201
-
-    await eventually(taken, deadline_seconds=3)  # within the memory's 5 s
 
 
 def queued_join(user_id: int) -> QueuedItem:
