@@ -251,10 +251,10 @@ async def place_bid(request: web.Request, *, path: AuctionPath, body: BidBody,
 
 @api.route("DELETE", "/api/v1/auctions/{auction_id}", tag="auctions",
            summary="Cancel an auction: its creator before the first bid, an admin any time; "
-                   "the leader's hold is released and bidders are told. 409 "
-                   "auction_not_cancellable",
+                   "the leader's hold is released and bidders are told. 403 "
+                   "not_auction_creator; 409 auction_not_cancellable",
            path_params=AuctionPath, auth=True,
-           responses={204: None, 202: CommandAccepted}, errors=(401, 404, 409))
+           responses={204: None, 202: CommandAccepted}, errors=(401, 403, 404, 409))
 async def cancel_auction(request: web.Request, *, path: AuctionPath,
                          principal: Principal) -> web.Response:
     queued = await service.request_cancel(request.app[AUCTION_COMMANDS], principal=principal,

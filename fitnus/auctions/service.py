@@ -261,7 +261,9 @@ async def request_cancel(commands: CommandQueue, *, principal: Principal,
     auction = await auction_by_id(auction_id)
     if principal.role is not Role.ADMIN and (
             auction.created_by_id != principal.user_id):  # type: ignore[attr-defined]
-        raise NotFound("no such auction", code="auction_not_found")
+        # Auctions are public: seen by all, so another's is forbidden, not unknown.
+        raise Forbidden("only its creator or an admin cancels an auction",
+                        code="not_auction_creator")
     return await commands.send(auction.id, kind=CANCEL_AUCTION, user_id=principal.user_id,
                                admin=principal.role is Role.ADMIN)
 

@@ -305,7 +305,7 @@ async def test_cancelling_before_and_after_bids(
     person = await bidder(sign_up, 50)
     quiet = await new_auction(client, owner)
     assert (await client.delete(f"/api/v1/auctions/{quiet['id']}",
-                                headers=stranger.headers)).status == 404
+                                headers=stranger.headers)).status == 403
     assert (await client.delete(f"/api/v1/auctions/{quiet['id']}",
                                 headers=owner.headers)).status == 204
     await refused(await bid(client, person, quiet["id"], amount=10), "auction_not_open")
