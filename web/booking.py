@@ -102,7 +102,8 @@ async def _answer(app: web.Application, principal: Principal, requested: SeatReq
                    "the new seat is held and the old one freed (the price difference charged "
                    "or refunded), or nothing changed. 409 codes: sold_out, schedule_conflict "
                    "(the booking being moved aside), insufficient_coupons, already_started, "
-                   "move_window_closed (under 24 h before the old start), already_reserved "
+                   "move_window_closed (once cancelling would no longer refund in full: "
+                   "24 h before the old start, or the center's own notice), already_reserved "
                    "(you hold the new one), timeslot_closed, reservation_not_found (moved or "
                    "cancelled meanwhile); 404 for a booking that is not yours or not live",
            path_params=ReservationPath, body=ReservationBody, headers=ReservationHeaders,

@@ -21,8 +21,6 @@ ALREADY_STARTED = "already_started"
 NOT_RESERVED = "reservation_not_found"
 MOVE_WINDOW_CLOSED = "move_window_closed"
 REFUND_WINDOW_HOURS = 24
-# A booking moves while a cancellation would still be refunded in full.
-MOVE_WINDOW_HOURS = REFUND_WINDOW_HOURS
 
 
 @dataclass(frozen=True)
@@ -224,6 +222,13 @@ class MoveFacts:
     seats_left: int
     available: int
     price_difference: int  # new price - what the old seat cost
+    # The booking's own policy: it moves while a cancellation would still be
+    # refunded in full, so a move is no way around a longer notice.
+    full_refund_hours: int = REFUND_WINDOW_HOURS
+
+
+def move_window_closed(starts_at: datetime, at: datetime, full_refund_hours: int) -> bool:
+    return starts_at - at < timedelta(hours=full_refund_hours)
 
 
 def decide_move(facts: MoveFacts) -> str:
@@ -233,7 +238,7 @@ def decide_move(facts: MoveFacts) -> str:
         return NOT_RESERVED
     if facts.accepted_at >= facts.old_starts_at:
         return ALREADY_STARTED
-    if facts.old_starts_at - facts.accepted_at < timedelta(hours=MOVE_WINDOW_HOURS):
+    if move_window_closed(facts.old_starts_at, facts.accepted_at, facts.full_refund_hours):
         return MOVE_WINDOW_CLOSED
     if not facts.target_open:
         return TIMESLOT_CLOSED

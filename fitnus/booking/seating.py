@@ -172,6 +172,8 @@ async def move(timeslot: Timeslot, item: QueuedItem, *, now: datetime, seats_lef
         seats_left=seats_left,
         available=wallet.balance - wallet.held,
         price_difference=price - (0 if old is None else old.price_coupons),
+        full_refund_hours=(rules.REFUND_WINDOW_HOURS if old is None
+                           else old.policy_full_refund_hours),
     ))
     if outcome == rules.CONFIRMED and old is not None and not await free_seat(old, now=now):
         outcome = rules.NOT_RESERVED

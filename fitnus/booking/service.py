@@ -18,7 +18,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from fitnus.accounts.models import Role
@@ -179,7 +178,8 @@ async def request_move(
         now = desk.clock.now()
         if reservation.starts_at <= now:
             raise SeatRefused(REFUSAL_DETAIL[rules.ALREADY_STARTED], code=rules.ALREADY_STARTED)
-        if reservation.starts_at - now < timedelta(hours=rules.MOVE_WINDOW_HOURS):
+        if rules.move_window_closed(reservation.starts_at, now,
+                                    reservation.policy_full_refund_hours):
             raise SeatRefused(REFUSAL_DETAIL[rules.MOVE_WINDOW_CLOSED],
                               code=rules.MOVE_WINDOW_CLOSED)
         if await desk.start_of(timeslot_id) <= now.timestamp():

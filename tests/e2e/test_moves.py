@@ -159,6 +159,22 @@ async def test_a_move_within_a_day_of_the_start_or_after_it_is_refused(
     await unchanged(user.id, old, 0)
 
 
+async def test_a_move_keeps_to_the_notice_the_booking_was_made_under(
+    client: Client, sign_up: Any, worker: dramatiq.Worker,
+) -> None:
+    """Booked 30 h ahead under a center's 48 h notice: a cancellation would
+    refund nothing, so moving it to a later day (and cancelling that) must
+    not get around it."""
+    ahead = (system_clock.now() + timedelta(hours=30)).replace(second=0, microsecond=0)
+    user, old = await booked(client, sign_up, coupons=0, starts_at=ahead.isoformat())
+    await Reservation.filter(id=old["id"]).update(policy_full_refund_hours=48)
+    target = await open_session(client, sign_up, capacity=5, days=4)
+    await refused(await move(client, user, old["id"], target.timeslot_id), "move_window_closed")
+    await Reservation.filter(id=old["id"]).update(policy_full_refund_hours=24)
+    moved = await move(client, user, old["id"], target.timeslot_id, Prefer="wait=8")
+    assert moved.status == 200, await moved.text()
+
+
 async def test_nobody_moves_another_persons_booking(
     client: Client, sign_up: Any, worker: dramatiq.Worker,
 ) -> None:

@@ -166,6 +166,11 @@ MOVABLE = rules.MoveFacts(
     ({"old_starts_at": NOW}, rules.ALREADY_STARTED),
     ({"old_starts_at": NOW + timedelta(hours=23, minutes=59)}, rules.MOVE_WINDOW_CLOSED),
     ({"old_starts_at": NOW + timedelta(hours=24)}, rules.CONFIRMED),
+    # A booking made under a 48 h notice moves only while that refunds in full.
+    ({"old_starts_at": NOW + timedelta(hours=47), "full_refund_hours": 48},
+     rules.MOVE_WINDOW_CLOSED),
+    ({"old_starts_at": NOW + timedelta(hours=48), "full_refund_hours": 48}, rules.CONFIRMED),
+    ({"old_starts_at": NOW + timedelta(hours=1), "full_refund_hours": 0}, rules.CONFIRMED),
     ({"target_open": False}, rules.TIMESLOT_CLOSED),
     ({"holds_target": True}, rules.ALREADY_RESERVED),
     ({"conflicting": True}, rules.SCHEDULE_CONFLICT),
