@@ -296,10 +296,8 @@ async def _leaves(meetup: Meetup, items: list[QueuedItem], *, now: datetime) -> 
         command_id, user_id = item.payload["command_id"], item.payload["user_id"]
         place = await MeetupAttendee.get_or_none(meetup_id=meetup.id, user_id=user_id,
                                                  active=True)
-        refund = None if place is None else rules.refund_for_cancellation(
-            price=place.fee_coupons, starts_at=meetup.starts_at,
-            now=rules.accepted_at(item.payload, default=now),
-            policy=place.cancellation_policy, late_cancel_used=True)
+        refund = None if place is None else place.refund_on_leaving(
+            rules.accepted_at(item.payload, default=now))
         if place is None or refund is None:
             code = NOT_JOINED if place is None else rules.ALREADY_STARTED
             commands.append(_failed(command_id, user_id, LEAVE_MEETUP, code, now))

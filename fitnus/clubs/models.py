@@ -1,12 +1,19 @@
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 
 from tortoise import fields
 from tortoise.models import Model
 
 from fitnus.accounts.models import User
-from fitnus.booking.rules import REFUND_WINDOW_HOURS, HasCancellationPolicy, HasPolicySnapshot
+from fitnus.booking.rules import (
+    REFUND_WINDOW_HOURS,
+    HasCancellationPolicy,
+    HasPolicySnapshot,
+    Refund,
+    refund_for_cancellation,
+)
 
 
 class MemberRole(StrEnum):
@@ -148,6 +155,13 @@ class MeetupAttendee(Model, HasPolicySnapshot):
     policy_full_refund_hours = fields.IntField(default=REFUND_WINDOW_HOURS)
     policy_partial_refund_hours = fields.IntField(null=True)
     policy_partial_refund_percent = fields.IntField(null=True)
+
+    def refund_on_leaving(self, at: datetime) -> Refund | None:
+        """The fee back under the policy it was paid under (no free late leave:
+        that is the centers' monthly allowance); None once the meetup started."""
+        return refund_for_cancellation(price=self.fee_coupons, starts_at=self.starts_at,
+                                       now=at, policy=self.cancellation_policy,
+                                       late_cancel_used=True)
 
     class Meta:
         table = "meetup_attendee"

@@ -14,7 +14,6 @@ from tortoise.transactions import in_transaction
 
 from fitnus.accounts.models import Role
 from fitnus.accounts.tokens import Principal
-from fitnus.booking import rules
 from fitnus.booking.rules import CancellationPolicy
 from fitnus.clock import Clock, as_utc
 from fitnus.clubs.models import (
@@ -367,9 +366,7 @@ async def _leave_future_meetups(club_id: int, user_id: int, *, now: datetime,
         freed.append(meetup.id)
         place = next(place for place in places
                      if place.meetup_id == meetup.id)  # type: ignore[attr-defined]
-        under_policy = rules.refund_for_cancellation(
-            price=place.fee_coupons, starts_at=place.starts_at, now=now,
-            policy=place.cancellation_policy, late_cancel_used=True)
+        under_policy = place.refund_on_leaving(now)
         refund = place.fee_coupons if by_leader else (
             under_policy.coupons if under_policy is not None else 0)
         if refund:
