@@ -13,9 +13,9 @@ from contextvars import Token
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import pymysql
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.context import TortoiseContext, _current_context
-from tortoise.exceptions import OperationalError
 from tortoise.migrations.api import migrate as run_migrations
 
 from fitnus.errors import ConfigurationError
@@ -182,10 +182,20 @@ async def ensure_database_exists(database_url: str) -> None:
 MYSQL_DEADLOCK = 1213
 
 
-def is_deadlock(error: OperationalError) -> bool:
-    """tortoise wraps the driver's error: its first argument is aiomysql's."""
-    cause = error.args[0] if error.args else None
-    return isinstance(cause, Exception) and bool(cause.args) and cause.args[0] == MYSQL_DEADLOCK
+def is_deadlock(error: BaseException) -> bool:
+    """Whether the database broke a deadlock by rolling this transaction back.
+
+    The driver's error is often wrapped in tortoise's, and a deadlock met
+    inside a savepoint surfaces as the failed rollback to that savepoint,
+    which the deadlock's rollback had already discarded: the deadlock is then
+    the error that was being handled.
+    """
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, pymysql.err.MySQLError) and seen.args[:1] == (MYSQL_DEADLOCK,):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 async def ping(context: TortoiseContext) -> None:

@@ -13,7 +13,6 @@ from datetime import datetime
 from itertools import groupby
 from zoneinfo import ZoneInfo
 
-from tortoise.exceptions import OperationalError
 from tortoise.transactions import in_transaction
 
 from fitnus.booking.cancelling import cancellations, withdrawal
@@ -70,7 +69,8 @@ async def drain_timeslot(
             try:
                 return await decide_batch(timeslot_id, items, token=token, clock=clock,
                                           zone=zone, windows=windows)
-            except OperationalError as error:
+            except Exception as error:
+                # Any error: a deadlock inside a savepoint is the driver's own.
                 if not is_deadlock(error) or attempt == DEADLOCK_ATTEMPTS:
                     raise
                 log.warning("timeslot %s: batch rolled back by a deadlock, deciding it again",
