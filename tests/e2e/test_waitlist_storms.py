@@ -26,7 +26,7 @@ from fitnus.waitlist.models import WaitlistEntry, WaitlistStatus
 from fitnus.wallet.models import LedgerEntry, Wallet
 from tests.conftest import eventually
 from tests.e2e.test_booking import PRICE, open_session, users_with_tokens
-from tests.e2e.test_booking_races import decided, ledgers_agree
+from tests.e2e.test_booking_races import book, cancel, decided, ledgers_agree, reservations_of
 from tests.e2e.test_waitlist import sweep
 
 Client = TestClient[Any, Any]
@@ -45,14 +45,9 @@ async def full_with_a_line(client: Client, sign_up: Any, settings: Settings, *, 
     session = await open_session(client, sign_up, capacity=seats)
     holders = await users_with_tokens(settings, seats, coupons=PRICE)
 
-    async def book(person: Person) -> tuple[Person, int]:
-        response = await client.post("/api/v1/reservations",
-                                      json={"timeslot_id": session.timeslot_id},
-                                      headers={**person[1], "Prefer": "wait=10"})
-        assert response.status == 201, await response.text()
-        return person, (await response.json())["id"]
-
-    booked = await asyncio.gather(*(book(person) for person in holders))
+    answers = await asyncio.gather(*(book(client, person[1], session.timeslot_id, wait=True)
+                                     for person in holders))
+    booked = list(zip(holders, await reservations_of(answers), strict=True))
     line = []
     for person in await users_with_tokens(settings, waiting, coupons=PRICE):
         response = await client.post(f"/api/v1/timeslots/{session.timeslot_id}/waitlist",
@@ -63,13 +58,10 @@ async def full_with_a_line(client: Client, sign_up: Any, settings: Settings, *, 
 
 
 async def cancel_all(client: Client, line: Line) -> None:
-    async def cancel(holder: tuple[Person, int]) -> None:
-        (_, headers), reservation_id = holder
-        response = await client.delete(f"/api/v1/reservations/{reservation_id}",
-                                       headers=headers)
-        assert response.status == 200, await response.text()
-
-    await asyncio.gather(*(cancel(holder) for holder in line.holders))
+    """Every holder cancels at once; back when all are decided."""
+    await reservations_of(await asyncio.gather(*(
+        cancel(client, headers, reservation_id)
+        for (_, headers), reservation_id in line.holders)))
 
 
 # --- Seats freed during a rush go to the line, in order, once ---------------------------
