@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -189,7 +189,12 @@ async def test_a_leaders_hold_from_a_lot_that_expired_defends_only_with_what_is_
             title="PT", description="", starts_at=start - timedelta(minutes=1),
             ends_at=start + timedelta(days=30),
             starting_price=10, soft_close_seconds=0))
-    commands = app[AUCTION_COMMANDS]
+
+    async def drained_below(auction_id: int) -> None:
+        return None
+
+    # Drained below, on this test's clock: not by the session's worker, on its own.
+    commands = replace(app[AUCTION_COMMANDS], schedule_drain=drained_below)
 
     async def decide(person: Any, **body: Any) -> None:
         await service.request_bid(commands, app[AUCTION_WINDOWS],
