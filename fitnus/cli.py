@@ -19,6 +19,7 @@ from fitnus.accounts.models import Role
 from fitnus.accounts.passwords import Passwords
 from fitnus.config import Settings, load_settings
 from fitnus.db import database, migrate
+from fitnus.operations import KEYED_KINDS
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -53,9 +54,16 @@ def _parser() -> argparse.ArgumentParser:
     queue_commands = queues.add_subparsers(title="queues")
     redrive = queue_commands.add_parser("redrive", help="send a drain message for one keyed "
                                         "queue now (safe at any time)")
-    redrive.add_argument("kind", choices=("timeslot", "meetup", "auction"))
+    redrive.add_argument("kind", choices=KEYED_KINDS)
     redrive.add_argument("key", type=int)
     redrive.set_defaults(run=_redrive)
+    aside = queue_commands.add_parser("set-aside", help="list the requests a keyed queue set "
+                                      "aside undecided after they failed on every try")
+    aside.add_argument("kind", choices=KEYED_KINDS)
+    aside.add_argument("key", type=int)
+    aside.add_argument("--clear", action="store_true", help="then drop them (their cause "
+                       "dealt with; their senders were told)")
+    aside.set_defaults(run=_set_aside)
     dead = queue_commands.add_parser("dead-letters", help="list dramatiq's dead letters")
     dead.add_argument("--requeue", action="store_true", help="send them back to their queues")
     dead.set_defaults(run=_dead_letters)
@@ -171,9 +179,11 @@ def _queues(settings: Settings, args: argparse.Namespace) -> None:
                               "dramatiq": [vars(q) for q in queues.workers],
                               "pending_commands": queues.pending_commands}, indent=2))
             return
-        print(_table(["kind", "key", "depth", "oldest s", "lease token", "lease left s"],
-                     [[q.kind, q.key, q.depth, q.oldest_age_s, q.lease_token, q.lease_left_s]
-                      for q in queues.keyed]) or "no keyed queue holds items or a lease")
+        print(_table(["kind", "key", "depth", "oldest s", "lease token", "lease left s",
+                      "set aside"],
+                     [[q.kind, q.key, q.depth, q.oldest_age_s, q.lease_token, q.lease_left_s,
+                       q.set_aside] for q in queues.keyed])
+              or "no keyed queue holds items or a lease")
         print()
         print(_table(["queue", "ready", "delayed", "dead", "oldest s"],
                      [[q.queue, q.ready, q.delayed, q.dead, q.oldest_age_s]
@@ -197,6 +207,25 @@ def _redrive(settings: Settings, args: argparse.Namespace) -> None:
     messages = _messages(settings)
     asyncio.run(messages.drain(args.kind)(args.key))
     print(f"drain message sent for {args.kind} {args.key}")
+
+
+def _set_aside(settings: Settings, args: argparse.Namespace) -> None:
+    from fitnus.keys import Keys
+    from fitnus.operations import keyed_queue
+    from fitnus.redis_client import open_redis, resolve_redis_url
+
+    async def show() -> None:
+        redis = open_redis(resolve_redis_url(settings))
+        try:
+            queue = keyed_queue(redis, Keys(settings.redis_key_prefix), args.kind)
+            for item in await queue.set_aside_items(args.key):
+                print(json.dumps(item, ensure_ascii=False))
+            if args.clear:
+                print(f"{await queue.clear_set_aside(args.key)} dropped")
+        finally:
+            await redis.aclose()
+
+    asyncio.run(show())
 
 
 def _dead_letters(settings: Settings, args: argparse.Namespace) -> None:

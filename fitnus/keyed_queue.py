@@ -95,6 +95,16 @@ redis.call('LTRIM', KEYS[2], tonumber(ARGV[2]), -1)
 return redis.call('LLEN', KEYS[2])
 """
 
+# KEYS: lease, queue, set-aside list. ARGV: token, the head's position. Moves
+# the head to the set-aside list if still the holder and it is that item.
+_SET_ASIDE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+local head = redis.call('LINDEX', KEYS[2], 0)
+if not head or cjson.decode(head)['position'] ~= tonumber(ARGV[2]) then return 0 end
+redis.call('RPUSH', KEYS[3], redis.call('LPOP', KEYS[2]))
+return 1
+"""
+
 # KEYS: lease. ARGV: token.
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -103,6 +113,13 @@ return 0
 
 # A drain message is in flight for this long at most before another may be sent.
 SCHEDULED_TTL_MS = 5_000
+# An item whose deciding failed this many times, alone in its batch, is set
+# aside (``drain``). Each failure ends its drain; the next waits for the drain
+# message's retry, so a passing fault (a lock wait, a failover) rarely counts
+# three times.
+ITEM_ATTEMPTS = 3
+# How long an item's failures are remembered.
+FAILURES_TTL_S = 86_400
 
 
 @dataclass(frozen=True)
@@ -115,6 +132,7 @@ class QueueState:
     oldest_age_s: float | None
     lease_token: int | None
     lease_left_s: float | None
+    set_aside: int
 
 
 @dataclass(frozen=True)
@@ -151,6 +169,7 @@ class KeyedQueue:
         self._catch_up = redis.register_script(_CATCH_UP)
         self._ack = redis.register_script(_ACK)
         self._release = redis.register_script(_RELEASE)
+        self._set_aside = redis.register_script(_SET_ASIDE)
         self._busy = redis.register_script(_BUSY)
 
     def _key(self, key: int | str, part: str) -> str:
@@ -159,6 +178,10 @@ class KeyedQueue:
     def active_set(self) -> str:
         """Keys that may hold items: what the sweeper walks."""
         return f"{self._prefix}keyed:{self.kind}:active"
+
+    def set_aside_set(self) -> str:
+        """Keys with items set aside, for operators."""
+        return f"{self._prefix}keyed:{self.kind}:set-aside"
 
     async def enqueue(
         self, key: int | str, payload: dict[str, Any], *, record: Record | None = None,
@@ -228,6 +251,38 @@ class KeyedQueue:
                                    args=[token, count]))
         return None if left < 0 else left
 
+    async def count_failure(self, key: int | str, position: int) -> int:
+        """One more failure of the item at ``position``: how many it has had."""
+        failures = self._key(key, "failures")
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hincrby(failures, str(position), 1)
+            pipe.expire(failures, FAILURES_TTL_S)
+            count, _ = await pipe.execute()
+        return int(count)
+
+    async def set_aside(self, key: int | str, token: int, position: int) -> bool | None:
+        """Move the head, the item at ``position``, out of the queue into the
+        key's set-aside list, for an operator; None if the lease was lost."""
+        moved = int(await self._set_aside(
+            keys=[self._key(key, "lease"), self._key(key, "queue"), self._key(key, "set-aside")],
+            args=[token, position]))
+        if moved > 0:
+            # Another slot on a cluster: its own step, after the move.
+            await self._redis.sadd(self.set_aside_set(), str(key))
+        return None if moved < 0 else bool(moved)
+
+    async def set_aside_items(self, key: int | str) -> list[dict[str, Any]]:
+        """What was set aside under ``key``, oldest first, as it was queued."""
+        return [json.loads(entry)
+                for entry in await self._redis.lrange(self._key(key, "set-aside"), 0, -1)]
+
+    async def clear_set_aside(self, key: int | str) -> int:
+        """Drop what was set aside under ``key`` (its cause dealt with); how many."""
+        cleared = int(await self._redis.llen(self._key(key, "set-aside")))
+        await self._redis.delete(self._key(key, "set-aside"))
+        await self._redis.srem(self.set_aside_set(), str(key))
+        return cleared
+
     async def release(self, key: int | str, token: int) -> None:
         await self._release(keys=[self._key(key, "lease")], args=[token])
 
@@ -238,32 +293,39 @@ class KeyedQueue:
         return bool(await self._redis.exists(self._key(key, "lease")))
 
     async def active_keys(self) -> list[str]:
-        members = await self._redis.smembers(self.active_set())
+        return await self._members(self.active_set())
+
+    async def _members(self, name: str) -> list[str]:
+        members = await self._redis.smembers(name)
         return [member.decode() if isinstance(member, bytes) else member for member in members]
 
     async def states(self, *, now: float) -> list[QueueState]:
-        """Every key with items or a lease: depth, the oldest item's wait (by
-        Redis's clock, ``now`` in POSIX seconds), the lease's fencing token
-        and time left. Keys without either are left out."""
-        keys = sorted(await self.active_keys(), key=lambda k: (len(k), k))
+        """Every key with items, a lease or items set aside: depth, the oldest
+        item's wait (by Redis's clock, ``now`` in POSIX seconds), the lease's
+        fencing token and time left, how many were set aside. Keys with none
+        of these are left out."""
+        keys = sorted({*await self.active_keys(), *await self._members(self.set_aside_set())},
+                      key=lambda k: (len(k), k))
         async with self._redis.pipeline(transaction=False) as pipe:
             for key in keys:
                 pipe.llen(self._key(key, "queue"))
                 pipe.lindex(self._key(key, "queue"), 0)
                 pipe.get(self._key(key, "lease"))
                 pipe.pttl(self._key(key, "lease"))
+                pipe.llen(self._key(key, "set-aside"))
             replies = await pipe.execute()
         states = []
         for n, key in enumerate(keys):
-            depth, oldest, token, left_ms = replies[4 * n: 4 * n + 4]
-            if not depth and token is None:
+            depth, oldest, token, left_ms, set_aside = replies[5 * n: 5 * n + 5]
+            if not depth and token is None and not set_aside:
                 continue
             enqueued_at = json.loads(oldest).get("enqueued_at") if oldest else None
             states.append(QueueState(
                 kind=self.kind, key=key, depth=int(depth),
                 oldest_age_s=None if enqueued_at is None else round(now - enqueued_at, 3),
                 lease_token=None if token is None else int(token),
-                lease_left_s=None if token is None else round(max(left_ms, 0) / 1000, 3)))
+                lease_left_s=None if token is None else round(max(left_ms, 0) / 1000, 3),
+                set_aside=int(set_aside)))
         return states
 
     async def forget_if_empty(self, key: int | str) -> None:
@@ -304,6 +366,9 @@ Batch = TypeVar("Batch")
 DecideBatch = Callable[[Sequence[QueuedItem], int], Awaitable[Batch]]
 # Announces a committed batch: outcomes, flags. Safe to repeat.
 AnnounceBatch = Callable[[Batch], Awaitable[None]]
+# Tells an item's sender it will not be decided: called before the item is
+# set aside, and raises if that cannot be recorded (the item then stays).
+GiveUp = Callable[[QueuedItem], Awaitable[None]]
 ScheduleDrain = Callable[[str], Awaitable[None]]
 # Told of each committed batch: its kind, its items and how long deciding
 # took. The worker's metrics register here (actors.metrics).
@@ -313,7 +378,7 @@ batch_observers: list[BatchObserver] = []
 
 async def drain(
     queue: KeyedQueue, key: int | str, *, decide: DecideBatch[Batch],
-    announce: AnnounceBatch[Batch], batch_size: int, lease_ttl_ms: int,
+    announce: AnnounceBatch[Batch], give_up: GiveUp, batch_size: int, lease_ttl_ms: int,
 ) -> int:
     """Decide everything queued under ``key``, in order; the number of items taken.
 
@@ -321,6 +386,12 @@ async def drain(
     until the queue is empty, and checks again after releasing. A committed
     batch is announced even when the lease turns out lost afterwards: it
     committed, and whoever decides its items next finds them decided.
+
+    A batch that fails is decided again one item at a time, so that one item
+    that cannot be decided (a fault in its data or in our code) does not hold
+    up the rest. An item failing alone ends the drain with its error, for the
+    drain message's retry; at its ITEM_ATTEMPTS-th failure its sender is told
+    (``give_up``) and it is set aside, undecided, for an operator.
     """
     await queue.clear_scheduled(key)
     taken = 0
@@ -330,9 +401,36 @@ async def drain(
             return taken
         caught_up = False
         try:
-            while items := await queue.peek(key, batch_size):
+            # Through this position items are decided one at a time: a batch
+            # up to it failed.
+            alone_through = 0
+            while items := await queue.peek(key, 1 if alone_through else batch_size):
                 started = time.perf_counter()
-                batch = await decide(items, token)
+                try:
+                    batch = await decide(items, token)
+                except StaleLease:
+                    raise
+                except Exception:
+                    if len(items) > 1:
+                        log.warning("%s %s: a batch of %d failed; deciding it an item at a time",
+                                    queue.kind, key, len(items), exc_info=True)
+                        alone_through = items[-1].position
+                        continue
+                    [item] = items
+                    failures = await queue.count_failure(key, item.position)
+                    if failures < ITEM_ATTEMPTS:
+                        raise
+                    await give_up(item)
+                    set_aside = await queue.set_aside(key, token, item.position)
+                    log.error("%s %s: the item at %d failed %d times; set aside undecided",
+                              queue.kind, key, item.position, failures, exc_info=True,
+                              extra={"item": item.payload})
+                    if set_aside is None:
+                        return taken  # lease lost: the new holder finds it told
+                    taken += 1 if set_aside else 0
+                    continue
+                if items[-1].position >= alone_through:
+                    alone_through = 0
                 took = time.perf_counter() - started
                 log.info("%s %s: batch of %d decided in %.1f ms", queue.kind, key, len(items),
                          took * 1000)

@@ -57,6 +57,9 @@ class ServiceGauges:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.depth = Gauge("fitnus_keyed_queue_depth", "Requests waiting in keyed queues",
                            ["kind"], registry=registry)
+        self.set_aside = Gauge("fitnus_keyed_queue_set_aside",
+                               "Requests set aside undecided after failing on every try",
+                               ["kind"], registry=registry)
         self.oldest = Gauge("fitnus_keyed_queue_oldest_seconds",
                             "How long the oldest waiting request of a kind has waited",
                             ["kind"], registry=registry)
@@ -75,6 +78,7 @@ class ServiceGauges:
         for kind in KEYED_KINDS:
             states = [state for state in queues.keyed if state.kind == kind]
             self.depth.labels(kind).set(sum(state.depth for state in states))
+            self.set_aside.labels(kind).set(sum(state.set_aside for state in states))
             self.oldest.labels(kind).set(max(
                 (state.oldest_age_s or 0.0 for state in states), default=0.0))
         self.backlog.set(await EventOutbox.all().count())
@@ -102,6 +106,9 @@ class KeyedQueueOut(BaseModel):
     oldest_age_s: float | None = Field(description="how long its first item has waited")
     lease_token: int | None = Field(description="the drainer's fencing token, if one holds it")
     lease_left_s: float | None = Field(description="time left on that lease")
+    set_aside: int = Field(description="requests set aside undecided after failing on every "
+                                       "try (their senders were told); the worker's error log "
+                                       "has why")
 
 
 class WorkerQueueOut(BaseModel):

@@ -27,6 +27,7 @@ from fitnus.booking.outcomes import (
     Decisions,
     event,
     failed,
+    giving_up,
     record,
     split_decided,
     succeeded,
@@ -307,7 +308,8 @@ async def drain_auction(auction_id: int, *, redis: RedisClient, keys: Keys, cloc
         await published(batch.decided)
 
     return await drain(auction_queue(redis, keys), auction_id, decide=decide,
-                       announce=announce, batch_size=BATCH_SIZE, lease_ttl_ms=LEASE_TTL_MS)
+                       announce=announce, give_up=giving_up(published, clock),
+                       batch_size=BATCH_SIZE, lease_ttl_ms=LEASE_TTL_MS)
 
 
 @dataclass

@@ -25,6 +25,7 @@ from fitnus.booking.outcomes import (
     WITHDRAW_TIMESLOT,
     DecidedBatch,
     Decisions,
+    giving_up,
     record,
     split_decided,
 )
@@ -88,7 +89,8 @@ async def drain_timeslot(
         await published(batch.decided)
 
     return await drain(queue, timeslot_id, decide=decide, announce=announce,
-                       batch_size=batch_size, lease_ttl_ms=LEASE_TTL_MS)
+                       give_up=giving_up(published, clock), batch_size=batch_size,
+                       lease_ttl_ms=LEASE_TTL_MS)
 
 
 async def sweep_timeslot_queues(

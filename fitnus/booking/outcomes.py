@@ -4,14 +4,15 @@ notification, and the words for each refusal."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from fitnus.booking import rules
+from fitnus.clock import Clock
 from fitnus.commands.models import Command, CommandStatus
-from fitnus.keyed_queue import QueuedItem
+from fitnus.keyed_queue import GiveUp, QueuedItem
 from fitnus.notifications.models import Notification
 from fitnus.notifications.order import take_turn
 
@@ -84,6 +85,29 @@ REFUSAL_DETAIL = {
     rules.NOT_RESERVED: "no such reservation",
     rules.MOVE_WINDOW_CLOSED: "a booking can be moved until 24 h before its start",
 }
+
+
+# An item set aside undecided (fitnus.keyed_queue.drain): nothing it asked for was done.
+NOT_DECIDED = "not_decided"
+REFUSAL_DETAIL[NOT_DECIDED] = ("this request could not be decided: nothing was changed, "
+                               "and it may be sent again")
+
+
+def giving_up(published: Callable[[Decisions], Awaitable[None]], clock: Clock) -> GiveUp:
+    """A drain's ``give_up``: a person's command fails as not decided, and
+    whoever waits for it hears so. The service's own requests have no one
+    waiting. A command decided already keeps its outcome."""
+    async def give_up(item: QueuedItem) -> None:
+        if "user_id" not in item.payload:
+            return
+        command_id = item.payload["command_id"]
+        await Command.bulk_create([failed(command_id, item.payload["user_id"],
+                                          item.payload["kind"], NOT_DECIDED, clock.now())],
+                                  ignore_conflicts=True)
+        command = await Command.get(id=command_id)
+        await published(Decisions(outcomes=[Decided(command, command.user_id)]))  # type: ignore[attr-defined]
+
+    return give_up
 
 
 def succeeded(

@@ -23,6 +23,7 @@ from fitnus.booking.outcomes import (
     Decisions,
     event,
     failed,
+    giving_up,
     record,
     split_decided,
     succeeded,
@@ -178,7 +179,8 @@ async def drain_meetup(
         await published(batch.decided)
 
     return await drain(queue, meetup_id, decide=decide, announce=announce,
-                       batch_size=BATCH_SIZE, lease_ttl_ms=LEASE_TTL_MS)
+                       give_up=giving_up(published, clock), batch_size=BATCH_SIZE,
+                       lease_ttl_ms=LEASE_TTL_MS)
 
 
 async def decide_meetup_batch(

@@ -4,22 +4,25 @@ decided exactly once and the invariants hold."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from redis.asyncio import Redis
 
+from fitnus import keyed_queue
 from fitnus.booking.batches import decide_batch, drain_timeslot, sweep_timeslot_queues
 from fitnus.booking.models import Reservation
-from fitnus.booking.outcomes import DecidedBatch
+from fitnus.booking.outcomes import MOVE_RESERVATION, NOT_DECIDED, RESERVE_SEAT, DecidedBatch
 from fitnus.booking.service import timeslot_queue
 from fitnus.centers.models import Timeslot
 from fitnus.clock import system_clock
 from fitnus.commands.models import Command
 from fitnus.config import Settings
-from fitnus.keyed_queue import KeyedQueue, StaleLease, drain
+from fitnus.keyed_queue import ITEM_ATTEMPTS, KeyedQueue, QueuedItem, StaleLease, drain
 from fitnus.keys import Keys
 from fitnus.wallet.models import LedgerEntry, Wallet
 from tests.e2e.test_booking import PRICE, fund, open_session
@@ -32,7 +35,8 @@ SEOUL = ZoneInfo("Asia/Seoul")
 async def queued_requests(redis: Redis, keys: Keys, timeslot_id: int, users: list[Any]) -> None:
     queue = timeslot_queue(redis, keys)
     for user in users:
-        await queue.enqueue(timeslot_id, {"command_id": str(uuid.uuid4()), "user_id": user.id})
+        await queue.enqueue(timeslot_id, {"kind": RESERVE_SEAT, "command_id": str(uuid.uuid4()),
+                                          "user_id": user.id})
 
 
 async def snapshot(timeslot_id: int, user_ids: list[int]) -> tuple[Any, ...]:
@@ -197,8 +201,11 @@ async def test_a_batch_is_announced_even_when_its_lease_was_lost_after_the_commi
     async def announce(batch: DecidedBatch) -> None:
         announced.extend(batch.decided.outcomes)
 
+    async def give_up(item: QueuedItem) -> None:
+        raise AssertionError(f"{item} was given up")
+
     await drain(queue, session.timeslot_id, decide=decide_then_lose_the_lease,
-                announce=announce, batch_size=10, lease_ttl_ms=10_000)
+                announce=announce, give_up=give_up, batch_size=10, lease_ttl_ms=10_000)
     assert len(announced) == 3
     assert await queue.length(session.timeslot_id) == 3  # the new holder acknowledges
 
@@ -226,6 +233,96 @@ async def test_the_next_drainer_announces_what_a_dead_one_committed(
                          zone=SEOUL, published=publish, schedule_drain=no_drain)
     assert sorted(str(o.command.id) for o in published) == sorted(
         str(o.command.id) for o in committed.decided.outcomes)
+
+
+@dataclass
+class StuckItem:
+    """Three requests queued for a timeslot, the second one that no worker
+    can read; each drain's outcome, what each command became (as its sender
+    was told), and what the queue holds after, as operators see it."""
+
+    timeslot_id: int
+    drains: list[str]
+    statuses: list[tuple[str, str | None]]
+    queued: int
+    set_aside: list[int]  # which of the three
+    shown_set_aside: int
+
+
+async def an_item_no_one_can_decide(client: Any, sign_up: Any, redis: Redis,
+                                    settings: Settings) -> StuckItem:
+    session = await open_session(client, sign_up, capacity=5)
+    users = [await sign_up() for _ in range(3)]
+    for user in users:
+        await fund(user.id, PRICE)
+    keys = Keys(settings.redis_key_prefix)
+    queue = timeslot_queue(redis, keys)
+    commands = [str(uuid.uuid4()) for _ in users]
+    for user, command_id in zip(users, commands, strict=True):
+        # The second: a move that names no reservation (a sender of another version).
+        kind = MOVE_RESERVATION if user is users[1] else RESERVE_SEAT
+        await queue.enqueue(session.timeslot_id, {"kind": kind, "command_id": command_id,
+                                                  "user_id": user.id})
+    published: list[Any] = []
+
+    async def publish(decided: Any) -> None:
+        published.extend(decided.outcomes)
+
+    drains = []
+    for _ in range(ITEM_ATTEMPTS):
+        try:
+            await drain_timeslot(session.timeslot_id, redis=redis, keys=keys,
+                                 clock=system_clock, zone=SEOUL, published=publish,
+                                 schedule_drain=no_drain)
+            drains.append("done")
+        except KeyError:
+            drains.append("failed")
+    decided = {str(command.id): command for command in await Command.filter(id__in=commands)}
+    told = {str(outcome.command.id) for outcome in published}
+    return StuckItem(
+        timeslot_id=session.timeslot_id,
+        drains=drains,
+        statuses=[(decided[command_id].status.value,
+                   (decided[command_id].error or {}).get("code"))
+                  if command_id in decided and command_id in told else ("pending", None)
+                  for command_id in commands],
+        queued=await queue.length(session.timeslot_id),
+        set_aside=[commands.index(item["command_id"])
+                   for item in await queue.set_aside_items(session.timeslot_id)],
+        shown_set_aside=await shown_set_aside(queue, session.timeslot_id),
+    )
+
+
+async def shown_set_aside(queue: KeyedQueue, timeslot_id: int) -> int:
+    """As operators see it (fitnus queues, the admin API, the metrics)."""
+    return sum(state.set_aside for state in await queue.states(now=time.time())
+               if state.key == str(timeslot_id))
+
+
+async def test_an_item_no_one_can_decide_is_set_aside_and_the_queue_goes_on(
+    client: Any, sign_up: Any, redis: Redis, settings: Settings,
+) -> None:
+    stuck = await an_item_no_one_can_decide(client, sign_up, redis, settings)
+    assert stuck == StuckItem(
+        timeslot_id=stuck.timeslot_id, drains=["failed"] * (ITEM_ATTEMPTS - 1) + ["done"],
+        statuses=[("succeeded", None), ("failed", NOT_DECIDED), ("succeeded", None)],
+        queued=0, set_aside=[1], shown_set_aside=1)
+    queue = timeslot_queue(redis, Keys(settings.redis_key_prefix))
+    assert await queue.clear_set_aside(stuck.timeslot_id) == 1
+    assert await shown_set_aside(queue, stuck.timeslot_id) == 0
+
+
+@pytest.mark.control
+async def test_control_an_item_never_set_aside_holds_up_its_queue(
+    client: Any, sign_up: Any, redis: Redis, settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(keyed_queue, "ITEM_ATTEMPTS", 10**6)
+    stuck = await an_item_no_one_can_decide(client, sign_up, redis, settings)
+    assert stuck == StuckItem(
+        timeslot_id=stuck.timeslot_id, drains=["failed"] * ITEM_ATTEMPTS,
+        statuses=[("succeeded", None), ("pending", None), ("pending", None)],
+        queued=2, set_aside=[], shown_set_aside=0)
 
 
 # Keys raced at once: within the test Redis client's connection pool.
