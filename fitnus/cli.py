@@ -61,8 +61,8 @@ def _parser() -> argparse.ArgumentParser:
                                       "aside undecided after they failed on every try")
     aside.add_argument("kind", choices=KEYED_KINDS)
     aside.add_argument("key", type=int)
-    aside.add_argument("--clear", action="store_true", help="then drop them (their cause "
-                       "dealt with; their senders were told)")
+    aside.add_argument("--clear", action="store_true", help="drop them instead, showing what "
+                       "was dropped (their cause dealt with; their senders were told)")
     aside.set_defaults(run=_set_aside)
     dead = queue_commands.add_parser("dead-letters", help="list dramatiq's dead letters")
     dead.add_argument("--requeue", action="store_true", help="send them back to their queues")
@@ -218,10 +218,14 @@ def _set_aside(settings: Settings, args: argparse.Namespace) -> None:
         redis = open_redis(resolve_redis_url(settings))
         try:
             queue = keyed_queue(redis, Keys(settings.redis_key_prefix), args.kind)
+            if args.clear:
+                dropped = await queue.take_set_aside(args.key)
+                for item in dropped:
+                    print(json.dumps(item, ensure_ascii=False))
+                print(f"{len(dropped)} dropped")
+                return
             for item in await queue.set_aside_items(args.key):
                 print(json.dumps(item, ensure_ascii=False))
-            if args.clear:
-                print(f"{await queue.clear_set_aside(args.key)} dropped")
         finally:
             await redis.aclose()
 

@@ -180,22 +180,42 @@ async def ensure_database_exists(database_url: str) -> None:
 # MySQL's ER_LOCK_DEADLOCK: the server chose this transaction as the victim
 # and rolled all of it back, so running it again from the start is safe.
 MYSQL_DEADLOCK = 1213
+# Errors of the moment, not of what was asked: a lock wait that ran out, and
+# the server unreachable, gone away, going down or out of connections.
+MYSQL_PASSING = frozenset({MYSQL_DEADLOCK, 1205, 1040, 1053, 1927, 2002, 2003, 2006, 2013})
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    """The error and those it was raised from or while handling. The driver's
+    error is often wrapped in tortoise's, and a deadlock met inside a
+    savepoint surfaces as the failed rollback to that savepoint, which the
+    deadlock's rollback had already discarded."""
+    seen: set[int] = set()
+    link: BaseException | None = error
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        yield link
+        link = link.__cause__ or link.__context__
+
+
+def _mysql_codes(error: BaseException) -> set[int]:
+    return {link.args[0] for link in _chain(error)
+            if isinstance(link, pymysql.err.MySQLError) and link.args
+            and isinstance(link.args[0], int)}
 
 
 def is_deadlock(error: BaseException) -> bool:
-    """Whether the database broke a deadlock by rolling this transaction back.
+    """Whether the database broke a deadlock by rolling this transaction back."""
+    return MYSQL_DEADLOCK in _mysql_codes(error)
 
-    The driver's error is often wrapped in tortoise's, and a deadlock met
-    inside a savepoint surfaces as the failed rollback to that savepoint,
-    which the deadlock's rollback had already discarded: the deadlock is then
-    the error that was being handled.
-    """
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, pymysql.err.MySQLError) and seen.args[:1] == (MYSQL_DEADLOCK,):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+
+def is_passing(error: BaseException) -> bool:
+    """Whether the error says nothing of the work that met it: trying the
+    same again later may well succeed (a lock wait, a database or network
+    away for a while)."""
+    return bool(_mysql_codes(error) & MYSQL_PASSING) or any(
+        # tortoise's DBConnectionError is a ConnectionError.
+        isinstance(link, ConnectionError | TimeoutError) for link in _chain(error))
 
 
 async def ping(context: TortoiseContext) -> None:

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 from redis.exceptions import RedisError
 
+from fitnus.db import is_passing
 from fitnus.redis_client import RedisClient
 
 log = logging.getLogger(__name__)
@@ -88,20 +89,41 @@ end
 return 0
 """
 
-# KEYS: lease, queue. ARGV: token, count. Drops decided items if still the holder.
+# KEYS: lease, queue, failures, set-aside latch. ARGV: token, count. Drops
+# decided items if still the holder; a commit clears the failures counted
+# and lets the next item that fails for good be set aside.
 _ACK = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 redis.call('LTRIM', KEYS[2], tonumber(ARGV[2]), -1)
+redis.call('DEL', KEYS[3], KEYS[4])
 return redis.call('LLEN', KEYS[2])
 """
 
-# KEYS: lease, queue, set-aside list. ARGV: token, the head's position. Moves
-# the head to the set-aside list if still the holder and it is that item.
+# KEYS: failures, set-aside latch. ARGV: position, attempts, seconds, ttl s.
+# Counts a failure of the item at that position; 1 if it has now failed
+# ``attempts`` times over ``seconds`` at least and no item was set aside
+# since the key's last commit.
+_FAILED = """
+local now = redis.call('TIME')
+local count = redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+redis.call('HSETNX', KEYS[1], 'since:' .. ARGV[1], now[1])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+local since = tonumber(redis.call('HGET', KEYS[1], 'since:' .. ARGV[1]))
+if count < tonumber(ARGV[2]) or tonumber(now[1]) - since < tonumber(ARGV[3]) then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+return 1
+"""
+
+# KEYS: lease, queue, set-aside list, failures, set-aside latch. ARGV: token,
+# the head's position. Moves the head to the set-aside list if still the
+# holder and it is that item, and closes the latch until the next commit.
 _SET_ASIDE = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 local head = redis.call('LINDEX', KEYS[2], 0)
 if not head or cjson.decode(head)['position'] ~= tonumber(ARGV[2]) then return 0 end
 redis.call('RPUSH', KEYS[3], redis.call('LPOP', KEYS[2]))
+redis.call('HDEL', KEYS[4], ARGV[2], 'since:' .. ARGV[2])
+redis.call('SET', KEYS[5], '1')
 return 1
 """
 
@@ -113,11 +135,12 @@ return 0
 
 # A drain message is in flight for this long at most before another may be sent.
 SCHEDULED_TTL_MS = 5_000
-# An item whose deciding failed this many times, alone in its batch, is set
-# aside (``drain``). Each failure ends its drain; the next waits for the drain
-# message's retry, so a passing fault (a lock wait, a failover) rarely counts
-# three times.
+# An item whose deciding failed alone this many times, over this long at
+# least, is set aside (``drain``); errors of the moment (a lock wait, the
+# database or Redis away) do not count. Each failure ends its drain, for the
+# drain message's retry.
 ITEM_ATTEMPTS = 3
+ITEM_FAILING_SECONDS = 5
 # How long an item's failures are remembered.
 FAILURES_TTL_S = 86_400
 
@@ -169,6 +192,7 @@ class KeyedQueue:
         self._catch_up = redis.register_script(_CATCH_UP)
         self._ack = redis.register_script(_ACK)
         self._release = redis.register_script(_RELEASE)
+        self._failed = redis.register_script(_FAILED)
         self._set_aside = redis.register_script(_SET_ASIDE)
         self._busy = redis.register_script(_BUSY)
 
@@ -247,24 +271,28 @@ class KeyedQueue:
 
     async def ack(self, key: int | str, token: int, count: int) -> int | None:
         """Drop the first ``count`` items; the number left, or None if the lease was lost."""
-        left = int(await self._ack(keys=[self._key(key, "lease"), self._key(key, "queue")],
-                                   args=[token, count]))
+        left = int(await self._ack(
+            keys=[self._key(key, "lease"), self._key(key, "queue"), self._key(key, "failures"),
+                  self._key(key, "set-aside-latch")],
+            args=[token, count]))
         return None if left < 0 else left
 
-    async def count_failure(self, key: int | str, position: int) -> int:
-        """One more failure of the item at ``position``: how many it has had."""
-        failures = self._key(key, "failures")
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hincrby(failures, str(position), 1)
-            pipe.expire(failures, FAILURES_TTL_S)
-            count, _ = await pipe.execute()
-        return int(count)
+    async def failed_for_good(self, key: int | str, position: int) -> bool:
+        """Counts a failure of the item at ``position``: whether it is now to
+        be set aside. It has failed ITEM_ATTEMPTS times over
+        ITEM_FAILING_SECONDS at least, and no other item was set aside since
+        the key's last commit: a fault that every item meets (a migration not
+        yet applied) sets one aside, then holds the queue for an operator."""
+        return bool(await self._failed(
+            keys=[self._key(key, "failures"), self._key(key, "set-aside-latch")],
+            args=[position, ITEM_ATTEMPTS, ITEM_FAILING_SECONDS, FAILURES_TTL_S]))
 
     async def set_aside(self, key: int | str, token: int, position: int) -> bool | None:
         """Move the head, the item at ``position``, out of the queue into the
         key's set-aside list, for an operator; None if the lease was lost."""
         moved = int(await self._set_aside(
-            keys=[self._key(key, "lease"), self._key(key, "queue"), self._key(key, "set-aside")],
+            keys=[self._key(key, "lease"), self._key(key, "queue"), self._key(key, "set-aside"),
+                  self._key(key, "failures"), self._key(key, "set-aside-latch")],
             args=[token, position]))
         if moved > 0:
             # Another slot on a cluster: its own step, after the move.
@@ -276,12 +304,14 @@ class KeyedQueue:
         return [json.loads(entry)
                 for entry in await self._redis.lrange(self._key(key, "set-aside"), 0, -1)]
 
-    async def clear_set_aside(self, key: int | str) -> int:
-        """Drop what was set aside under ``key`` (its cause dealt with); how many."""
-        cleared = int(await self._redis.llen(self._key(key, "set-aside")))
-        await self._redis.delete(self._key(key, "set-aside"))
+    async def take_set_aside(self, key: int | str) -> list[dict[str, Any]]:
+        """Drop what was set aside under ``key`` (its cause dealt with): what was dropped."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.lrange(self._key(key, "set-aside"), 0, -1)
+            pipe.delete(self._key(key, "set-aside"))
+            taken, _ = await pipe.execute()
         await self._redis.srem(self.set_aside_set(), str(key))
-        return cleared
+        return [json.loads(entry) for entry in taken]
 
     async def release(self, key: int | str, token: int) -> None:
         await self._release(keys=[self._key(key, "lease")], args=[token])
@@ -366,9 +396,11 @@ Batch = TypeVar("Batch")
 DecideBatch = Callable[[Sequence[QueuedItem], int], Awaitable[Batch]]
 # Announces a committed batch: outcomes, flags. Safe to repeat.
 AnnounceBatch = Callable[[Batch], Awaitable[None]]
-# Tells an item's sender it will not be decided: called before the item is
-# set aside, and raises if that cannot be recorded (the item then stays).
-GiveUp = Callable[[QueuedItem], Awaitable[None]]
+# Tells an item's sender it will not be decided, as the holder of the lease
+# with this fencing token (raising StaleLease for a newer one): called before
+# the item is set aside, and raises if that cannot be recorded (the item then
+# stays).
+GiveUp = Callable[[QueuedItem, int], Awaitable[None]]
 ScheduleDrain = Callable[[str], Awaitable[None]]
 # Told of each committed batch: its kind, its items and how long deciding
 # took. The worker's metrics register here (actors.metrics).
@@ -387,11 +419,13 @@ async def drain(
     batch is announced even when the lease turns out lost afterwards: it
     committed, and whoever decides its items next finds them decided.
 
-    A batch that fails is decided again one item at a time, so that one item
-    that cannot be decided (a fault in its data or in our code) does not hold
-    up the rest. An item failing alone ends the drain with its error, for the
-    drain message's retry; at its ITEM_ATTEMPTS-th failure its sender is told
-    (``give_up``) and it is set aside, undecided, for an operator.
+    A batch that fails for a reason other than the moment's (``is_passing``)
+    is decided again one item at a time, so that one item that cannot be
+    decided (a fault in its data or in our code) does not hold up the rest.
+    An item failing alone ends the drain with its error, for the drain
+    message's retry; once it has failed for good (``failed_for_good``) its
+    sender is told (``give_up``) and it is set aside, undecided, for an
+    operator.
     """
     await queue.clear_scheduled(key)
     taken = 0
@@ -410,20 +444,21 @@ async def drain(
                     batch = await decide(items, token)
                 except StaleLease:
                     raise
-                except Exception:
+                except Exception as error:
+                    if is_passing(error) or isinstance(error, RedisError):
+                        raise
                     if len(items) > 1:
                         log.warning("%s %s: a batch of %d failed; deciding it an item at a time",
                                     queue.kind, key, len(items), exc_info=True)
                         alone_through = items[-1].position
                         continue
                     [item] = items
-                    failures = await queue.count_failure(key, item.position)
-                    if failures < ITEM_ATTEMPTS:
+                    if not await queue.failed_for_good(key, item.position):
                         raise
-                    await give_up(item)
+                    await give_up(item, token)
                     set_aside = await queue.set_aside(key, token, item.position)
-                    log.error("%s %s: the item at %d failed %d times; set aside undecided",
-                              queue.kind, key, item.position, failures, exc_info=True,
+                    log.error("%s %s: the item at %d failed for good; set aside undecided",
+                              queue.kind, key, item.position, exc_info=True,
                               extra={"item": item.payload})
                     if set_aside is None:
                         return taken  # lease lost: the new holder finds it told

@@ -307,9 +307,10 @@ async def drain_auction(auction_id: int, *, redis: RedisClient, keys: Keys, cloc
         await redis.publish(keys.auction_watchers(str(auction_id)), "1")
         await published(batch.decided)
 
+    give_up = giving_up(published, clock, fenced_by=Auction, key=auction_id)
     return await drain(auction_queue(redis, keys), auction_id, decide=decide,
-                       announce=announce, give_up=giving_up(published, clock),
-                       batch_size=BATCH_SIZE, lease_ttl_ms=LEASE_TTL_MS)
+                       announce=announce, give_up=give_up, batch_size=BATCH_SIZE,
+                       lease_ttl_ms=LEASE_TTL_MS)
 
 
 @dataclass

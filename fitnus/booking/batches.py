@@ -88,9 +88,9 @@ async def drain_timeslot(
                             reopened_channel=keys.timeslot_reopened, freed=batch.decided.freed)
         await published(batch.decided)
 
-    return await drain(queue, timeslot_id, decide=decide, announce=announce,
-                       give_up=giving_up(published, clock), batch_size=batch_size,
-                       lease_ttl_ms=LEASE_TTL_MS)
+    give_up = giving_up(published, clock, fenced_by=Timeslot, key=timeslot_id)
+    return await drain(queue, timeslot_id, decide=decide, announce=announce, give_up=give_up,
+                       batch_size=batch_size, lease_ttl_ms=LEASE_TTL_MS)
 
 
 async def sweep_timeslot_queues(

@@ -7,9 +7,14 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
+
+from tortoise.exceptions import IntegrityError
+from tortoise.models import Model
+from tortoise.transactions import in_transaction
 
 from fitnus.booking import rules
+from fitnus.booking.guards import Fenced, advance_fence
 from fitnus.clock import Clock
 from fitnus.commands.models import Command, CommandStatus
 from fitnus.keyed_queue import GiveUp, QueuedItem
@@ -93,21 +98,42 @@ REFUSAL_DETAIL[NOT_DECIDED] = ("this request could not be decided: nothing was c
                                "and it may be sent again")
 
 
-def giving_up(published: Callable[[Decisions], Awaitable[None]], clock: Clock) -> GiveUp:
-    """A drain's ``give_up``: a person's command fails as not decided, and
-    whoever waits for it hears so. The service's own requests have no one
-    waiting. A command decided already keeps its outcome."""
-    async def give_up(item: QueuedItem) -> None:
-        if "user_id" not in item.payload:
-            return
-        command_id = item.payload["command_id"]
-        await Command.bulk_create([failed(command_id, item.payload["user_id"],
-                                          item.payload["kind"], NOT_DECIDED, clock.now())],
-                                  ignore_conflicts=True)
-        command = await Command.get(id=command_id)
-        await published(Decisions(outcomes=[Decided(command, command.user_id)]))  # type: ignore[attr-defined]
+def giving_up(published: Callable[[Decisions], Awaitable[None]], clock: Clock, *,
+              fenced_by: type[Model], key: int) -> GiveUp:
+    """A drain's ``give_up`` for the queue of ``key``, whose row of
+    ``fenced_by`` carries its fencing token: a person's command fails as not
+    decided, and whoever waits for it hears so. The service's own requests,
+    and one too garbled to name its sender, have no one to tell. A command
+    decided already keeps its outcome."""
+    async def give_up(item: QueuedItem, token: int) -> None:
+        sender = _sender(item)
+        async with in_transaction():
+            row = await fenced_by.select_for_update().get_or_none(id=key)
+            if row is not None:
+                await advance_fence(fenced_by, cast(Fenced, row), token)
+            if sender is None:
+                return
+            command_id, user_id = sender
+            try:
+                async with in_transaction():
+                    # A seat request is queued unstamped: the crowd's path.
+                    await failed(str(command_id), user_id,
+                                 str(item.payload.get("kind", RESERVE_SEAT)), NOT_DECIDED,
+                                 clock.now()).save(force_create=True)
+            except IntegrityError:
+                pass  # decided already, or its sender has gone
+            command = await Command.get_or_none(id=command_id)
+        if command is not None:
+            await published(Decisions(outcomes=[Decided(command, user_id)]))
 
     return give_up
+
+
+def _sender(item: QueuedItem) -> tuple[uuid.UUID, int] | None:
+    try:
+        return uuid.UUID(str(item.payload["command_id"])), int(item.payload["user_id"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def succeeded(

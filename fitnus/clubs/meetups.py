@@ -178,9 +178,9 @@ async def drain_meetup(
                             reopened_channel=keys.meetup_reopened)
         await published(batch.decided)
 
-    return await drain(queue, meetup_id, decide=decide, announce=announce,
-                       give_up=giving_up(published, clock), batch_size=BATCH_SIZE,
-                       lease_ttl_ms=LEASE_TTL_MS)
+    give_up = giving_up(published, clock, fenced_by=Meetup, key=meetup_id)
+    return await drain(queue, meetup_id, decide=decide, announce=announce, give_up=give_up,
+                       batch_size=BATCH_SIZE, lease_ttl_ms=LEASE_TTL_MS)
 
 
 async def decide_meetup_batch(

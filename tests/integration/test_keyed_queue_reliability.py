@@ -16,11 +16,20 @@ from redis.asyncio import Redis
 from fitnus import keyed_queue
 from fitnus.booking.batches import decide_batch, drain_timeslot, sweep_timeslot_queues
 from fitnus.booking.models import Reservation
-from fitnus.booking.outcomes import MOVE_RESERVATION, NOT_DECIDED, RESERVE_SEAT, DecidedBatch
+from fitnus.booking.outcomes import (
+    MOVE_RESERVATION,
+    NOT_DECIDED,
+    REFUSAL_DETAIL,
+    RESERVE_SEAT,
+    DecidedBatch,
+    giving_up,
+)
 from fitnus.booking.service import timeslot_queue
 from fitnus.centers.models import Timeslot
 from fitnus.clock import system_clock
 from fitnus.commands.models import Command
+from fitnus.commands.pending import PendingCommands
+from fitnus.commands.queued import CommandQueue
 from fitnus.config import Settings
 from fitnus.keyed_queue import ITEM_ATTEMPTS, KeyedQueue, QueuedItem, StaleLease, drain
 from fitnus.keys import Keys
@@ -35,8 +44,7 @@ SEOUL = ZoneInfo("Asia/Seoul")
 async def queued_requests(redis: Redis, keys: Keys, timeslot_id: int, users: list[Any]) -> None:
     queue = timeslot_queue(redis, keys)
     for user in users:
-        await queue.enqueue(timeslot_id, {"kind": RESERVE_SEAT, "command_id": str(uuid.uuid4()),
-                                          "user_id": user.id})
+        await queue.enqueue(timeslot_id, {"command_id": str(uuid.uuid4()), "user_id": user.id})
 
 
 async def snapshot(timeslot_id: int, user_ids: list[int]) -> tuple[Any, ...]:
@@ -201,7 +209,7 @@ async def test_a_batch_is_announced_even_when_its_lease_was_lost_after_the_commi
     async def announce(batch: DecidedBatch) -> None:
         announced.extend(batch.decided.outcomes)
 
-    async def give_up(item: QueuedItem) -> None:
+    async def give_up(item: QueuedItem, token: int) -> None:
         raise AssertionError(f"{item} was given up")
 
     await drain(queue, session.timeslot_id, decide=decide_then_lose_the_lease,
@@ -236,53 +244,66 @@ async def test_the_next_drainer_announces_what_a_dead_one_committed(
 
 
 @dataclass
-class StuckItem:
-    """Three requests queued for a timeslot, the second one that no worker
-    can read; each drain's outcome, what each command became (as its sender
-    was told), and what the queue holds after, as operators see it."""
+class StuckItems:
+    """Requests queued for a timeslot, some of them moves that name no
+    reservation (a sender of another version: no worker can read them),
+    then a few drains; each drain's outcome, what each request became (as
+    its sender was told), and what the queue holds after, as operators see
+    it."""
 
     timeslot_id: int
     drains: list[str]
-    statuses: list[tuple[str, str | None]]
+    outcomes: list[tuple[str, str | None]]
     queued: int
-    set_aside: list[int]  # which of the three
+    set_aside: list[int]  # which requests
     shown_set_aside: int
 
 
-async def an_item_no_one_can_decide(client: Any, sign_up: Any, redis: Redis,
-                                    settings: Settings) -> StuckItem:
+GOOD, BAD = "seat", "unreadable move"
+
+
+async def drained_with_unreadable_items(
+    client: Any, sign_up: Any, redis: Redis, settings: Settings, requests: list[str], *,
+    drains: int, pause_before: int | None = None,
+) -> StuckItems:
+    """``pause_before``: the drain before which ITEM_FAILING_SECONDS pass."""
     session = await open_session(client, sign_up, capacity=5)
-    users = [await sign_up() for _ in range(3)]
-    for user in users:
-        await fund(user.id, PRICE)
     keys = Keys(settings.redis_key_prefix)
     queue = timeslot_queue(redis, keys)
-    commands = [str(uuid.uuid4()) for _ in users]
-    for user, command_id in zip(users, commands, strict=True):
-        # The second: a move that names no reservation (a sender of another version).
-        kind = MOVE_RESERVATION if user is users[1] else RESERVE_SEAT
-        await queue.enqueue(session.timeslot_id, {"kind": kind, "command_id": command_id,
-                                                  "user_id": user.id})
+    sender = CommandQueue(redis=redis, keys=keys, queue=queue,
+                          pending=PendingCommands(redis=redis, keys=keys), clock=system_clock,
+                          schedule_drain=drained_below)
+    commands = []
+    for request in requests:
+        user = await sign_up()
+        await fund(user.id, PRICE)
+        # As the web tier sends them: a seat request unstamped (the crowd's path).
+        queued = await (sender.send(session.timeslot_id, kind=RESERVE_SEAT, user_id=user.id,
+                                    stamped=False) if request == GOOD else
+                        sender.send(session.timeslot_id, kind=MOVE_RESERVATION, user_id=user.id))
+        commands.append(str(queued.command_id))
     published: list[Any] = []
 
     async def publish(decided: Any) -> None:
         published.extend(decided.outcomes)
 
-    drains = []
-    for _ in range(ITEM_ATTEMPTS):
+    outcomes = []
+    for attempt in range(drains):
+        if attempt == pause_before:
+            await asyncio.sleep(keyed_queue.ITEM_FAILING_SECONDS)
         try:
             await drain_timeslot(session.timeslot_id, redis=redis, keys=keys,
                                  clock=system_clock, zone=SEOUL, published=publish,
                                  schedule_drain=no_drain)
-            drains.append("done")
+            outcomes.append("done")
         except KeyError:
-            drains.append("failed")
+            outcomes.append("failed")
     decided = {str(command.id): command for command in await Command.filter(id__in=commands)}
     told = {str(outcome.command.id) for outcome in published}
-    return StuckItem(
+    return StuckItems(
         timeslot_id=session.timeslot_id,
-        drains=drains,
-        statuses=[(decided[command_id].status.value,
+        drains=outcomes,
+        outcomes=[(decided[command_id].status.value,
                    (decided[command_id].error or {}).get("code"))
                   if command_id in decided and command_id in told else ("pending", None)
                   for command_id in commands],
@@ -293,22 +314,32 @@ async def an_item_no_one_can_decide(client: Any, sign_up: Any, redis: Redis,
     )
 
 
+async def drained_below(key: int) -> None:
+    """The test drains by hand."""
+
+
 async def shown_set_aside(queue: KeyedQueue, timeslot_id: int) -> int:
     """As operators see it (fitnus queues, the admin API, the metrics)."""
     return sum(state.set_aside for state in await queue.states(now=time.time())
                if state.key == str(timeslot_id))
 
 
+SUCCEEDED, NOT_TOLD = ("succeeded", None), ("pending", None)
+SET_ASIDE = ("failed", NOT_DECIDED)
+
+
 async def test_an_item_no_one_can_decide_is_set_aside_and_the_queue_goes_on(
     client: Any, sign_up: Any, redis: Redis, settings: Settings,
 ) -> None:
-    stuck = await an_item_no_one_can_decide(client, sign_up, redis, settings)
-    assert stuck == StuckItem(
+    stuck = await drained_with_unreadable_items(
+        client, sign_up, redis, settings, [GOOD, BAD, GOOD], drains=ITEM_ATTEMPTS,
+        pause_before=ITEM_ATTEMPTS - 1)
+    assert stuck == StuckItems(
         timeslot_id=stuck.timeslot_id, drains=["failed"] * (ITEM_ATTEMPTS - 1) + ["done"],
-        statuses=[("succeeded", None), ("failed", NOT_DECIDED), ("succeeded", None)],
-        queued=0, set_aside=[1], shown_set_aside=1)
+        outcomes=[SUCCEEDED, SET_ASIDE, SUCCEEDED], queued=0, set_aside=[1], shown_set_aside=1)
     queue = timeslot_queue(redis, Keys(settings.redis_key_prefix))
-    assert await queue.clear_set_aside(stuck.timeslot_id) == 1
+    assert [item["kind"] for item in await queue.take_set_aside(stuck.timeslot_id)] == [
+        MOVE_RESERVATION]
     assert await shown_set_aside(queue, stuck.timeslot_id) == 0
 
 
@@ -318,11 +349,83 @@ async def test_control_an_item_never_set_aside_holds_up_its_queue(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(keyed_queue, "ITEM_ATTEMPTS", 10**6)
-    stuck = await an_item_no_one_can_decide(client, sign_up, redis, settings)
-    assert stuck == StuckItem(
+    stuck = await drained_with_unreadable_items(
+        client, sign_up, redis, settings, [GOOD, BAD, GOOD], drains=ITEM_ATTEMPTS,
+        pause_before=ITEM_ATTEMPTS - 1)
+    assert stuck == StuckItems(
         timeslot_id=stuck.timeslot_id, drains=["failed"] * ITEM_ATTEMPTS,
-        statuses=[("succeeded", None), ("pending", None), ("pending", None)],
-        queued=2, set_aside=[], shown_set_aside=0)
+        outcomes=[SUCCEEDED, NOT_TOLD, NOT_TOLD], queued=2, set_aside=[], shown_set_aside=0)
+
+
+async def test_an_item_failing_for_a_short_while_is_not_set_aside(
+    client: Any, sign_up: Any, redis: Redis, settings: Settings,
+) -> None:
+    """Three quick tries, as the drain message's first retries come: not yet."""
+    stuck = await drained_with_unreadable_items(
+        client, sign_up, redis, settings, [BAD, GOOD], drains=ITEM_ATTEMPTS)
+    assert (stuck.drains, stuck.outcomes, stuck.queued) == (
+        ["failed"] * ITEM_ATTEMPTS, [NOT_TOLD, NOT_TOLD], 2)
+
+
+async def test_giving_up_is_fenced_and_takes_a_garbled_request(
+    client: Any, sign_up: Any, settings: Settings,
+) -> None:
+    """A drainer whose lease passed to another tells no one; one too garbled
+    to name its sender is set aside all the same."""
+    session = await open_session(client, sign_up, capacity=5)
+    user = await sign_up()
+    await Timeslot.filter(id=session.timeslot_id).update(drain_fence=10)
+    told: list[Any] = []
+
+    async def publish(decided: Any) -> None:
+        told.extend(outcome.command.id for outcome in decided.outcomes)
+
+    give_up = giving_up(publish, system_clock, fenced_by=Timeslot, key=session.timeslot_id)
+    command_id = uuid.uuid4()
+    request = QueuedItem(position=1, payload={"command_id": str(command_id), "user_id": user.id})
+    with pytest.raises(StaleLease):
+        await give_up(request, 9)
+    assert (told, await Command.filter(id=command_id).exists()) == ([], False)
+    await give_up(request, 10)
+    assert told == [command_id]
+    assert (await Command.get(id=command_id)).error == {
+        "code": NOT_DECIDED, "detail": REFUSAL_DETAIL[NOT_DECIDED]}
+    await give_up(QueuedItem(position=2, payload={"command_id": "garbled"}), 10)
+    assert told == [command_id]
+
+
+# Two in a row: the second might be the first of a fault every item meets.
+ONE_AFTER_ANOTHER = [BAD, BAD, GOOD]
+
+
+async def test_after_one_set_aside_the_queue_holds_until_an_item_commits(
+    client: Any, sign_up: Any, redis: Redis, settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(keyed_queue, "ITEM_FAILING_SECONDS", 0)
+    stuck = await drained_with_unreadable_items(
+        client, sign_up, redis, settings, ONE_AFTER_ANOTHER, drains=2 * ITEM_ATTEMPTS)
+    assert stuck == StuckItems(
+        timeslot_id=stuck.timeslot_id, drains=["failed"] * 2 * ITEM_ATTEMPTS,
+        outcomes=[SET_ASIDE, NOT_TOLD, NOT_TOLD], queued=2, set_aside=[0], shown_set_aside=1)
+
+
+@pytest.mark.control
+async def test_control_without_the_latch_every_failing_item_goes(
+    client: Any, sign_up: Any, redis: Redis, settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(keyed_queue, "ITEM_FAILING_SECONDS", 0)
+    latch = "if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end\n"
+    assert latch in keyed_queue._FAILED
+    monkeypatch.setattr(keyed_queue, "_FAILED", keyed_queue._FAILED.replace(latch, ""))
+    stuck = await drained_with_unreadable_items(
+        client, sign_up, redis, settings, ONE_AFTER_ANOTHER, drains=2 * ITEM_ATTEMPTS)
+    assert stuck == StuckItems(
+        timeslot_id=stuck.timeslot_id,
+        drains=["failed"] * (2 * ITEM_ATTEMPTS - 2) + ["done"] * 2,
+        outcomes=[SET_ASIDE, SET_ASIDE, SUCCEEDED], queued=0, set_aside=[0, 1],
+        shown_set_aside=2)
 
 
 # Keys raced at once: within the test Redis client's connection pool.
