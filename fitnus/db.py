@@ -180,12 +180,14 @@ async def ensure_database_exists(database_url: str) -> None:
 # MySQL's ER_LOCK_DEADLOCK: the server chose this transaction as the victim
 # and rolled all of it back, so running it again from the start is safe.
 MYSQL_DEADLOCK = 1213
-# Errors of the moment, not of what was asked: a lock wait that ran out, and
-# the server unreachable, gone away, going down or out of connections.
-MYSQL_PASSING = frozenset({MYSQL_DEADLOCK, 1205, 1040, 1053, 1927, 2002, 2003, 2006, 2013})
+# Errors of the moment, not of what was asked: a lock wait that ran out or a
+# query interrupted; the server unreachable, gone away, going down, out of
+# connections, or read-only for a failover.
+MYSQL_PASSING = frozenset({MYSQL_DEADLOCK, 1205, 1317, 1040, 1053, 1927, 4031, 2002, 2003,
+                           2006, 2013, 1290, 1792})
 
 
-def _chain(error: BaseException) -> Iterator[BaseException]:
+def causes(error: BaseException) -> Iterator[BaseException]:
     """The error and those it was raised from or while handling. The driver's
     error is often wrapped in tortoise's, and a deadlock met inside a
     savepoint surfaces as the failed rollback to that savepoint, which the
@@ -199,7 +201,7 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
 
 
 def _mysql_codes(error: BaseException) -> set[int]:
-    return {link.args[0] for link in _chain(error)
+    return {link.args[0] for link in causes(error)
             if isinstance(link, pymysql.err.MySQLError) and link.args
             and isinstance(link.args[0], int)}
 
@@ -214,8 +216,10 @@ def is_passing(error: BaseException) -> bool:
     same again later may well succeed (a lock wait, a database or network
     away for a while)."""
     return bool(_mysql_codes(error) & MYSQL_PASSING) or any(
-        # tortoise's DBConnectionError is a ConnectionError.
-        isinstance(link, ConnectionError | TimeoutError) for link in _chain(error))
+        # tortoise's DBConnectionError is a ConnectionError; the driver's
+        # InterfaceError is a connection it had already lost.
+        isinstance(link, ConnectionError | TimeoutError | pymysql.err.InterfaceError)
+        for link in causes(error))
 
 
 async def ping(context: TortoiseContext) -> None:

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 from redis.exceptions import RedisError
 
-from fitnus.db import is_passing
+from fitnus.db import causes, is_passing
 from fitnus.redis_client import RedisClient
 
 log = logging.getLogger(__name__)
@@ -99,31 +99,31 @@ redis.call('DEL', KEYS[3], KEYS[4])
 return redis.call('LLEN', KEYS[2])
 """
 
-# KEYS: failures, set-aside latch. ARGV: position, attempts, seconds, ttl s.
+# KEYS: failures, set-aside latch. ARGV: position, attempts, ms, ttl s.
 # Counts a failure of the item at that position; 1 if it has now failed
-# ``attempts`` times over ``seconds`` at least and no item was set aside
-# since the key's last commit.
+# ``attempts`` times over ``ms`` at least and the latch is open.
 _FAILED = """
 local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local count = redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
-redis.call('HSETNX', KEYS[1], 'since:' .. ARGV[1], now[1])
+redis.call('HSETNX', KEYS[1], 'since:' .. ARGV[1], now_ms)
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 local since = tonumber(redis.call('HGET', KEYS[1], 'since:' .. ARGV[1]))
-if count < tonumber(ARGV[2]) or tonumber(now[1]) - since < tonumber(ARGV[3]) then return 0 end
+if count < tonumber(ARGV[2]) or now_ms - since < tonumber(ARGV[3]) then return 0 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 return 1
 """
 
 # KEYS: lease, queue, set-aside list, failures, set-aside latch. ARGV: token,
-# the head's position. Moves the head to the set-aside list if still the
-# holder and it is that item, and closes the latch until the next commit.
+# the head's position, the latch's ttl s. Moves the head to the set-aside
+# list if still the holder and it is that item, and closes the latch.
 _SET_ASIDE = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 local head = redis.call('LINDEX', KEYS[2], 0)
 if not head or cjson.decode(head)['position'] ~= tonumber(ARGV[2]) then return 0 end
 redis.call('RPUSH', KEYS[3], redis.call('LPOP', KEYS[2]))
 redis.call('HDEL', KEYS[4], ARGV[2], 'since:' .. ARGV[2])
-redis.call('SET', KEYS[5], '1')
+redis.call('SET', KEYS[5], '1', 'EX', ARGV[3])
 return 1
 """
 
@@ -143,6 +143,9 @@ ITEM_ATTEMPTS = 3
 ITEM_FAILING_SECONDS = 5
 # How long an item's failures are remembered.
 FAILURES_TTL_S = 86_400
+# After an item is set aside, the next that fails for good holds its queue
+# until an item commits, an operator clears what was set aside, or this long.
+SET_ASIDE_LATCH_S = 3_600
 
 
 @dataclass(frozen=True)
@@ -280,23 +283,25 @@ class KeyedQueue:
     async def failed_for_good(self, key: int | str, position: int) -> bool:
         """Counts a failure of the item at ``position``: whether it is now to
         be set aside. It has failed ITEM_ATTEMPTS times over
-        ITEM_FAILING_SECONDS at least, and no other item was set aside since
-        the key's last commit: a fault that every item meets (a migration not
-        yet applied) sets one aside, then holds the queue for an operator."""
+        ITEM_FAILING_SECONDS at least, and the key's latch is open: no other
+        item was set aside since its last commit (SET_ASIDE_LATCH_S at most,
+        or until an operator cleared them). A fault that every item meets (a
+        migration not yet applied) sets one aside, then holds the queue for
+        an operator."""
         return bool(await self._failed(
             keys=[self._key(key, "failures"), self._key(key, "set-aside-latch")],
-            args=[position, ITEM_ATTEMPTS, ITEM_FAILING_SECONDS, FAILURES_TTL_S]))
+            args=[position, ITEM_ATTEMPTS, ITEM_FAILING_SECONDS * 1000, FAILURES_TTL_S]))
 
     async def set_aside(self, key: int | str, token: int, position: int) -> bool | None:
         """Move the head, the item at ``position``, out of the queue into the
         key's set-aside list, for an operator; None if the lease was lost."""
+        # Another slot on a cluster: its own step, before the move, so that
+        # nothing set aside goes unseen.
+        await self._redis.sadd(self.set_aside_set(), str(key))
         moved = int(await self._set_aside(
             keys=[self._key(key, "lease"), self._key(key, "queue"), self._key(key, "set-aside"),
                   self._key(key, "failures"), self._key(key, "set-aside-latch")],
-            args=[token, position]))
-        if moved > 0:
-            # Another slot on a cluster: its own step, after the move.
-            await self._redis.sadd(self.set_aside_set(), str(key))
+            args=[token, position, SET_ASIDE_LATCH_S]))
         return None if moved < 0 else bool(moved)
 
     async def set_aside_items(self, key: int | str) -> list[dict[str, Any]]:
@@ -305,12 +310,16 @@ class KeyedQueue:
                 for entry in await self._redis.lrange(self._key(key, "set-aside"), 0, -1)]
 
     async def take_set_aside(self, key: int | str) -> list[dict[str, Any]]:
-        """Drop what was set aside under ``key`` (its cause dealt with): what was dropped."""
+        """Drop what was set aside under ``key``, its cause dealt with, and open
+        its latch: what was dropped."""
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.lrange(self._key(key, "set-aside"), 0, -1)
-            pipe.delete(self._key(key, "set-aside"))
+            pipe.delete(self._key(key, "set-aside"), self._key(key, "set-aside-latch"))
             taken, _ = await pipe.execute()
         await self._redis.srem(self.set_aside_set(), str(key))
+        # One set aside meanwhile (its key added before it moved) stays seen.
+        if await self._redis.llen(self._key(key, "set-aside")):
+            await self._redis.sadd(self.set_aside_set(), str(key))
         return [json.loads(entry) for entry in taken]
 
     async def release(self, key: int | str, token: int) -> None:
@@ -445,7 +454,8 @@ async def drain(
                 except StaleLease:
                     raise
                 except Exception as error:
-                    if is_passing(error) or isinstance(error, RedisError):
+                    if is_passing(error) or any(isinstance(link, RedisError)
+                                                for link in causes(error)):
                         raise
                     if len(items) > 1:
                         log.warning("%s %s: a batch of %d failed; deciding it an item at a time",

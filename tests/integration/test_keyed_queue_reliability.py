@@ -259,7 +259,7 @@ class StuckItems:
     shown_set_aside: int
 
 
-GOOD, BAD = "seat", "unreadable move"
+GOOD, BAD, GARBLED = "seat", "unreadable move", "garbled"
 
 
 async def drained_with_unreadable_items(
@@ -277,6 +277,11 @@ async def drained_with_unreadable_items(
     for request in requests:
         user = await sign_up()
         await fund(user.id, PRICE)
+        if request == GARBLED:
+            # No sender of ours wrote it: its command id is no id.
+            await queue.enqueue(session.timeslot_id, {"command_id": GARBLED, "user_id": user.id})
+            commands.append(GARBLED)
+            continue
         # As the web tier sends them: a seat request unstamped (the crowd's path).
         queued = await (sender.send(session.timeslot_id, kind=RESERVE_SEAT, user_id=user.id,
                                     stamped=False) if request == GOOD else
@@ -296,9 +301,10 @@ async def drained_with_unreadable_items(
                                  clock=system_clock, zone=SEOUL, published=publish,
                                  schedule_drain=no_drain)
             outcomes.append("done")
-        except KeyError:
+        except (KeyError, ValueError):
             outcomes.append("failed")
-    decided = {str(command.id): command for command in await Command.filter(id__in=commands)}
+    decided = {str(command.id): command for command in await Command.filter(
+        id__in=[command_id for command_id in commands if command_id != GARBLED])}
     told = {str(outcome.command.id) for outcome in published}
     return StuckItems(
         timeslot_id=session.timeslot_id,
@@ -367,11 +373,19 @@ async def test_an_item_failing_for_a_short_while_is_not_set_aside(
         ["failed"] * ITEM_ATTEMPTS, [NOT_TOLD, NOT_TOLD], 2)
 
 
-async def test_giving_up_is_fenced_and_takes_a_garbled_request(
-    client: Any, sign_up: Any, settings: Settings,
+async def test_a_request_too_garbled_to_name_its_sender_is_set_aside_all_the_same(
+    client: Any, sign_up: Any, redis: Redis, settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A drainer whose lease passed to another tells no one; one too garbled
-    to name its sender is set aside all the same."""
+    monkeypatch.setattr(keyed_queue, "ITEM_FAILING_SECONDS", 0)
+    stuck = await drained_with_unreadable_items(
+        client, sign_up, redis, settings, [GARBLED, GOOD], drains=ITEM_ATTEMPTS)
+    assert (stuck.drains, stuck.outcomes, stuck.queued, stuck.set_aside) == (
+        ["failed"] * (ITEM_ATTEMPTS - 1) + ["done"], [NOT_TOLD, SUCCEEDED], 0, [0])
+
+
+async def test_giving_up_is_fenced(client: Any, sign_up: Any, settings: Settings) -> None:
+    """A drainer whose lease passed to another tells no one."""
     session = await open_session(client, sign_up, capacity=5)
     user = await sign_up()
     await Timeslot.filter(id=session.timeslot_id).update(drain_fence=10)
@@ -390,8 +404,6 @@ async def test_giving_up_is_fenced_and_takes_a_garbled_request(
     assert told == [command_id]
     assert (await Command.get(id=command_id)).error == {
         "code": NOT_DECIDED, "detail": REFUSAL_DETAIL[NOT_DECIDED]}
-    await give_up(QueuedItem(position=2, payload={"command_id": "garbled"}), 10)
-    assert told == [command_id]
 
 
 # Two in a row: the second might be the first of a fault every item meets.
@@ -408,6 +420,18 @@ async def test_after_one_set_aside_the_queue_holds_until_an_item_commits(
     assert stuck == StuckItems(
         timeslot_id=stuck.timeslot_id, drains=["failed"] * 2 * ITEM_ATTEMPTS,
         outcomes=[SET_ASIDE, NOT_TOLD, NOT_TOLD], queued=2, set_aside=[0], shown_set_aside=1)
+    # An operator dealt with it and cleared it: the next may be set aside.
+    keys = Keys(settings.redis_key_prefix)
+    queue = timeslot_queue(redis, keys)
+    assert len(await queue.take_set_aside(stuck.timeslot_id)) == 1
+
+    async def quiet(decided: Any) -> None:
+        return None
+
+    await drain_timeslot(stuck.timeslot_id, redis=redis, keys=keys, clock=system_clock,
+                         zone=SEOUL, published=quiet, schedule_drain=no_drain)
+    assert (await queue.length(stuck.timeslot_id),
+            await shown_set_aside(queue, stuck.timeslot_id)) == (0, 1)
 
 
 @pytest.mark.control
