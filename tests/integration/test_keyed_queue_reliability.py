@@ -373,11 +373,16 @@ async def test_an_item_failing_for_a_short_while_is_not_set_aside(
         ["failed"] * ITEM_ATTEMPTS, [NOT_TOLD, NOT_TOLD], 2)
 
 
+@pytest.fixture
+def set_aside_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Failures need not span ITEM_FAILING_SECONDS: for tests of the other rules."""
+    monkeypatch.setattr(keyed_queue, "ITEM_FAILING_SECONDS", 0)
+
+
+@pytest.mark.usefixtures("set_aside_at_once")
 async def test_a_request_too_garbled_to_name_its_sender_is_set_aside_all_the_same(
     client: Any, sign_up: Any, redis: Redis, settings: Settings,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(keyed_queue, "ITEM_FAILING_SECONDS", 0)
     stuck = await drained_with_unreadable_items(
         client, sign_up, redis, settings, [GARBLED, GOOD], drains=ITEM_ATTEMPTS)
     assert (stuck.drains, stuck.outcomes, stuck.queued, stuck.set_aside) == (
@@ -410,11 +415,10 @@ async def test_giving_up_is_fenced(client: Any, sign_up: Any, settings: Settings
 ONE_AFTER_ANOTHER = [BAD, BAD, GOOD]
 
 
+@pytest.mark.usefixtures("set_aside_at_once")
 async def test_after_one_set_aside_the_queue_holds_until_an_item_commits(
     client: Any, sign_up: Any, redis: Redis, settings: Settings,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(keyed_queue, "ITEM_FAILING_SECONDS", 0)
     stuck = await drained_with_unreadable_items(
         client, sign_up, redis, settings, ONE_AFTER_ANOTHER, drains=2 * ITEM_ATTEMPTS)
     assert stuck == StuckItems(
@@ -435,11 +439,11 @@ async def test_after_one_set_aside_the_queue_holds_until_an_item_commits(
 
 
 @pytest.mark.control
+@pytest.mark.usefixtures("set_aside_at_once")
 async def test_control_without_the_latch_every_failing_item_goes(
     client: Any, sign_up: Any, redis: Redis, settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(keyed_queue, "ITEM_FAILING_SECONDS", 0)
     latch = "if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end\n"
     assert latch in keyed_queue._FAILED
     monkeypatch.setattr(keyed_queue, "_FAILED", keyed_queue._FAILED.replace(latch, ""))
