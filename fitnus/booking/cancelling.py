@@ -22,6 +22,8 @@ from fitnus.wallet.models import LedgerKind
 from fitnus.wallet.service import post_entry
 
 CANCELLED = "reservation.cancelled"
+# A cancellation's refund in the ledger: this, then the reservation's id.
+CANCELLATION_REFUND_PREFIX = "cancellation:"
 
 
 async def _refund(reservation: Reservation, amount: int, *, center_id: int,
@@ -30,7 +32,8 @@ async def _refund(reservation: Reservation, amount: int, *, center_id: int,
         await post_entry(
             user_id=reservation.user_id,  # type: ignore[attr-defined]
             kind=LedgerKind.BOOKING_REFUND, amount=amount,
-            reference=f"cancellation:{reservation.id}", now=now, center_id=center_id,
+            reference=f"{CANCELLATION_REFUND_PREFIX}{reservation.id}", now=now,
+            center_id=center_id,
             paid_for=seat_paid_for(reservation.command_id),
         )
 

@@ -23,6 +23,7 @@ from typing import Any
 from fitnus.accounts.models import Role
 from fitnus.accounts.tokens import Principal
 from fitnus.booking import rules
+from fitnus.booking.cancelling import CANCELLATION_REFUND_PREFIX
 from fitnus.booking.models import Reservation, ReservationStatus
 from fitnus.booking.outcomes import (
     CANCEL_RESERVATION,
@@ -144,7 +145,8 @@ async def request_cancellation(
     if reservation is None:
         raise NotFound("no such reservation", code="reservation_not_found")
     if reservation.status is ReservationStatus.CANCELLED:
-        refund = await LedgerEntry.get_or_none(reference=f"cancellation:{reservation.id}")
+        refund = await LedgerEntry.get_or_none(
+            reference=f"{CANCELLATION_REFUND_PREFIX}{reservation.id}")
         result = {"reservation_id": reservation.id,
                   "refunded_coupons": refund.amount if refund else 0,
                   "refund_reason": reservation.refund_reason}

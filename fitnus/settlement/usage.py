@@ -2,8 +2,8 @@
 
 One record per reservation whose session started that day and whose coupons
 were kept: attended, not come, or cancelled too late for a full refund (the
-kept part); and an adjustment for each admin's refund that day of coupons a
-seat of an earlier, recorded day kept. What a seat kept is what its wallet draws still hold
+kept part); and an adjustment for each refund that day of coupons a seat of
+an earlier, recorded day kept. What a seat kept is what its wallet draws still hold
 (fitnus.wallet.lots, keyed by the seat's ``paid_for``): a seat moved to
 another session passed its draws on and keeps nothing; a free session keeps
 nothing and earns its center nothing. Meetups are a club's own, held at no
@@ -12,13 +12,16 @@ center, so they earn no center anything either.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import date, datetime
+from typing import Any
 
 from tortoise.expressions import Q
 
 from fitnus.batches.models import BatchRun
 from fitnus.batches.runs import Chunk, Step
 from fitnus.booking.admin_refunds import ADMIN_REFUND_PREFIX, reservation_refunded
+from fitnus.booking.cancelling import CANCELLATION_REFUND_PREFIX
 from fitnus.booking.models import Reservation, ReservationStatus, seat_paid_for
 from fitnus.clock import as_utc
 from fitnus.settlement.models import KRW_PER_COUPON, UsageKind, UsageRecord
@@ -36,19 +39,39 @@ def sessions_in(period: Period, *, after: tuple[datetime, int]) -> Q:
         Q(starts_at__gt=as_utc(cursor_at)) | Q(starts_at=as_utc(cursor_at), id__gt=cursor_id))
 
 
+def _seat_refunded(reference: str) -> int:
+    if reference.startswith(CANCELLATION_REFUND_PREFIX):
+        return int(reference.removeprefix(CANCELLATION_REFUND_PREFIX))
+    return reservation_refunded(reference)
+
+
 async def record_adjustments(day: date, period: Period, *, now: datetime) -> int:
-    """An admin's refund on this day of coupons a seat kept: when the seat's
-    own day is recorded already, what it took back is recorded today (the
-    closed day is never changed); when not, that day records what is left."""
+    """A refund on this day of coupons a seat kept: when the seat's own day
+    is recorded already, what it took back is recorded today (the closed day
+    is never changed); when not, that day records what is left. An admin's
+    refund, after the session; or a cancellation's, accepted before the
+    start and decided after its day was recorded (its queue held past the
+    daily run: a cancellation counts from when it was accepted)."""
     refunds = await LedgerEntry.filter(
-        kind=LedgerKind.BOOKING_REFUND, reference__startswith=ADMIN_REFUND_PREFIX,
+        Q(reference__startswith=ADMIN_REFUND_PREFIX)
+        | Q(reference__startswith=CANCELLATION_REFUND_PREFIX),
+        kind=LedgerKind.BOOKING_REFUND,
         created_at__gte=as_utc(period.start), created_at__lt=as_utc(period.end),
     ).order_by("id")
+    if not refunds:
+        return 0
+    # A day's cancellations are many, and nearly all of seats still ahead:
+    # their records are read in one query.
+    seats = {refund.id: _seat_refunded(refund.reference) for refund in refunds}
+    records: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for row in await UsageRecord.filter(reservation_id__in=set(seats.values())).values(
+            "reservation_id", "coupons", "kind", "center_id", "user_id", "program_id",
+            "starts_at"):
+        records[row["reservation_id"]].append(row)
     adjustments: list[UsageRecord] = []
     for refund in refunds:
-        reservation_id = reservation_refunded(refund.reference)
-        recorded = await UsageRecord.filter(reservation_id=reservation_id).values(
-            "coupons", "kind", "center_id", "user_id", "program_id", "starts_at")
+        reservation_id = seats[refund.id]
+        recorded = records[reservation_id]
         if not any(row["kind"] != UsageKind.ADJUSTMENT for row in recorded):
             continue
         reservation = await Reservation.get(id=reservation_id)

@@ -18,14 +18,22 @@ import dramatiq
 import pymysql
 import pytest
 from aiohttp.test_utils import TestClient
+from redis.asyncio import Redis
 
 from fitnus.batches.models import BatchJob, BatchRun, RunStatus
 from fitnus.batches.runs import open_run, reopen, run_in_chunks
+from fitnus.booking.batches import drain_timeslot
+from fitnus.booking.outcomes import CANCEL_RESERVATION
+from fitnus.booking.service import timeslot_queue
 from fitnus.clock import ManualClock, system_clock
+from fitnus.commands.pending import PendingCommands
+from fitnus.commands.queued import CommandQueue
+from fitnus.keys import Keys
 from fitnus.settlement import rules
 from fitnus.settlement.models import Discrepancy, UsageKind, UsageRecord
 from fitnus.settlement.usage import record_usage_step
 from fitnus.settlement.verification import check_usage
+from fitnus.wallet.models import LedgerEntry
 from tests.conftest import eventually
 from tests.e2e.test_booking import PRICE, fund, reserve
 from tests.e2e.test_centers import admin_headers, new_center, new_program
@@ -356,3 +364,47 @@ async def test_an_admins_refund_of_a_recorded_day_is_an_adjustment_on_its_own_da
         await check_usage(month, place.center_id, zone=SEOUL, now=clock.now())
     assert not await Discrepancy.filter(
         subject__in=[f"reservation:{recorded}", f"reservation:{unrecorded}"]).exists()
+
+
+async def test_a_cancellation_decided_after_its_day_was_recorded_is_an_adjustment(
+    client: Client, sign_up: Any, settings: Any, redis: Redis, worker: dramatiq.Worker,
+) -> None:
+    """Accepted two days ahead of the session, so a full refund, but decided
+    the day after it (its queue held past the daily run): the refund is
+    recorded on the day it was decided, and the seat's records add up to
+    what its wallet kept."""
+    day, decided_on = seoul_day(37), seoul_day(38)
+    place = await open_place(client, sign_up)
+    timeslot_id = await timeslot(client, place, at(day, time(9)))
+    person, reservation_id = await seat(client, sign_up, timeslot_id)
+    await record_day(day, after(day))
+    keys = Keys(settings.redis_key_prefix)
+    accepted = ManualClock(datetime.combine(day - timedelta(days=2), time(9), SEOUL))
+    deciding = ManualClock(datetime.combine(decided_on, time(12), SEOUL))
+    held = CommandQueue(redis=redis, keys=keys, queue=timeslot_queue(redis, keys),
+                        pending=PendingCommands(redis=redis, keys=keys), clock=accepted,
+                        schedule_drain=drained_below)
+    await held.send(timeslot_id, kind=CANCEL_RESERVATION, user_id=person.id,
+                    reservation_id=reservation_id)
+
+    async def quiet(decided: Any) -> None:
+        return None
+
+    async def no_other_timeslot(timeslot_id: int) -> None:
+        raise AssertionError(f"timeslot {timeslot_id} was sent a drain")
+
+    await drain_timeslot(timeslot_id, redis=redis, keys=keys, clock=deciding, zone=SEOUL,
+                         published=quiet, schedule_drain=no_other_timeslot)
+    refund = await LedgerEntry.get(reference=f"cancellation:{reservation_id}")
+    assert refund.amount == PRICE
+    clock = after(decided_on)
+    await record_day(decided_on, clock)
+    assert sorted((r.day, r.kind, r.coupons) for r in await UsageRecord.filter(
+        reservation_id=reservation_id)) == [
+        (day, UsageKind.NO_SHOW, PRICE), (decided_on, UsageKind.ADJUSTMENT, -PRICE)]
+    await check_usage(rules.month_of(day), place.center_id, zone=SEOUL, now=clock.now())
+    assert not await Discrepancy.filter(subject=f"reservation:{reservation_id}").exists()
+
+
+async def drained_below(timeslot_id: int) -> None:
+    """This test drains by hand, on its own clock."""
