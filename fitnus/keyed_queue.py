@@ -127,6 +127,14 @@ redis.call('SET', KEYS[5], '1', 'EX', ARGV[3])
 return 1
 """
 
+# KEYS: a flag, fence. ARGV: token. Sets the flag unless a newer lease than
+# the token's was handed out since.
+_FLAG_AS_HOLDER = """
+if tonumber(redis.call('GET', KEYS[2]) or '0') > tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], '1')
+return 1
+"""
+
 # KEYS: lease. ARGV: token.
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -197,6 +205,7 @@ class KeyedQueue:
         self._release = redis.register_script(_RELEASE)
         self._failed = redis.register_script(_FAILED)
         self._set_aside = redis.register_script(_SET_ASIDE)
+        self._flag_as_holder = redis.register_script(_FLAG_AS_HOLDER)
         self._busy = redis.register_script(_BUSY)
 
     def _key(self, key: int | str, part: str) -> str:
@@ -388,6 +397,13 @@ class KeyedQueue:
         """A per-key Redis key of the caller's (e.g. the sold-out flag)."""
         return self._key(key, name)
 
+    async def raise_flag_as_holder(self, key: int | str, name: str, token: int) -> bool:
+        """Set the key's flag ``name`` as the drainer holding ``token``, unless
+        a newer lease was handed out since: a drainer that lost its lease and
+        speaks late does not undo what the new holder set."""
+        return bool(await self._flag_as_holder(
+            keys=[self._key(key, name), self._key(key, "fence")], args=[token]))
+
 
 class StaleLease(Exception):
     """A newer fencing token than ours has committed: our lease expired and
@@ -403,8 +419,9 @@ Batch = TypeVar("Batch")
 # Decides items in one database transaction that checks the fencing token
 # (raising StaleLease when a newer one committed); returns what committed.
 DecideBatch = Callable[[Sequence[QueuedItem], int], Awaitable[Batch]]
-# Announces a committed batch: outcomes, flags. Safe to repeat.
-AnnounceBatch = Callable[[Batch], Awaitable[None]]
+# Announces a committed batch, decided under this fencing token: outcomes,
+# flags. Safe to repeat.
+AnnounceBatch = Callable[[Batch, int], Awaitable[None]]
 # Tells an item's sender it will not be decided, as the holder of the lease
 # with this fencing token (raising StaleLease for a newer one): called before
 # the item is set aside, and raises if that cannot be recorded (the item then
@@ -481,7 +498,7 @@ async def drain(
                          took * 1000)
                 for observe in batch_observers:
                     observe(queue.kind, items, took)
-                await announce(batch)
+                await announce(batch, token)
                 if await queue.ack(key, token, len(items)) is None:
                     return taken  # lease lost: the new holder takes over
                 taken += len(items)

@@ -302,7 +302,7 @@ async def drain_auction(auction_id: int, *, redis: RedisClient, keys: Keys, cloc
         return await decide_auction_batch(auction_id, items, token=token, clock=clock,
                                           zone=zone)
 
-    async def announce(batch: DecidedBatch) -> None:
+    async def announce(batch: DecidedBatch, token: int) -> None:
         # Every process's watchers of the auction read its new events once.
         await redis.publish(keys.auction_watchers(str(auction_id)), "1")
         await published(batch.decided)

@@ -78,13 +78,13 @@ async def drain_timeslot(
                             timeslot_id, extra={"deadlock_attempt": attempt})
                 attempt += 1
 
-    async def announce(batch: DecidedBatch) -> None:
+    async def announce(batch: DecidedBatch, token: int) -> None:
         # A cancellation reopens the timeslot; a move frees a seat in the one it left.
         # A seat a move freed elsewhere goes to that timeslot's waitlist
         # first: its next batch offers free seats before anything else.
         await send_to_each(queue, batch.decided.freed, kind=SWEEP_WAITLIST,
                            schedule_drain=schedule_drain, accepted_at=clock.now().timestamp())
-        await flag_fullness(redis, queue, timeslot_id, full=batch.full,
+        await flag_fullness(redis, queue, timeslot_id, full=batch.full, token=token,
                             reopened_channel=keys.timeslot_reopened, freed=batch.decided.freed)
         await published(batch.decided)
 

@@ -75,16 +75,17 @@ class SoldOutMemory:
 
 
 async def flag_fullness(
-    redis: RedisClient, queue: KeyedQueue, key: int, *, full: bool,
+    redis: RedisClient, queue: KeyedQueue, key: int, *, full: bool, token: int,
     reopened_channel: Callable[[str], str], freed: Iterable[int] = (),
 ) -> None:
-    """After a batch committed: the shared flag follows the committed count both
-    ways. A key that filled is flagged; one with a place again (and any other
-    a move freed a place in) is unflagged, and web processes that remember it
-    full hear so on ``reopened_channel``."""
+    """After a batch committed under ``token``: the shared flag follows the
+    committed count both ways. A key that filled is flagged, unless a newer
+    drainer has the key by now (what it decided may have reopened it); one
+    with a place again (and any other a move freed a place in) is unflagged,
+    and web processes that remember it full hear so on ``reopened_channel``."""
     unflag = set(freed)
     if full:
-        await redis.set(queue.flag(key, "full"), "1")
+        await queue.raise_flag_as_holder(key, "full", token)
     else:
         unflag.add(key)
     for reopened in unflag:

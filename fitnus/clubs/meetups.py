@@ -173,8 +173,8 @@ async def drain_meetup(
         return await decide_meetup_batch(meetup_id, items, token=token, clock=clock,
                                          windows=windows)
 
-    async def announce(batch: DecidedBatch) -> None:
-        await flag_fullness(redis, queue, meetup_id, full=batch.full,
+    async def announce(batch: DecidedBatch, token: int) -> None:
+        await flag_fullness(redis, queue, meetup_id, full=batch.full, token=token,
                             reopened_channel=keys.meetup_reopened)
         await published(batch.decided)
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import dramatiq
 import pytest
 from redis.asyncio import Redis
 
@@ -25,6 +26,7 @@ from fitnus.booking.outcomes import (
     giving_up,
 )
 from fitnus.booking.service import timeslot_queue
+from fitnus.booking.sold_out import flag_fullness
 from fitnus.centers.models import Timeslot
 from fitnus.clock import system_clock
 from fitnus.commands.models import Command
@@ -34,7 +36,8 @@ from fitnus.config import Settings
 from fitnus.keyed_queue import ITEM_ATTEMPTS, KeyedQueue, QueuedItem, StaleLease, drain
 from fitnus.keys import Keys
 from fitnus.wallet.models import LedgerEntry, Wallet
-from tests.e2e.test_booking import PRICE, fund, open_session
+from tests.e2e.test_booking import PRICE, fund, open_session, users_with_tokens
+from tests.e2e.test_booking_races import book, cancel, reservations_of
 
 pytestmark = pytest.mark.cluster
 
@@ -206,7 +209,7 @@ async def test_a_batch_is_announced_even_when_its_lease_was_lost_after_the_commi
 
     announced: list[Any] = []
 
-    async def announce(batch: DecidedBatch) -> None:
+    async def announce(batch: DecidedBatch, token: int) -> None:
         announced.extend(batch.decided.outcomes)
 
     async def give_up(item: QueuedItem, token: int) -> None:
@@ -454,6 +457,46 @@ async def test_control_without_the_latch_every_failing_item_goes(
         drains=["failed"] * (2 * ITEM_ATTEMPTS - 2) + ["done"] * 2,
         outcomes=[SET_ASIDE, SET_ASIDE, SUCCEEDED], queued=0, set_aside=[0, 1],
         shown_set_aside=2)
+
+
+async def a_late_word_of_full(client: Any, sign_up: Any, redis: Redis,
+                              settings: Settings) -> str:
+    """A timeslot of one seat fills, then its seat is given back; the drainer
+    that filled it, having lost its lease meanwhile, announces "full" only
+    now. What a newcomer's booking then gets."""
+    session = await open_session(client, sign_up, capacity=1)
+    keys = Keys(settings.redis_key_prefix)
+    queue = timeslot_queue(redis, keys)
+    (_, first), (_, newcomer) = await users_with_tokens(settings, 2, coupons=PRICE)
+    [seat] = await reservations_of([await book(client, first, session.timeslot_id, wait=True)])
+    filled_under = int(await redis.get(queue.flag(session.timeslot_id, "fence")))
+    await reservations_of([await cancel(client, first, seat)])
+    await flag_fullness(redis, queue, session.timeslot_id, full=True, token=filled_under,
+                        reopened_channel=keys.timeslot_reopened)
+    answer = await client.post("/api/v1/reservations",
+                               json={"timeslot_id": session.timeslot_id},
+                               headers={**newcomer, "Prefer": "wait=10"})
+    body = await answer.json()
+    return "seated" if answer.status == 201 else body.get("code", str(answer.status))
+
+
+async def test_a_drainer_that_lost_its_lease_cannot_flag_a_reopened_timeslot_full(
+    client: Any, sign_up: Any, redis: Redis, settings: Settings, worker: dramatiq.Worker,
+) -> None:
+    assert await a_late_word_of_full(client, sign_up, redis, settings) == "seated"
+
+
+@pytest.mark.control
+async def test_control_a_late_word_of_full_turns_newcomers_away(
+    client: Any, sign_up: Any, redis: Redis, settings: Settings, worker: dramatiq.Worker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def whoever_speaks(self: KeyedQueue, key: int | str, name: str, token: int) -> bool:
+        await self._redis.set(self.flag(key, name), "1")
+        return True
+
+    monkeypatch.setattr(KeyedQueue, "raise_flag_as_holder", whoever_speaks)
+    assert await a_late_word_of_full(client, sign_up, redis, settings) == "sold_out"
 
 
 # Keys raced at once: within the test Redis client's connection pool.
