@@ -13,7 +13,7 @@ import dramatiq
 
 from actors.runtime import runtime
 from fitnus.attendance import service as attendance
-from fitnus.batches.models import BatchJob, BatchRun
+from fitnus.batches.models import BatchJob, BatchRun, RunStatus
 from fitnus.batches.runs import open_run, resumable, run_in_chunks, run_once, stalled_runs
 from fitnus.notifications.service import ring
 from fitnus.payments.kakaopay import KakaoPay
@@ -55,7 +55,11 @@ async def work_on(run: BatchRun) -> BatchRun:
     if run.job is BatchJob.MONTHLY_SETTLEMENT:
         month = run.period or ""
         first, following = rules.month_days(month)
-        await record_days(first, following - timedelta(days=1))
+        recording = await record_days(first, following - timedelta(days=1))
+        if recording:
+            # Drafted now, the month would miss what those days record.
+            raise DaysStillRecording(f"{month}: {', '.join(map(str, recording))} still "
+                                     "being recorded by another runner; settled on a retry")
         told: set[int] = set()
         async with kakao_orders() as look_up:
             done = await run_in_chunks(run.id, monthly_step(
@@ -70,16 +74,23 @@ async def work_on(run: BatchRun) -> BatchRun:
                           clock=rt.clock)
 
 
-async def record_days(first: date, last: date) -> None:
+class DaysStillRecording(Exception):
+    """A month's days are not all recorded yet: another runner is at one."""
+
+
+async def record_days(first: date, last: date) -> list[date]:
     """Each day from ``first`` to ``last`` not recorded yet (a day whose
-    01:00 run never came: the scheduler or the workers were down)."""
+    01:00 run never came: the scheduler or the workers were down); the days
+    another runner is recording still."""
+    recording = []
     day = first
     while day <= last:
         run, has_work = await open_run(BatchJob.DAILY_USAGE, day.isoformat(),
                                        clock=runtime().clock)
-        if has_work:
-            await work_on(run)
+        if has_work and (await work_on(run)).status is not RunStatus.DONE:
+            recording.append(day)
         day += timedelta(days=1)
+    return recording
 
 
 @dramatiq.actor(queue_name="maintenance", max_retries=3, min_backoff=5_000)

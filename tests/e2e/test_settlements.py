@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import dramatiq
 from aiohttp.test_utils import TestClient
+from tortoise.transactions import in_transaction
 
 from fitnus.batches.models import BatchJob, BatchRun, RunStatus
 from fitnus.batches.runs import open_run, reopen, run_in_chunks
@@ -282,6 +283,47 @@ async def test_an_admins_monthly_run_records_the_days_no_daily_run_recorded_firs
     again = await office.post(runs, json={"period": month}, headers=admin)
     assert again.status == 200
     assert (await again.json())["detail"] == "this period is done already: nothing changes"
+
+
+async def test_a_monthly_run_waits_for_a_day_another_runner_is_recording(
+    aiohttp_client: Any, make_app: Any, client: Client, sign_up: Any, settings: Any,
+    worker: dramatiq.Worker,
+) -> None:
+    """Drafted while one of its days is still being recorded elsewhere, the
+    month would miss that day: the monthly run stops, and settles it on a
+    retry once the day is recorded."""
+    day = seoul_day(205)
+    month = rules.month_of(day)
+    place = await open_place(client, sign_up)
+    await seat(client, sign_up, await timeslot(client, place, at(day, time(9))))
+    clock = first_of_next_month(day)
+    day_run, _ = await open_run(BatchJob.DAILY_USAGE, day.isoformat(), clock=clock)
+    admin = await admin_headers(client, settings)
+    office = await aiohttp_client(make_app(clock=clock))
+    runs = "/api/v1/admin/batches/monthly_settlement/runs"
+    first, following = rules.month_days(month)
+
+    async def the_others_recorded() -> bool:
+        return await BatchRun.filter(job=BatchJob.DAILY_USAGE, status=RunStatus.DONE,
+                                     period__startswith=month).count() == (
+            following - first).days - 1
+
+    async with in_transaction():
+        # Another runner is at work on that day.
+        await BatchRun.select_for_update().get(id=day_run.id)
+        started = await office.post(runs, json={"period": month}, headers=admin)
+        assert started.status == 202, await started.text()
+        await eventually(the_others_recorded, deadline_seconds=60)
+        await asyncio.sleep(0.5)
+        assert not await Settlement.filter(month=month, center_id=place.center_id).exists()
+    run_id = (await started.json())["run_id"]
+
+    async def done() -> bool:
+        return (await BatchRun.get(id=run_id)).status is RunStatus.DONE
+
+    await eventually(done, deadline_seconds=60)
+    settlement = await Settlement.get(month=month, center_id=place.center_id)
+    assert settlement.gross_krw == PRICE * 1000
 
 
 async def test_two_monthly_runs_at_once_settle_the_month_once(
