@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 
 from fitnus.batches.models import BatchJob, BatchRun, RunStatus
 from fitnus.batches.runs import open_run, reopen, run_in_chunks
+from fitnus.booking import admin_refunds
 from fitnus.booking.batches import drain_timeslot
 from fitnus.booking.outcomes import CANCEL_RESERVATION
 from fitnus.booking.service import timeslot_queue
@@ -408,3 +409,52 @@ async def test_a_cancellation_decided_after_its_day_was_recorded_is_an_adjustmen
 
 async def drained_below(timeslot_id: int) -> None:
     """This test drains by hand, on its own clock."""
+
+
+REFUNDS_AT_ONCE = 8
+
+
+async def admin_refunds_at_once(aiohttp_client: Any, make_app: Any, client: Client,
+                                sign_up: Any, settings: Any) -> tuple[list[int], int]:
+    """Eight admins each give back more than half of what one seat kept, at
+    once, each with a key of their own: the answers, and the seat's person's
+    balance after."""
+    day = seoul_day(43)
+    place = await open_place(client, sign_up)
+    person, reservation_id = await seat(client, sign_up, await timeslot(
+        client, place, at(day, time(9))))
+    admin = await admin_headers(client, settings)
+    office = await aiohttp_client(make_app(clock=ManualClock(
+        datetime.combine(day, time(12), SEOUL))))
+
+    async def refund(n: int) -> int:
+        answer = await office.post(f"/api/v1/admin/reservations/{reservation_id}/refund",
+                                   json={"coupons": PRICE // 2 + 1, "reason": "강사 부재"},
+                                   headers={**admin, "Idempotency-Key": f"complaint-{n}"})
+        return answer.status
+
+    statuses = sorted(await asyncio.gather(*(refund(n) for n in range(REFUNDS_AT_ONCE))))
+    wallet = await (await client.get("/api/v1/me/wallet", headers=person.headers)).json()
+    return statuses, wallet["balance"]
+
+
+async def test_admin_refunds_at_once_give_back_what_the_seat_kept_once(
+    aiohttp_client: Any, make_app: Any, client: Client, sign_up: Any, settings: Any,
+    worker: dramatiq.Worker,
+) -> None:
+    assert await admin_refunds_at_once(aiohttp_client, make_app, client, sign_up, settings) == (
+        [200] + [409] * (REFUNDS_AT_ONCE - 1), PRICE // 2 + 1)
+
+
+@pytest.mark.control
+async def test_control_admin_refunds_not_locked_give_back_too_much(
+    aiohttp_client: Any, make_app: Any, client: Client, sign_up: Any, settings: Any,
+    worker: dramatiq.Worker, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def lock_nothing(user_ids: Any, *, now: Any) -> dict[int, Any]:
+        return {}
+
+    monkeypatch.setattr(admin_refunds, "lock_wallets", lock_nothing)
+    statuses, balance = await admin_refunds_at_once(aiohttp_client, make_app, client, sign_up,
+                                                    settings)
+    assert statuses.count(200) > 1 or 500 in statuses, (statuses, balance)
