@@ -291,8 +291,9 @@ async def test_a_monthly_run_waits_for_a_day_another_runner_is_recording(
 ) -> None:
     """Drafted while one of its days is still being recorded elsewhere, the
     month would miss that day: the monthly run stops, and settles it on a
-    retry once the day is recorded."""
-    day = seoul_day(205)
+    retry once the day is recorded. The month's first day, so the run meets
+    it before any other; a month no other test's days fall in."""
+    day = seoul_day(260).replace(day=1)
     month = rules.month_of(day)
     place = await open_place(client, sign_up)
     await seat(client, sign_up, await timeslot(client, place, at(day, time(9))))

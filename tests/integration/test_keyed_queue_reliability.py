@@ -36,6 +36,7 @@ from fitnus.config import Settings
 from fitnus.keyed_queue import ITEM_ATTEMPTS, KeyedQueue, QueuedItem, StaleLease, drain
 from fitnus.keys import Keys
 from fitnus.wallet.models import LedgerEntry, Wallet
+from tests.conftest import eventually
 from tests.e2e.test_booking import PRICE, fund, open_session, users_with_tokens
 from tests.e2e.test_booking_races import book, cancel, reservations_of
 
@@ -468,9 +469,18 @@ async def a_late_word_of_full(client: Any, sign_up: Any, redis: Redis,
     keys = Keys(settings.redis_key_prefix)
     queue = timeslot_queue(redis, keys)
     (_, first), (_, newcomer) = await users_with_tokens(settings, 2, coupons=PRICE)
+    fence = queue.flag(session.timeslot_id, "fence")
+
+    async def drained() -> bool:
+        return not await queue.leased(session.timeslot_id)
+
     [seat] = await reservations_of([await book(client, first, session.timeslot_id, wait=True)])
-    filled_under = int(await redis.get(queue.flag(session.timeslot_id, "fence")))
+    # Answered once committed: the drainer may hold its lease a moment more.
+    await eventually(drained)
+    filled_under = int(await redis.get(fence))
     await reservations_of([await cancel(client, first, seat)])
+    await eventually(drained)
+    assert int(await redis.get(fence)) > filled_under  # another lease gave it back
     await flag_fullness(redis, queue, session.timeslot_id, full=True, token=filled_under,
                         reopened_channel=keys.timeslot_reopened)
     answer = await client.post("/api/v1/reservations",
