@@ -22,10 +22,10 @@ class UsageKind(StrEnum):
 
 class UsageRecord(Model):
     """Coupons a center earned by one reservation, on the Seoul day of its
-    session; or, on a later day, what an admin's refund took back from a
+    session; or, on a later day, what a refund or a move took back from a
     day already recorded (an adjustment, negative). Unique by ``entry_key``
-    (``reservation:<id>``, ``adjustment:<ledger entry id>``): a re-run adds
-    nothing twice."""
+    (``reservation:<id>``, ``adjustment:<ledger entry id>``,
+    ``adjustment:move:<command id>``): a re-run adds nothing twice."""
 
     id = fields.BigIntField(primary_key=True)
     entry_key = fields.CharField(max_length=64, unique=True)

@@ -2,12 +2,12 @@
 
 One record per reservation whose session started that day and whose coupons
 were kept: attended, not come, or cancelled too late for a full refund (the
-kept part); and an adjustment for each refund that day of coupons a seat of
-an earlier, recorded day kept. What a seat kept is what its wallet draws still hold
-(fitnus.wallet.lots, keyed by the seat's ``paid_for``): a seat moved to
-another session passed its draws on and keeps nothing; a free session keeps
-nothing and earns its center nothing. Meetups are a club's own, held at no
-center, so they earn no center anything either.
+kept part); and an adjustment for each refund or move that day that took
+back coupons a seat of an earlier, recorded day kept. What a seat kept is
+what its wallet draws still hold (fitnus.wallet.lots, keyed by the seat's
+``paid_for``): a seat moved to another session passed its draws on and keeps
+nothing; a free session keeps nothing and earns its center nothing. Meetups
+are a club's own, held at no center, so they earn no center anything either.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ from fitnus.batches.runs import Chunk, Step
 from fitnus.booking.admin_refunds import ADMIN_REFUND_PREFIX, reservation_refunded
 from fitnus.booking.cancelling import CANCELLATION_REFUND_PREFIX
 from fitnus.booking.models import Reservation, ReservationStatus, seat_paid_for
+from fitnus.booking.outcomes import MOVE_RESERVATION
 from fitnus.clock import as_utc
+from fitnus.commands.models import Command, CommandStatus
 from fitnus.settlement.models import KRW_PER_COUPON, UsageKind, UsageRecord
 from fitnus.settlement.rules import Period
 from fitnus.wallet.lots import still_drawn
@@ -45,32 +47,47 @@ def _seat_refunded(reference: str) -> int:
     return reservation_refunded(reference)
 
 
-async def record_adjustments(day: date, period: Period, *, now: datetime) -> int:
-    """A refund on this day of coupons a seat kept: when the seat's own day
-    is recorded already, what it took back is recorded today (the closed day
-    is never changed); when not, that day records what is left. An admin's
-    refund, after the session; or a cancellation's, accepted before the
-    start and decided after its day was recorded (its queue held past the
-    daily run: a cancellation counts from when it was accepted)."""
+async def _taken_back(period: Period) -> list[tuple[str, int]]:
+    """What happened in ``period`` that may take coupons back from a seat,
+    each with the key of the adjustment it would make and the seat: a
+    refund (an admin's, after the session; a cancellation's), or a move
+    (the old seat's coupons pass to the new one). A cancellation or a move
+    counts from when it was accepted, so one decided after its seat's day
+    was recorded (its queue held past the daily run) takes back from a
+    recorded seat."""
+    during = {"created_at__gte": as_utc(period.start), "created_at__lt": as_utc(period.end)}
     refunds = await LedgerEntry.filter(
         Q(reference__startswith=ADMIN_REFUND_PREFIX)
         | Q(reference__startswith=CANCELLATION_REFUND_PREFIX),
-        kind=LedgerKind.BOOKING_REFUND,
-        created_at__gte=as_utc(period.start), created_at__lt=as_utc(period.end),
-    ).order_by("id")
-    if not refunds:
+        kind=LedgerKind.BOOKING_REFUND, **during,
+    ).order_by("id").values_list("id", "reference")
+    moves = await Command.filter(
+        status=CommandStatus.SUCCEEDED, kind=MOVE_RESERVATION, **during,
+    ).order_by("created_at", "id").values_list("id", "result")
+    return [(f"adjustment:{entry_id}", _seat_refunded(reference))
+            for entry_id, reference in refunds] + [
+        (f"adjustment:move:{command_id}", result["moved_from"])
+        for command_id, result in moves]
+
+
+async def record_adjustments(day: date, period: Period, *, now: datetime) -> int:
+    """Coupons taken back from a seat on this day (``_taken_back``): when the
+    seat's own day is recorded already, what it took back is recorded today
+    (the closed day is never changed); when not, that day records what is
+    left."""
+    taken_back = await _taken_back(period)
+    if not taken_back:
         return 0
-    # A day's cancellations are many, and nearly all of seats still ahead:
-    # their records are read in one query.
-    seats = {refund.id: _seat_refunded(refund.reference) for refund in refunds}
+    # A day's cancellations and moves are many, and nearly all of seats still
+    # ahead: their records are read in one query.
     records: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for row in await UsageRecord.filter(reservation_id__in=set(seats.values())).values(
+    for row in await UsageRecord.filter(
+            reservation_id__in={seat for _, seat in taken_back}).values(
             "reservation_id", "coupons", "kind", "center_id", "user_id", "program_id",
             "starts_at"):
         records[row["reservation_id"]].append(row)
     adjustments: list[UsageRecord] = []
-    for refund in refunds:
-        reservation_id = seats[refund.id]
+    for entry_key, reservation_id in taken_back:
         recorded = records[reservation_id]
         if not any(row["kind"] != UsageKind.ADJUSTMENT for row in recorded):
             continue
@@ -82,7 +99,7 @@ async def record_adjustments(day: date, period: Period, *, now: datetime) -> int
         if change:
             seat = recorded[0]
             adjustments.append(UsageRecord(
-                entry_key=f"adjustment:{refund.id}", center_id=seat["center_id"], day=day,
+                entry_key=entry_key, center_id=seat["center_id"], day=day,
                 reservation_id=reservation_id, user_id=seat["user_id"],
                 program_id=seat["program_id"], starts_at=seat["starts_at"],
                 kind=UsageKind.ADJUSTMENT, coupons=change, amount_krw=change * KRW_PER_COUPON,

@@ -24,7 +24,8 @@ from fitnus.batches.models import BatchJob, BatchRun, RunStatus
 from fitnus.batches.runs import open_run, reopen, run_in_chunks
 from fitnus.booking import admin_refunds
 from fitnus.booking.batches import drain_timeslot
-from fitnus.booking.outcomes import CANCEL_RESERVATION
+from fitnus.booking.models import Reservation, ReservationStatus
+from fitnus.booking.outcomes import CANCEL_RESERVATION, MOVE_RESERVATION
 from fitnus.booking.service import timeslot_queue
 from fitnus.clock import ManualClock, system_clock
 from fitnus.commands.pending import PendingCommands
@@ -34,7 +35,6 @@ from fitnus.settlement import rules
 from fitnus.settlement.models import Discrepancy, UsageKind, UsageRecord
 from fitnus.settlement.usage import record_usage_step
 from fitnus.settlement.verification import check_usage
-from fitnus.wallet.models import LedgerEntry
 from tests.conftest import eventually
 from tests.e2e.test_booking import PRICE, fund, reserve
 from tests.e2e.test_centers import admin_headers, new_center, new_program
@@ -367,20 +367,25 @@ async def test_an_admins_refund_of_a_recorded_day_is_an_adjustment_on_its_own_da
         subject__in=[f"reservation:{recorded}", f"reservation:{unrecorded}"]).exists()
 
 
-async def test_a_cancellation_decided_after_its_day_was_recorded_is_an_adjustment(
+@pytest.mark.parametrize(("request_kind", "days_ahead"),
+                         [(CANCEL_RESERVATION, 37), (MOVE_RESERVATION, 47)])
+async def test_a_seat_given_up_after_its_day_was_recorded_is_an_adjustment(
     client: Client, sign_up: Any, settings: Any, redis: Redis, worker: dramatiq.Worker,
+    request_kind: str, days_ahead: int,
 ) -> None:
-    """Accepted two days ahead of the session, so a full refund, but decided
-    the day after it (its queue held past the daily run): the refund is
-    recorded on the day it was decided, and the seat's records add up to
-    what its wallet kept."""
-    day, decided_on = seoul_day(37), seoul_day(38)
+    """A cancellation, or a move to a later session, accepted two days ahead
+    of the session (so in full), but decided the day after it (its queue
+    held past the daily run): what the seat gave up is recorded on the day
+    it was decided, and the seat's records add up to what its wallet kept."""
+    day, decided_on = seoul_day(days_ahead), seoul_day(days_ahead + 1)
     place = await open_place(client, sign_up)
     timeslot_id = await timeslot(client, place, at(day, time(9)))
+    later_id = await timeslot(client, place, at(day + timedelta(days=20), time(9)))
     person, reservation_id = await seat(client, sign_up, timeslot_id)
     await record_day(day, after(day))
     keys = Keys(settings.redis_key_prefix)
     queue = timeslot_queue(redis, keys)
+    decided_in = timeslot_id if request_kind == CANCEL_RESERVATION else later_id
     accepted = ManualClock(datetime.combine(day - timedelta(days=2), time(9), SEOUL))
     deciding = ManualClock(datetime.combine(decided_on, time(12), SEOUL))
     held = CommandQueue(redis=redis, keys=keys, queue=queue,
@@ -390,22 +395,18 @@ async def test_a_cancellation_decided_after_its_day_was_recorded_is_an_adjustmen
     async def booking_drained() -> bool:
         return not await queue.leased(timeslot_id)
 
-    # The worker's drainer would take the cancellation too, on its own clock.
+    # The worker's drainer would take the request too, on its own clock.
     await eventually(booking_drained)
-    await held.send(timeslot_id, kind=CANCEL_RESERVATION, user_id=person.id,
+    await held.send(decided_in, kind=request_kind, user_id=person.id,
                     reservation_id=reservation_id)
 
     async def quiet(decided: Any) -> None:
         return None
 
-    async def no_other_timeslot(timeslot_id: int) -> None:
-        raise AssertionError(f"timeslot {timeslot_id} was sent a drain")
-
-    assert await drain_timeslot(timeslot_id, redis=redis, keys=keys, clock=deciding,
+    assert await drain_timeslot(decided_in, redis=redis, keys=keys, clock=deciding,
                                 zone=SEOUL, published=quiet,
-                                schedule_drain=no_other_timeslot) == 1
-    refund = await LedgerEntry.get(reference=f"cancellation:{reservation_id}")
-    assert refund.amount == PRICE
+                                schedule_drain=drained_below) == 1
+    assert (await Reservation.get(id=reservation_id)).status is ReservationStatus.CANCELLED
     clock = after(decided_on)
     await record_day(decided_on, clock)
     assert sorted((r.day, r.kind, r.coupons) for r in await UsageRecord.filter(
@@ -416,7 +417,7 @@ async def test_a_cancellation_decided_after_its_day_was_recorded_is_an_adjustmen
 
 
 async def drained_below(timeslot_id: int) -> None:
-    """This test drains by hand, on its own clock."""
+    """These tests drain by hand, on their own clock."""
 
 
 REFUNDS_AT_ONCE = 8
