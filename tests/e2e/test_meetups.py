@@ -51,6 +51,17 @@ async def club_with_meetup(client: Client, sign_up: Any, *, capacity: int = 5,
     return leader, member, await response.json()
 
 
+async def member_at_meetup(client: Client, sign_up: Any, *, capacity: int = 5,
+                           hours: float = 72) -> tuple[Any, Any, dict[str, Any]]:
+    """A club's meetup, its member holding a place there, the fee paid."""
+    leader, member, meetup = await club_with_meetup(client, sign_up, capacity=capacity,
+                                                    hours=hours)
+    await fund(member.id, FEE)
+    response = await join(client, member, meetup["id"], Prefer="wait=8")
+    assert response.status == 201, await response.text()
+    return leader, member, meetup
+
+
 async def join(client: Client, person: Any, meetup_id: int, **headers: str) -> Any:
     return await client.post(f"/api/v1/meetups/{meetup_id}/attendees",
                              headers={**person.headers, **headers})
@@ -160,9 +171,7 @@ async def test_meetups_and_reservations_never_overlap_for_one_person(
 async def test_leaving_a_day_ahead_refunds_the_fee(
     client: Client, sign_up: Any, worker: dramatiq.Worker,
 ) -> None:
-    _, member, meetup = await club_with_meetup(client, sign_up)
-    await fund(member.id, FEE)
-    assert (await join(client, member, meetup["id"], Prefer="wait=8")).status == 201
+    _, member, meetup = await member_at_meetup(client, sign_up)
     left = await client.delete(f"/api/v1/meetups/{meetup['id']}/attendees/me",
                                headers=member.headers)
     assert left.status == 204, await left.text()
@@ -181,9 +190,7 @@ async def test_a_member_who_leaves_the_club_leaves_its_future_meetups(
     client: Client, sign_up: Any, worker: dramatiq.Worker, removed_by_leader: bool,
     refunded: int,
 ) -> None:
-    leader, member, meetup = await club_with_meetup(client, sign_up, hours=5)
-    await fund(member.id, FEE)
-    assert (await join(client, member, meetup["id"], Prefer="wait=8")).status == 201
+    leader, member, meetup = await member_at_meetup(client, sign_up, hours=5)
     removed = await client.delete(f"/api/v1/clubs/{meetup['club_id']}/members/{member.id}",
                                   headers=(leader if removed_by_leader else member).headers)
     assert removed.status == 204
@@ -203,9 +210,7 @@ def queued_join(user_id: int) -> QueuedItem:
 async def test_a_club_with_people_in_a_meetup_ahead_is_not_dissolved(
     client: Client, sign_up: Any, worker: dramatiq.Worker,
 ) -> None:
-    leader, member, meetup = await club_with_meetup(client, sign_up, hours=5)
-    await fund(member.id, FEE)
-    assert (await join(client, member, meetup["id"], Prefer="wait=8")).status == 201
+    leader, member, meetup = await member_at_meetup(client, sign_up, hours=5)
     dissolve = f"/api/v1/clubs/{meetup['club_id']}"
     await refused(await client.delete(dissolve, headers=leader.headers), "meetups_ahead")
     assert await MeetupAttendee.exists(user_id=member.id, active=True)

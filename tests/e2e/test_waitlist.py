@@ -30,7 +30,7 @@ from tests.conftest import eventually
 from tests.e2e.test_booking import PRICE, Session, fund, open_session, reserve
 from tests.e2e.test_cancellation_policy import booked, cancel, hours_ahead
 from tests.e2e.test_clubs import joined
-from tests.e2e.test_meetups import FEE, club_with_meetup, join
+from tests.e2e.test_meetups import FEE, member_at_meetup
 
 Client = TestClient[Any, Any]
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -268,9 +268,7 @@ async def test_bad_requests_and_other_peoples_entries(
 async def test_a_full_meetups_place_goes_to_its_waitlist(
     client: Client, sign_up: Any, worker: dramatiq.Worker,
 ) -> None:
-    leader, member, meetup = await club_with_meetup(client, sign_up, capacity=1)
-    await fund(member.id, FEE)
-    assert (await join(client, member, meetup["id"], Prefer="wait=8")).status == 201
+    leader, member, meetup = await member_at_meetup(client, sign_up, capacity=1)
     path = f"/api/v1/meetups/{meetup['id']}/waitlist"
     await refused(await client.post(path, json={}, headers=(await sign_up()).headers),
                   "not_a_member")
@@ -298,9 +296,7 @@ async def test_a_full_meetups_place_goes_to_its_waitlist(
 async def test_someone_who_left_the_club_is_passed_over(
     client: Client, sign_up: Any, worker: dramatiq.Worker,
 ) -> None:
-    leader, member, meetup = await club_with_meetup(client, sign_up, capacity=1)
-    await fund(member.id, FEE)
-    assert (await join(client, member, meetup["id"], Prefer="wait=8")).status == 201
+    leader, member, meetup = await member_at_meetup(client, sign_up, capacity=1)
     gone, staying = await funded(sign_up, FEE), await funded(sign_up, FEE)
     for person in (gone, staying):
         await joined(client, leader, person, meetup["club_id"])
